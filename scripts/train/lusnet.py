@@ -1,0 +1,69 @@
+"""LusNet in PyTorch, layer for layer the network of src/model/lusnet.rs.
+
+Training uses batch norm after every 3x3 convolution; `export_state` folds
+it into the convolution weights, which is the form the Rust runtime loads.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+SEG_CLASSES = ["background", "b_line", "consolidation"]
+
+
+class ConvBnRelu(nn.Module):
+    def __init__(self, cin, cout, stride=1):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x):
+        return F.relu(self.bn(self.conv(x)))
+
+    def folded(self):
+        """(weight, bias) with batch norm folded in (eval statistics)."""
+        scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)
+        weight = self.conv.weight * scale[:, None, None, None]
+        bias = self.bn.bias - self.bn.running_mean * scale
+        return weight.detach(), bias.detach()
+
+
+class LusNet(nn.Module):
+    def __init__(self, widths=(16, 32, 64, 128), seg_classes=len(SEG_CLASSES), dropout=0.3):
+        super().__init__()
+        w0, w1, w2, w3 = widths
+        self.widths = widths
+        self.stem = ConvBnRelu(1, w0, 2)
+        self.stem2 = ConvBnRelu(w0, w0)
+        self.down1 = ConvBnRelu(w0, w1, 2)
+        self.block1 = ConvBnRelu(w1, w1)
+        self.down2 = ConvBnRelu(w1, w2, 2)
+        self.block2 = ConvBnRelu(w2, w2)
+        self.down3 = ConvBnRelu(w2, w3, 2)
+        self.block3 = ConvBnRelu(w3, w3)
+        self.up2 = ConvBnRelu(w3 + w2, w2)
+        self.up1 = ConvBnRelu(w2 + w1, w1)
+        self.seg = nn.Conv2d(w1, seg_classes, 1)
+        self.dropout = nn.Dropout(dropout)
+        self.score = nn.Linear(2 * w3, 4)
+
+    def forward(self, x):
+        """x: [N, 1, S, S] normalized -> (score logits [N, 4], seg logits [N, C, S/4, S/4])."""
+        s2 = self.stem2(self.stem(x))
+        s4 = self.block1(self.down1(s2))
+        s8 = self.block2(self.down2(s4))
+        s16 = self.block3(self.down3(s8))
+        pooled = torch.cat([s16.mean((2, 3)), s16.amax((2, 3))], 1)
+        score = self.score(self.dropout(pooled))
+        d8 = self.up2(torch.cat([F.interpolate(s16, scale_factor=2, mode="nearest"), s8], 1))
+        d4 = self.up1(torch.cat([F.interpolate(d8, scale_factor=2, mode="nearest"), s4], 1))
+        return score, self.seg(d4)
+
+    def export_state(self):
+        """Tensors as `pleura model import` reads them: BN folded, float32."""
+        state = {}
+        for name in ["stem", "stem2", "down1", "block1", "down2", "block2", "down3", "block3", "up2", "up1"]:
+            w, b = getattr(self, name).folded()
+            state[f"{name}.weight"], state[f"{name}.bias"] = w, b
+        state["seg.weight"], state["seg.bias"] = self.seg.weight.detach(), self.seg.bias.detach()
+        state["score.weight"], state["score.bias"] = self.score.weight.detach(), self.score.bias.detach()
+        return {k: v.float().contiguous().cpu() for k, v in state.items()}

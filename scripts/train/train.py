@@ -1,0 +1,425 @@
+#!/usr/bin/env python3
+"""Train LusNet: patient-wise 5-fold cross-validation, then a final fit on
+all data, then export of the weights, a parity fixture and plots.
+
+    pip install -r scripts/train/requirements.txt
+    python scripts/train/train.py            # everything, CPU or CUDA
+
+Frames come from `pleura dataset export`, i.e. from the exact decode, sector
+and resize code of the runtime; this script runs it when its cache is
+missing. Folds are split by patient (BLUES) and by name stem (POCUS): no
+patient is ever in both the training and the held-out part of a fold. The
+CV numbers are computed on held-out folds only and nothing is tuned on them.
+"""
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).parent))
+from lusnet import SEG_CLASSES, LusNet  # noqa: E402
+from weak_masks import weak_mask  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+SIZE = 128
+WIDTHS = (16, 32, 64, 128)
+NORM_MEAN, NORM_STD = 0.2, 0.2
+LICENSES = (
+    "COVID-BLUES (Wiedemann et al., IEEE JBHI 2025): CC BY-NC-ND 4.0; "
+    "POCUS (Born et al. 2021) files: CC BY-NC 4.0 / CC BY-NC-SA / CC BY 4.0 / CC BY 2.0 per file, "
+    "severity labels (Gare et al. 2022): CC BY-NC 4.0. "
+    "The weights are therefore for non-commercial research use only."
+)
+
+
+# ---------------------------------------------------------------- data
+
+def export_cache(cache, data):
+    for name in ["blues", "pocus"]:
+        if (cache / name / "index.json").exists():
+            continue
+        src = data / ("blues-dev" if name == "blues" else "pocus")
+        cmd = ["cargo", "run", "--release", "--quiet", "--", "dataset", "export", "--dataset", name,
+               str(src), "--out", str(cache / name), "--size", str(SIZE), "--max-frames", "48"]
+        print("+", " ".join(cmd), flush=True)
+        subprocess.run(cmd, cwd=ROOT, check=True)
+
+
+def load_clips(cache):
+    clips = []
+    for name in ["blues", "pocus"]:
+        index = json.loads((cache / name / "index.json").read_text())
+        assert index["size"] == SIZE, f"{cache / name} holds {index['size']}px frames, expected {SIZE}"
+        for c in index["clips"]:
+            raw = np.fromfile(cache / name / c["file"], dtype=np.uint8)
+            frames = raw.reshape(c["frames"], SIZE, SIZE)
+            clips.append({
+                "name": c["name"], "dataset": name, "group": f"{name}:{c['group']}",
+                "score": int(c["score"]), "b_lines": c["b_lines"], "consolidation": c["consolidation"],
+                "frames": frames,
+            })
+    for c in clips:
+        seg_known = c["b_lines"] is not None
+        c["masks"] = np.stack([weak_mask(f, bool(c["b_lines"]), bool(c["consolidation"])) for f in c["frames"]]) \
+            if seg_known else None
+    return clips
+
+
+def make_folds(clips, k, seed):
+    """Assign whole groups to folds, balancing each dataset's score mix."""
+    rng = np.random.default_rng(seed)
+    fold_of = {}
+    for dataset in ["blues", "pocus"]:
+        groups = {}
+        for c in clips:
+            if c["dataset"] == dataset:
+                groups.setdefault(c["group"], []).append(c["score"])
+        order = sorted(groups, key=lambda g: (np.mean(groups[g]), rng.random()))
+        for i, g in enumerate(order):
+            # Serpentine over folds, so each fold gets low and high scorers.
+            r, j = divmod(i, k)
+            fold_of[g] = j if r % 2 == 0 else k - 1 - j
+    return [fold_of[c["group"]] for c in clips]
+
+
+# ------------------------------------------------------- augmentations
+
+def augment(x, m, gen):
+    """Ultrasound-minded augmentations on a batch x [N,1,S,S] in [0,1] and masks m [N,S/4,S/4] (-1 = ignore)."""
+    n, dev = x.shape[0], x.device
+    u = lambda *s: torch.rand(*s, generator=gen, device="cpu").to(dev)  # noqa: E731
+    # Geometry: small rotation about the probe (top centre), zoom, left-right flip, depth crop.
+    angle = (u(n) - 0.5) * math.radians(20)
+    zoom = 1.0 - u(n) * 0.15            # <1 zooms in
+    depth = 1.0 - u(n) * 0.2            # keep the top 80-100 % of the depth
+    flip = torch.where(u(n) < 0.5, -1.0, 1.0)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.zeros(n, 2, 3, device=dev)
+    theta[:, 0, 0] = cos * zoom * flip
+    theta[:, 0, 1] = -sin * zoom * depth
+    theta[:, 1, 0] = sin * zoom * flip
+    theta[:, 1, 1] = cos * zoom * depth
+    theta[:, 1, 2] = (depth * zoom - 1.0)  # anchor the top edge
+    grid = F.affine_grid(theta, x.shape, align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    mg = F.affine_grid(theta, (n, 1) + m.shape[1:], align_corners=False)
+    m = F.grid_sample((m + 1).float()[:, None], mg, mode="nearest", padding_mode="zeros",
+                      align_corners=False)[:, 0].long() - 1
+    # Intensity: overall gain, time-gain compensation ramp, gamma, speckle.
+    s = x.shape[-1]
+    depth_axis = torch.linspace(-0.5, 0.5, s, device=dev)[None, None, :, None]
+    gain = 0.7 + 0.6 * u(n)[:, None, None, None]
+    tgc = 1.0 + (u(n)[:, None, None, None] - 0.5) * 0.8 * depth_axis
+    gamma = 0.8 + 0.4 * u(n)[:, None, None, None]
+    x = (x.clamp(0, 1) ** gamma) * gain * tgc
+    speckle = 1.0 + 0.15 * u(n)[:, None, None, None] * torch.randn(x.shape, generator=gen).to(dev)
+    x = (x * speckle).clamp(0, 1)
+    return x, m
+
+
+def sord_targets(y, alpha=2.0):
+    """Soft ordinal labels (SORD, Diaz & Marathe 2019): p(k) ∝ exp(-alpha (k - y)^2)."""
+    k = torch.arange(4, device=y.device, dtype=torch.float32)
+    return torch.softmax(-alpha * (k[None] - y[:, None].float()) ** 2, 1)
+
+
+# ----------------------------------------------------------- training
+
+def batches(clips, frames_per_clip, batch, rng):
+    items = []
+    for ci, c in enumerate(clips):
+        t = len(c["frames"])
+        for fi in rng.choice(t, size=min(frames_per_clip, t), replace=False):
+            items.append((ci, fi))
+    rng.shuffle(items)
+    for i in range(0, len(items), batch):
+        yield items[i:i + batch]
+
+
+def to_batch(clips, items, device):
+    x = np.stack([clips[ci]["frames"][fi] for ci, fi in items]).astype(np.float32) / 255.0
+    m = np.stack([clips[ci]["masks"][fi] if clips[ci]["masks"] is not None
+                  else np.full((SIZE // 4, SIZE // 4), -1) for ci, fi in items])
+    y = np.array([clips[ci]["score"] for ci, _ in items])
+    return (torch.from_numpy(x)[:, None].to(device), torch.from_numpy(m).long().to(device),
+            torch.from_numpy(y).to(device))
+
+
+def train_model(clips, args, device, desc, seed):
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = LusNet(WIDTHS).to(device)
+    counts = np.bincount([c["score"] for c in clips], minlength=4) + 1
+    class_w = torch.tensor((counts.sum() / counts) ** 0.5, dtype=torch.float32, device=device)
+    class_w = class_w / class_w.mean()
+    seg_w = torch.tensor([0.2, 1.0, 1.0], device=device)
+    steps_per_epoch = math.ceil(len(clips) * args.frames_per_clip / args.batch)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-2)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch)
+    history = []
+    bar = tqdm(range(args.epochs), desc=desc, leave=False)
+    for _ in bar:
+        model.train()
+        tot, tot_score, tot_seg, n = 0.0, 0.0, 0.0, 0
+        for items in batches(clips, args.frames_per_clip, args.batch, rng):
+            x, m, y = to_batch(clips, items, device)
+            x, m = augment(x, m, gen)
+            x = (x - NORM_MEAN) / NORM_STD
+            score, seg = model(x)
+            w = class_w[y]
+            l_score = (-(sord_targets(y) * F.log_softmax(score, 1)).sum(1) * w).sum() / w.sum()
+            l_seg = F.cross_entropy(seg, m, weight=seg_w, ignore_index=-1) if (m >= 0).any() else score.sum() * 0
+            loss = l_score + args.seg_weight * l_seg
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot += loss.item() * len(items)
+            tot_score += l_score.item() * len(items)
+            tot_seg += l_seg.item() * len(items)
+            n += len(items)
+        history.append({"loss": tot / n, "score_loss": tot_score / n, "seg_loss": tot_seg / n})
+        bar.set_postfix(loss=f"{tot / n:.3f}")
+    return model, history
+
+
+@torch.no_grad()
+def predict_clip(model, frames, device):
+    """Mean softmax over all frames (the runtime's `mean_probability` rule) and mean B-line area."""
+    model.eval()
+    x = torch.from_numpy(frames.astype(np.float32) / 255.0)[:, None].to(device)
+    x = (x - NORM_MEAN) / NORM_STD
+    probs, bline = [], []
+    for i in range(0, len(x), 64):
+        s, g = model(x[i:i + 64])
+        probs.append(torch.softmax(s, 1).cpu())
+        bline.append((g.argmax(1) == 1).float().mean((1, 2)).cpu())
+    return torch.cat(probs).mean(0).numpy(), float(torch.cat(bline).mean())
+
+
+# ------------------------------------------------------------ metrics
+# Same definitions as src/eval/metrics.rs (scikit-learn conventions).
+
+def confusion(t, p, k=4):
+    m = np.zeros((k, k), np.int64)
+    for a, b in zip(t, p):
+        m[a, b] += 1
+    return m
+
+
+def metrics(t, p):
+    m = confusion(t, p)
+    rows, cols, n = m.sum(1), m.sum(0), m.sum()
+    f1 = np.array([2 * m[i, i] / (rows[i] + cols[i]) if rows[i] + cols[i] else 0.0 for i in range(4)])
+    present = (rows + cols) > 0
+    w = ((np.arange(4)[:, None] - np.arange(4)[None]) / 3.0) ** 2
+    expected = np.outer(rows, cols) / max(n, 1)
+    qwk = 1 - (w * m).sum() / (w * expected).sum() if (w * expected).sum() else 1.0
+    return {
+        "accuracy": float(np.trace(m) / max(n, 1)),
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "weighted_f1": float((f1 * rows).sum() / max(n, 1)),
+        "qwk": float(qwk),
+        "mae": float(np.abs(np.array(t) - np.array(p)).mean()) if len(t) else 0.0,
+        "confusion": m.tolist(),
+    }
+
+
+def auc(scores, labels):
+    pos = [s for s, l in zip(scores, labels) if l]
+    neg = [s for s, l in zip(scores, labels) if not l]
+    if not pos or not neg:
+        return None
+    wins = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a in pos for b in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def exam_mae(rows):
+    totals = {}
+    for r in rows:
+        if r["dataset"] == "blues":
+            t = totals.setdefault(r["group"], [0, 0])
+            t[0] += r["truth"]
+            t[1] += r["pred"]
+    return float(np.mean([abs(a - b) for a, b in totals.values()])) if totals else None
+
+
+def summarize(rows):
+    out = {}
+    for dataset in ["blues", "pocus"]:
+        sel = [r for r in rows if r["dataset"] == dataset]
+        if not sel:
+            continue
+        d = metrics([r["truth"] for r in sel], [r["pred"] for r in sel])
+        lab = [r for r in sel if r["b_lines"] is not None]
+        d["bline_auc"] = auc([r["bline"] for r in lab], [r["b_lines"] for r in lab])
+        if dataset == "blues":
+            d["exam_mae"] = exam_mae(sel)
+        d["clips"] = len(sel)
+        out[dataset] = d
+    return out
+
+
+# -------------------------------------------------------------- plots
+
+def plot(histories, cv, out):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    for name, h in histories.items():
+        ax[0].plot([e["score_loss"] for e in h], label=name)
+        ax[1].plot([e["seg_loss"] for e in h], label=name)
+    ax[0].set_title("score loss (SORD cross-entropy, train)")
+    ax[1].set_title("segmentation loss (weak masks, train)")
+    for a in ax:
+        a.set_xlabel("epoch")
+        a.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "loss_curves.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(1, len(cv), figsize=(4.5 * len(cv), 4))
+    ax = np.atleast_1d(ax)
+    for a, (dataset, d) in zip(ax, cv.items()):
+        m = np.array(d["confusion"])
+        a.imshow(m, cmap="Blues")
+        for i in range(4):
+            for j in range(4):
+                a.text(j, i, m[i, j], ha="center", va="center", color="black")
+        a.set_xlabel("predicted score")
+        a.set_ylabel("expert score")
+        a.set_title(f"{dataset} CV: macro-F1 {d['macro_f1']:.2f}, QWK {d['qwk']:.2f}")
+        a.set_xticks(range(4))
+        a.set_yticks(range(4))
+    fig.tight_layout()
+    fig.savefig(out / "cv_confusion.png", dpi=110)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--cache", type=Path, default=ROOT / "target" / "train-cache")
+    ap.add_argument("--out", type=Path, default=ROOT / "target" / "train")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--frames-per-clip", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--seg-weight", type=float, default=0.5)
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--version", type=int, default=1)
+    ap.add_argument("--skip-cv", action="store_true", help="final fit only (reuses cv.json)")
+    args = ap.parse_args()
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    args.out.mkdir(parents=True, exist_ok=True)
+    export_cache(args.cache, args.data)
+    clips = load_clips(args.cache)
+    print(f"{len(clips)} clips, {sum(len(c['frames']) for c in clips)} frames, device {device}")
+
+    histories = {}
+    cv_path = args.out / "cv.json"
+    if args.skip_cv:
+        cv = json.loads(cv_path.read_text())
+    else:
+        folds = make_folds(clips, args.folds, args.seed)
+        rows, per_fold = [], []
+        for k in range(args.folds):
+            train = [c for c, f in zip(clips, folds) if f != k]
+            test = [c for c, f in zip(clips, folds) if f == k]
+            assert not {c["group"] for c in train} & {c["group"] for c in test}, "patient leak"
+            t0 = time.time()
+            model, hist = train_model(train, args, device, f"fold {k + 1}/{args.folds}", args.seed + k)
+            histories[f"fold {k + 1}"] = hist
+            fold_rows = []
+            for c in test:
+                probs, bline = predict_clip(model, c["frames"], device)
+                fold_rows.append({"name": c["name"], "dataset": c["dataset"], "group": c["group"], "fold": k,
+                                  "truth": c["score"], "pred": int(np.argmax(probs)), "probs": probs.tolist(),
+                                  "bline": bline, "b_lines": c["b_lines"]})
+            rows += fold_rows
+            s = summarize(fold_rows)
+            per_fold.append(s)
+            b = s.get("blues", {})
+            print(f"fold {k + 1}: {time.time() - t0:.0f}s  blues macro-F1 {b.get('macro_f1', 0):.3f} "
+                  f"QWK {b.get('qwk', 0):.3f}  acc {b.get('accuracy', 0):.3f}", flush=True)
+        pooled = summarize(rows)
+        spread = {}
+        for dataset in pooled:
+            for key in ["accuracy", "macro_f1", "weighted_f1", "qwk", "mae", "bline_auc", "exam_mae"]:
+                vals = [f[dataset][key] for f in per_fold if dataset in f and f[dataset].get(key) is not None]
+                if vals:
+                    spread.setdefault(dataset, {})[key] = {"mean": float(np.mean(vals)), "std": float(np.std(vals))}
+        cv = {"protocol": f"{args.folds}-fold patient-wise CV (BLUES by patient, POCUS by name stem), "
+                          f"clip score = mean frame probability", "pooled": pooled, "per_fold": spread,
+              "settings": vars(args) | {"data": str(args.data), "cache": str(args.cache), "out": str(args.out)},
+              "clips": rows}
+        cv_path.write_text(json.dumps(cv, indent=1))
+        plot(histories, pooled, args.out)
+        print(json.dumps({"pooled": {d: {k: v for k, v in m.items() if k != "confusion"}
+                                     for d, m in pooled.items()}, "per_fold": spread}, indent=1))
+
+    model, hist = train_model(clips, args, device, "final fit", args.seed + 100)
+    histories["final"] = hist
+    if not args.skip_cv:
+        plot(histories, cv["pooled"], args.out)
+    export(model, clips, cv, args)
+
+
+def export(model, clips, cv, args):
+    model.eval().cpu()
+    cv_summary = {"protocol": cv["protocol"], "pooled": cv["pooled"], "per_fold": cv["per_fold"]}
+    meta = {
+        "architecture": "lusnet", "input_size": str(SIZE), "widths": ",".join(map(str, WIDTHS)),
+        "norm_mean": str(NORM_MEAN), "norm_std": str(NORM_STD), "seg_classes": ",".join(SEG_CLASSES),
+        "aggregation": "mean_probability",
+        "training_data": f"COVID-BLUES dev split (238 clips, 42 patients) + POCUS rated clips (82); "
+                         f"{args.epochs} epochs x {args.frames_per_clip} frames/clip; weak segmentation masks "
+                         f"(scripts/train/weak_masks.py)",
+        "licenses": LICENSES, "cv_metrics": json.dumps(cv_summary),
+    }
+    weights = args.out / f"lusnet-v{args.version}.safetensors"
+    save_file(model.export_state(), str(weights), metadata=meta)
+    print(f"wrote {weights}")
+
+    # Parity fixture: a few real frames of different scores and the network's exact outputs.
+    fixture_dir = ROOT / "tests" / "fixtures"
+    fixture_dir.mkdir(parents=True, exist_ok=True)
+    picks = []
+    for score in range(4):
+        c = next(c for c in clips if c["dataset"] == "pocus" and c["score"] == score)
+        picks.append(c["frames"][len(c["frames"]) // 2])
+    frames = np.stack(picks)
+    x = (torch.from_numpy(frames.astype(np.float32) / 255.0)[:, None] - NORM_MEAN) / NORM_STD
+    with torch.no_grad():
+        score, seg = model(x)
+    save_file({"frames": torch.from_numpy(frames.copy()), "score_logits": score.contiguous(),
+               "seg_logits": seg.permute(0, 2, 3, 1).contiguous()}, str(fixture_dir / "parity.safetensors"))
+    save_file(model.export_state(), str(fixture_dir / "lusnet-parity-f32.safetensors"), metadata=meta)
+    print(f"wrote {fixture_dir / 'parity.safetensors'}")
+
+    gguf = ROOT / "models" / f"lusnet-v{args.version}.gguf"
+    cmd = ["cargo", "run", "--release", "--quiet", "--", "model", "import", str(weights),
+           "--quantize", "q8_0", "-o", str(gguf)]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, cwd=ROOT, check=True)
+
+
+if __name__ == "__main__":
+    main()

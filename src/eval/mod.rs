@@ -1,0 +1,363 @@
+//! Offline work on labelled datasets: evaluating a model against expert
+//! scores (`pleura eval`) and exporting preprocessed frames for the trainer
+//! (`pleura dataset export`).
+//!
+//! Both read clips through the same decode → sector → crop/resize path as
+//! the live pipeline, so the trainer, the evaluation and the bedside see the
+//! same pixels. A clip that cannot be decoded is named, counted and skipped;
+//! the run goes on.
+
+pub mod dataset;
+pub mod metrics;
+
+use crate::model::{LusNet, ModelError};
+use crate::preprocess::{Roi, crop_resize, detect_sector};
+use crate::scoring::{clip_score, mean_class_fraction};
+use crate::source::{SourceError, decode_clip};
+use dataset::{ClipRecord, DatasetKind};
+use metrics::{Confusion, roc_auc};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Frames run through the network at once.
+const BATCH: usize = 16;
+
+/// A clip decoded and preprocessed into model-sized frames.
+#[derive(Debug, Clone)]
+pub struct PreparedClip {
+    /// The sector found in the clip.
+    pub roi: Roi,
+    /// `size × size` 8-bit frames.
+    pub frames: Vec<Vec<u8>>,
+}
+
+/// Decodes a clip (at most `max_frames`, evenly spaced), finds its sector
+/// and crops and resizes every frame to `size × size`.
+pub fn prepare_clip(
+    path: &Path,
+    size: usize,
+    max_frames: Option<usize>,
+) -> Result<PreparedClip, SourceError> {
+    let decoded = decode_clip(path, max_frames)?;
+    let roi = detect_sector(&decoded).ok_or_else(|| SourceError::Decode {
+        path: path.to_path_buf(),
+        reason: "no frames".into(),
+    })?;
+    let frames = decoded
+        .iter()
+        .filter_map(|f| crop_resize(f, roi, size))
+        .collect::<Vec<_>>();
+    Ok(PreparedClip { roi, frames })
+}
+
+/// Why an evaluation or export stopped (single clips never stop it).
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The dataset's labels could not be read.
+    #[error(transparent)]
+    Dataset(#[from] dataset::DatasetError),
+    /// The model failed on valid input.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The output could not be written.
+    #[error("{path}: {cause}")]
+    Output {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// The operating system's reason.
+        cause: std::io::Error,
+    },
+}
+
+/// Video-level agreement with the expert scores.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VideoMetrics {
+    /// Exact agreement.
+    pub accuracy: f64,
+    /// Unweighted mean F1 over scores.
+    pub macro_f1: f64,
+    /// F1 weighted by true counts.
+    pub weighted_f1: f64,
+    /// Quadratic-weighted kappa.
+    pub qwk: f64,
+    /// Mean absolute score error.
+    pub mae: f64,
+    /// Rows = truth, columns = prediction.
+    pub confusion: Confusion,
+}
+
+impl VideoMetrics {
+    /// Metrics of `(truth, prediction)` pairs.
+    pub fn from_pairs(pairs: &[(u8, u8)]) -> Self {
+        let confusion = Confusion::new(pairs, crate::model::SCORE_CLASSES);
+        Self {
+            accuracy: confusion.accuracy(),
+            macro_f1: confusion.macro_f1(),
+            weighted_f1: confusion.weighted_f1(),
+            qwk: confusion.quadratic_kappa(),
+            mae: confusion.mae(),
+            confusion,
+        }
+    }
+}
+
+/// Exam-level error: per patient, the sum of zone scores.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExamMetrics {
+    /// Mean absolute error of the exam total.
+    pub mae: f64,
+    /// Patients whose every zone was scored.
+    pub patients: usize,
+}
+
+/// B-line detection from the segmentation output.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BlineMetrics {
+    /// ROC AUC of the mean B-line area against the expert's yes/no.
+    pub auc: Option<f64>,
+    /// Clips with a B-line label.
+    pub clips: usize,
+}
+
+/// One scored clip.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClipResult {
+    /// The clip's name.
+    pub name: String,
+    /// Patient or name stem.
+    pub group: String,
+    /// Expert score.
+    pub truth: u8,
+    /// Predicted score.
+    pub predicted: u8,
+    /// Confidence of the prediction.
+    pub confidence: f32,
+    /// Mean probability of each score.
+    pub probs: [f32; 4],
+    /// Mean B-line area fraction.
+    pub bline_fraction: f32,
+    /// Mean consolidation area fraction.
+    pub consolidation_fraction: f32,
+    /// Expert B-line label.
+    pub b_lines: Option<bool>,
+}
+
+/// A clip that could not be scored, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SkippedClip {
+    /// The clip's name.
+    pub name: String,
+    /// The reason, naming the file.
+    pub reason: String,
+}
+
+/// The result of `pleura eval`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EvalReport {
+    /// Which dataset.
+    pub dataset: DatasetKind,
+    /// Clips scored.
+    pub clips_scored: usize,
+    /// Clips skipped (unreadable).
+    pub clips_skipped: usize,
+    /// Video-level metrics.
+    pub video: VideoMetrics,
+    /// Exam-level metrics (BLUES only).
+    pub exam: Option<ExamMetrics>,
+    /// B-line detection.
+    pub bline: BlineMetrics,
+    /// The skipped clips.
+    pub skipped: Vec<SkippedClip>,
+    /// Every scored clip.
+    pub clips: Vec<ClipResult>,
+}
+
+/// Scores every rated clip of a dataset and compares with the experts.
+/// `progress` is called after each clip with (done, total, clip name).
+pub fn evaluate(
+    kind: DatasetKind,
+    dir: &Path,
+    model: &LusNet,
+    max_frames: Option<usize>,
+    mut progress: impl FnMut(usize, usize, &str),
+) -> Result<EvalReport, EvalError> {
+    let rated: Vec<ClipRecord> = dataset::list_clips(kind, dir)?
+        .into_iter()
+        .filter(|c| c.score.is_some())
+        .collect();
+    let meta = model.meta();
+    let bline_class = meta.seg_class("b_line");
+    let consolidation_class = meta.seg_class("consolidation");
+    let mut clips = Vec::new();
+    let mut skipped = Vec::new();
+    for (i, record) in rated.iter().enumerate() {
+        progress(i, rated.len(), &record.name);
+        let prepared = match prepare_clip(&record.path, meta.input_size, max_frames) {
+            Ok(p) if !p.frames.is_empty() => p,
+            Ok(_) => {
+                skipped.push(skip(record, "no usable frame".into()));
+                continue;
+            }
+            Err(e) => {
+                log::warn!("skipping clip: {e}");
+                skipped.push(skip(record, e.to_string()));
+                continue;
+            }
+        };
+        let mut predictions = Vec::with_capacity(prepared.frames.len());
+        for batch in prepared.frames.chunks(BATCH) {
+            let views: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+            predictions.extend(model.predict(&views)?);
+        }
+        let Some(clip) = clip_score(&predictions) else {
+            skipped.push(skip(record, "no usable frame".into()));
+            continue;
+        };
+        let fraction =
+            |class: Option<usize>| class.map_or(0.0, |c| mean_class_fraction(&predictions, c));
+        clips.push(ClipResult {
+            name: record.name.clone(),
+            group: record.group.clone(),
+            truth: record.score.unwrap_or_default(),
+            predicted: clip.score,
+            confidence: clip.confidence,
+            probs: clip.probs,
+            bline_fraction: fraction(bline_class),
+            consolidation_fraction: fraction(consolidation_class),
+            b_lines: record.b_lines,
+        });
+    }
+    progress(rated.len(), rated.len(), "");
+    Ok(report(kind, &rated, clips, skipped))
+}
+
+fn skip(record: &ClipRecord, reason: String) -> SkippedClip {
+    SkippedClip {
+        name: record.name.clone(),
+        reason,
+    }
+}
+
+/// Builds the report from scored clips.
+fn report(
+    kind: DatasetKind,
+    rated: &[ClipRecord],
+    clips: Vec<ClipResult>,
+    skipped: Vec<SkippedClip>,
+) -> EvalReport {
+    let pairs: Vec<(u8, u8)> = clips.iter().map(|c| (c.truth, c.predicted)).collect();
+    let exam = (kind == DatasetKind::Blues).then(|| exam_metrics(rated, &clips));
+    let labelled: Vec<(f64, bool)> = clips
+        .iter()
+        .filter_map(|c| c.b_lines.map(|b| (f64::from(c.bline_fraction), b)))
+        .collect();
+    let (scores, labels): (Vec<f64>, Vec<bool>) = labelled.iter().copied().unzip();
+    EvalReport {
+        dataset: kind,
+        clips_scored: clips.len(),
+        clips_skipped: skipped.len(),
+        video: VideoMetrics::from_pairs(&pairs),
+        exam,
+        bline: BlineMetrics {
+            auc: roc_auc(&scores, &labels),
+            clips: labelled.len(),
+        },
+        skipped,
+        clips,
+    }
+}
+
+/// Exam totals per patient, over patients whose every rated zone was scored.
+fn exam_metrics(rated: &[ClipRecord], clips: &[ClipResult]) -> ExamMetrics {
+    let mut zones: BTreeMap<&str, usize> = BTreeMap::new();
+    for record in rated {
+        *zones.entry(record.group.as_str()).or_default() += 1;
+    }
+    let mut totals: BTreeMap<&str, (usize, i64, i64)> = BTreeMap::new();
+    for clip in clips {
+        let entry = totals.entry(clip.group.as_str()).or_default();
+        entry.0 += 1;
+        entry.1 += i64::from(clip.truth);
+        entry.2 += i64::from(clip.predicted);
+    }
+    let errors: Vec<f64> = totals
+        .iter()
+        .filter(|(group, (n, _, _))| zones.get(*group) == Some(n))
+        .map(|(_, (_, truth, predicted))| (truth - predicted).abs() as f64)
+        .collect();
+    ExamMetrics {
+        mae: if errors.is_empty() {
+            0.0
+        } else {
+            errors.iter().sum::<f64>() / errors.len() as f64
+        },
+        patients: errors.len(),
+    }
+}
+
+/// One clip in an exported training set.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExportedClip {
+    /// The labels.
+    #[serde(flatten)]
+    pub record: ClipRecord,
+    /// The dataset it came from.
+    pub dataset: DatasetKind,
+    /// The sector found.
+    pub roi: Roi,
+    /// Frames stored.
+    pub frames: usize,
+    /// Raw `frames × size × size` bytes, relative to the index.
+    pub file: String,
+}
+
+/// Writes the rated clips of a dataset as raw preprocessed frames plus an
+/// `index.json`, for the training script. Returns (exported, skipped).
+pub fn export_dataset(
+    kind: DatasetKind,
+    dir: &Path,
+    out: &Path,
+    size: usize,
+    max_frames: Option<usize>,
+    mut progress: impl FnMut(usize, usize, &str),
+) -> Result<(usize, Vec<SkippedClip>), EvalError> {
+    let output = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| EvalError::Output {
+            path,
+            cause: source,
+        }
+    };
+    let rated: Vec<ClipRecord> = dataset::list_clips(kind, dir)?
+        .into_iter()
+        .filter(|c| c.score.is_some())
+        .collect();
+    std::fs::create_dir_all(out.join("frames")).map_err(output(out))?;
+    let mut exported = Vec::new();
+    let mut skipped = Vec::new();
+    for (i, record) in rated.iter().enumerate() {
+        progress(i, rated.len(), &record.name);
+        match prepare_clip(&record.path, size, max_frames) {
+            Ok(clip) if !clip.frames.is_empty() => {
+                let file = format!("frames/{i:04}.u8");
+                let path = out.join(&file);
+                std::fs::write(&path, clip.frames.concat()).map_err(output(&path))?;
+                exported.push(ExportedClip {
+                    record: record.clone(),
+                    dataset: kind,
+                    roi: clip.roi,
+                    frames: clip.frames.len(),
+                    file,
+                });
+            }
+            Ok(_) => skipped.push(skip(record, "no usable frame".into())),
+            Err(e) => skipped.push(skip(record, e.to_string())),
+        }
+    }
+    progress(rated.len(), rated.len(), "");
+    let index = out.join("index.json");
+    let json = serde_json::json!({ "size": size, "clips": exported });
+    std::fs::write(&index, serde_json::to_vec_pretty(&json).unwrap_or_default())
+        .map_err(output(&index))?;
+    Ok((exported.len(), skipped))
+}

@@ -1,0 +1,34 @@
+//! The unit that flows through Pleura: one grayscale video frame.
+//!
+//! A frame carries only pixels and where it came from in time. It knows
+//! nothing about sectors, models or scores.
+
+/// One 8-bit grayscale frame, rows packed without padding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GrayFrame {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// `width * height` luma values, row-major.
+    pub pixels: Vec<u8>,
+    /// Position of the frame in its stream, counting from 0.
+    pub seq: u64,
+}
+
+impl GrayFrame {
+    /// Wraps `pixels`; returns `None` when their count is not `width * height`.
+    pub fn new(width: usize, height: usize, pixels: Vec<u8>, seq: u64) -> Option<Self> {
+        (width > 0 && height > 0 && pixels.len() == width * height).then_some(Self {
+            width,
+            height,
+            pixels,
+            seq,
+        })
+    }
+
+    /// The pixel at column `x`, row `y`.
+    pub fn at(&self, x: usize, y: usize) -> u8 {
+        self.pixels[y * self.width + x]
+    }
+}

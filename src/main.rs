@@ -1,0 +1,322 @@
+//! The `pleura` command line: parses arguments and calls the library.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use pleura::eval::dataset::DatasetKind;
+use pleura::eval::{EvalReport, evaluate, export_dataset, prepare_clip};
+use pleura::model::import::{Quantization, import_safetensors};
+use pleura::model::lusnet::macs_per_frame;
+use pleura::model::{LusNet, Precision};
+use pleura::scoring::{clip_score, mean_class_fraction};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The model shipped with Pleura.
+const DEFAULT_MODEL: &str = "models/lusnet-v1.gguf";
+
+#[derive(Parser)]
+#[command(
+    name = "pleura",
+    version,
+    about = "Point-of-care lung-ultrasound severity scoring"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Score one clip: Soldati score, confidence and pathological areas.
+    Score {
+        /// The clip (any format ffmpeg decodes).
+        clip: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Evaluate a model against expert scores on a dataset folder.
+    Eval {
+        /// Dataset layout.
+        #[arg(long)]
+        dataset: DatasetKind,
+        /// Dataset folder.
+        dir: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Write the full report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Use at most this many frames per clip, evenly spaced.
+        #[arg(long)]
+        max_frames: Option<usize>,
+    },
+    /// Model files: import trained weights, show a model's description.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+    /// Datasets for training.
+    Dataset {
+        #[command(subcommand)]
+        command: DatasetCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// Model file (GGUF).
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    model: PathBuf,
+    /// Inference path over the Q8_0 weights: `f32` (weights dequantized once,
+    /// f32 products) or `q8` (candle's quantized matmul, currently ~17× slower
+    /// at convolution shapes). Both give the same decisions on ≥ 99 % of frames.
+    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    precision: Precision,
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Convert trainer weights (safetensors) into a model file (GGUF).
+    Import {
+        /// Weights written by scripts/train.
+        weights: PathBuf,
+        /// Weight storage: q8_0 or f32.
+        #[arg(long, default_value = "q8_0")]
+        quantize: Quantization,
+        /// Output GGUF file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Print a model file's description.
+    Info {
+        /// The model file.
+        #[arg(default_value = DEFAULT_MODEL)]
+        model: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum DatasetCommand {
+    /// Write a dataset's rated clips as preprocessed frames for the trainer.
+    Export {
+        /// Dataset layout.
+        #[arg(long)]
+        dataset: DatasetKind,
+        /// Dataset folder.
+        dir: PathBuf,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Side of the square frames.
+        #[arg(long, default_value_t = 128)]
+        size: usize,
+        /// At most this many frames per clip, evenly spaced.
+        #[arg(long, default_value_t = 48)]
+        max_frames: usize,
+    },
+}
+
+fn parse_precision(s: &str) -> Result<Precision, String> {
+    match s {
+        "q8" | "q8_0" | "quantized" => Ok(Precision::Quantized),
+        "f32" => Ok(Precision::F32),
+        other => Err(format!("unknown precision '{other}' (use q8 or f32)")),
+    }
+}
+
+fn main() {
+    pleura::model::init_threads();
+    env_logger_init();
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("pleura: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Logs go to stderr at `warn` and above unless `RUST_LOG` says otherwise.
+fn env_logger_init() {
+    struct Stderr(log::LevelFilter);
+    impl log::Log for Stderr {
+        fn enabled(&self, m: &log::Metadata) -> bool {
+            m.level() <= self.0
+        }
+        fn log(&self, r: &log::Record) {
+            if self.enabled(r.metadata()) {
+                eprintln!("[{}] {}", r.level(), r.args());
+            }
+        }
+        fn flush(&self) {}
+    }
+    let level = match std::env::var("RUST_LOG").as_deref() {
+        Ok("debug") => log::LevelFilter::Debug,
+        Ok("info") => log::LevelFilter::Info,
+        Ok("error") => log::LevelFilter::Error,
+        _ => log::LevelFilter::Warn,
+    };
+    let logger = Box::leak(Box::new(Stderr(level)));
+    if log::set_logger(logger).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Score { clip, model } => score(&clip, &model),
+        Command::Eval {
+            dataset,
+            dir,
+            model,
+            json,
+            max_frames,
+        } => eval(dataset, &dir, &model, json.as_deref(), max_frames),
+        Command::Model { command } => match command {
+            ModelCommand::Import {
+                weights,
+                quantize,
+                output,
+            } => {
+                let mut file = import_safetensors(&weights, quantize)?;
+                file.write(&output)?;
+                let size = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0);
+                println!(
+                    "wrote {} ({:.2} MB, {} tensors, sha256 {})",
+                    output.display(),
+                    size as f64 / 1e6,
+                    file.tensors.len(),
+                    file.meta.tensors_sha256
+                );
+                Ok(())
+            }
+            ModelCommand::Info { model } => {
+                let net = LusNet::load(&model, Precision::F32)?;
+                let meta = net.meta();
+                println!("{}", serde_json::to_string_pretty(meta)?);
+                let macs = macs_per_frame(meta.input_size, meta.widths, meta.seg_classes.len());
+                println!(
+                    "cost: {:.1} M multiply-accumulates per frame",
+                    macs as f64 / 1e6
+                );
+                Ok(())
+            }
+        },
+        Command::Dataset {
+            command:
+                DatasetCommand::Export {
+                    dataset,
+                    dir,
+                    out,
+                    size,
+                    max_frames,
+                },
+        } => {
+            let (exported, skipped) =
+                export_dataset(dataset, &dir, &out, size, Some(max_frames), progress_line)?;
+            for s in &skipped {
+                eprintln!("skipped {}: {}", s.name, s.reason);
+            }
+            println!(
+                "exported {exported} clips to {} ({} skipped)",
+                out.display(),
+                skipped.len()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn load_model(args: &ModelArgs) -> Result<LusNet> {
+    LusNet::load(&args.model, args.precision).with_context(|| "cannot load the model".to_string())
+}
+
+fn score(clip: &Path, args: &ModelArgs) -> Result<()> {
+    let model = load_model(args)?;
+    let meta = model.meta();
+    let prepared = prepare_clip(clip, meta.input_size, None)?;
+    let views: Vec<&[u8]> = prepared.frames.iter().map(Vec::as_slice).collect();
+    let mut predictions = Vec::new();
+    for batch in views.chunks(16) {
+        predictions.extend(model.predict(batch)?);
+    }
+    let Some(clip_result) = clip_score(&predictions) else {
+        bail!("{}: no frame could be scored", clip.display());
+    };
+    println!("clip          {}", clip.display());
+    println!("frames        {}", clip_result.frames);
+    println!(
+        "sector        x={} y={} w={} h={}",
+        prepared.roi.x, prepared.roi.y, prepared.roi.w, prepared.roi.h
+    );
+    println!(
+        "score         {} (confidence {:.2})",
+        clip_result.score, clip_result.confidence
+    );
+    println!(
+        "p(score)      {}",
+        clip_result.probs.map(|p| format!("{p:.2}")).join("  ")
+    );
+    for (i, name) in meta.seg_classes.iter().enumerate().skip(1) {
+        println!(
+            "{name:<14}{:.1} % of the sector",
+            100.0 * mean_class_fraction(&predictions, i)
+        );
+    }
+    Ok(())
+}
+
+fn eval(
+    dataset: DatasetKind,
+    dir: &Path,
+    args: &ModelArgs,
+    json: Option<&Path>,
+    max_frames: Option<usize>,
+) -> Result<()> {
+    let model = load_model(args)?;
+    let report = evaluate(dataset, dir, &model, max_frames, progress_line)?;
+    for s in &report.skipped {
+        eprintln!("skipped {}: {}", s.name, s.reason);
+    }
+    print_report(&report);
+    if let Some(path) = json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("report written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn progress_line(done: usize, total: usize, name: &str) {
+    let mut err = std::io::stderr();
+    let _ = write!(err, "\r[{done:>4}/{total}] {name:<48}");
+    if done == total {
+        let _ = writeln!(err);
+    }
+}
+
+fn print_report(r: &EvalReport) {
+    let v = &r.video;
+    println!(
+        "clips scored {} · skipped {}",
+        r.clips_scored, r.clips_skipped
+    );
+    println!(
+        "video  accuracy {:.3}  macro-F1 {:.3}  weighted-F1 {:.3}  QWK {:.3}  MAE {:.3}",
+        v.accuracy, v.macro_f1, v.weighted_f1, v.qwk, v.mae
+    );
+    if let Some(exam) = &r.exam {
+        println!(
+            "exam   MAE of the total {:.2} over {} patients",
+            exam.mae, exam.patients
+        );
+    }
+    match r.bline.auc {
+        Some(auc) => println!("B-line AUC {auc:.3} over {} clips", r.bline.clips),
+        None => println!("B-line AUC n/a (one class only)"),
+    }
+    println!("confusion (rows = expert 0–3, columns = Pleura 0–3)");
+    for (i, row) in v.confusion.0.iter().enumerate() {
+        println!(
+            "  {i} │ {}",
+            row.iter().map(|c| format!("{c:>4}")).collect::<String>()
+        );
+    }
+}

@@ -1,0 +1,269 @@
+//! LusNet model files: GGUF with the model's description in the metadata.
+//!
+//! Metadata keys (all under `lusnet.` except `general.architecture`):
+//! `version`, `input_size`, `widths`, `norm_mean`, `norm_std`,
+//! `seg_classes`, `aggregation`, `training_data`, `licenses`, `cv_metrics`
+//! and `tensors_sha256`. Each layer `L` stores `L.weight` (`[out, K]`,
+//! Q8_0 in shipped files, F32 in parity fixtures) and `L.bias` (F32).
+//!
+//! Reading verifies the architecture, every metadata key, every tensor
+//! shape, and the checksum of the tensor bytes, so a damaged or foreign file
+//! is refused with a message that names it instead of producing garbage.
+
+use super::{ARCHITECTURE, LUSNET_VERSION, ModelError, ModelMeta};
+use candle_core::quantized::QTensor;
+use candle_core::quantized::gguf_file::{self, Value};
+use candle_core::{Device, Tensor};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A model file in memory: its description and its tensors by name.
+#[derive(Debug)]
+pub struct ModelFile {
+    /// Where it was read from (for messages).
+    pub path: PathBuf,
+    /// The description.
+    pub meta: ModelMeta,
+    /// The tensors by name.
+    pub tensors: BTreeMap<String, Arc<QTensor>>,
+}
+
+impl ModelFile {
+    /// Reads and verifies a GGUF model file.
+    pub fn read(path: &Path) -> Result<Self, ModelError> {
+        let pathbuf = path.to_path_buf();
+        let corrupt = |reason: String| ModelError::Corrupt {
+            path: pathbuf.clone(),
+            format: "GGUF",
+            reason,
+        };
+        let file = File::open(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => ModelError::Missing {
+                path: pathbuf.clone(),
+            },
+            _ => ModelError::Io {
+                path: pathbuf.clone(),
+                cause: source,
+            },
+        })?;
+        let mut reader = BufReader::new(file);
+        let content = gguf_file::Content::read(&mut reader).map_err(|e| corrupt(e.to_string()))?;
+        let meta = read_meta(path, &content.metadata)?;
+        let mut tensors = BTreeMap::new();
+        for name in content.tensor_infos.keys() {
+            let tensor = content
+                .tensor(&mut reader, name, &Device::Cpu)
+                .map_err(|e| corrupt(format!("tensor '{name}': {e}")))?;
+            tensors.insert(name.clone(), Arc::new(tensor));
+        }
+        let found = tensors_sha256(&tensors).map_err(|e| corrupt(e.to_string()))?;
+        if found != meta.tensors_sha256 {
+            return Err(ModelError::Checksum {
+                path: pathbuf,
+                expected: meta.tensors_sha256,
+                found,
+            });
+        }
+        Ok(Self {
+            path: pathbuf,
+            meta,
+            tensors,
+        })
+    }
+
+    /// Writes the model to `path`, filling in the tensor checksum. The file
+    /// is written beside its destination and renamed into place, so a crash
+    /// never leaves half a model behind.
+    pub fn write(&mut self, path: &Path) -> Result<(), ModelError> {
+        let io = |source| ModelError::Io {
+            path: path.to_path_buf(),
+            cause: source,
+        };
+        self.meta.tensors_sha256 = tensors_sha256(&self.tensors)?;
+        let metadata = meta_values(&self.meta);
+        let metadata: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let tensors: Vec<(&str, &QTensor)> = self
+            .tensors
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_ref()))
+            .collect();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let partial = path.with_extension("gguf.partial");
+        let file = File::create(&partial).map_err(io)?;
+        let mut writer = BufWriter::new(file);
+        gguf_file::write(&mut writer, &metadata, &tensors)?;
+        writer.flush().map_err(io)?;
+        writer.get_ref().sync_all().map_err(io)?;
+        std::fs::rename(&partial, path).map_err(io)?;
+        Ok(())
+    }
+
+    /// The weight and bias of layer `name`, checking the weight's shape.
+    pub fn layer(
+        &self,
+        name: &str,
+        shape: (usize, usize),
+    ) -> Result<(Arc<QTensor>, Tensor), ModelError> {
+        let tensor_error = |tensor: &str, reason: String| ModelError::Tensor {
+            path: self.path.clone(),
+            name: tensor.to_string(),
+            reason,
+        };
+        let get = |tensor: &str| {
+            self.tensors
+                .get(tensor)
+                .cloned()
+                .ok_or_else(|| tensor_error(tensor, "missing".into()))
+        };
+        let weight_name = format!("{name}.weight");
+        let bias_name = format!("{name}.bias");
+        let weight = get(&weight_name)?;
+        if weight.shape().dims() != [shape.0, shape.1] {
+            return Err(tensor_error(
+                &weight_name,
+                format!(
+                    "shape {:?}, expected {:?}",
+                    weight.shape().dims(),
+                    [shape.0, shape.1]
+                ),
+            ));
+        }
+        let bias = get(&bias_name)?.dequantize(&Device::Cpu)?;
+        if bias.dims() != [shape.0] {
+            return Err(tensor_error(
+                &bias_name,
+                format!("shape {:?}, expected [{}]", bias.dims(), shape.0),
+            ));
+        }
+        Ok((weight, bias))
+    }
+}
+
+/// sha256 over every tensor in name order: name, type, shape and bytes.
+pub fn tensors_sha256(tensors: &BTreeMap<String, Arc<QTensor>>) -> Result<String, ModelError> {
+    let mut hasher = Sha256::new();
+    for (name, tensor) in tensors {
+        hasher.update((name.len() as u64).to_le_bytes());
+        hasher.update(name.as_bytes());
+        hasher.update(format!("{:?}", tensor.dtype()).as_bytes());
+        for &dim in tensor.shape().dims() {
+            hasher.update((dim as u64).to_le_bytes());
+        }
+        hasher.update(tensor.data()?.as_ref());
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+fn meta_values(meta: &ModelMeta) -> Vec<(String, Value)> {
+    let key = |k: &str| format!("{ARCHITECTURE}.{k}");
+    let text = |s: &str| Value::String(s.to_string());
+    vec![
+        ("general.architecture".into(), text(&meta.architecture)),
+        (key("version"), Value::U32(meta.version)),
+        (key("input_size"), Value::U32(meta.input_size as u32)),
+        (
+            key("widths"),
+            Value::Array(meta.widths.iter().map(|&w| Value::U32(w as u32)).collect()),
+        ),
+        (key("norm_mean"), Value::F32(meta.norm_mean)),
+        (key("norm_std"), Value::F32(meta.norm_std)),
+        (
+            key("seg_classes"),
+            Value::Array(meta.seg_classes.iter().map(|c| text(c)).collect()),
+        ),
+        (key("aggregation"), text(&meta.aggregation)),
+        (key("training_data"), text(&meta.training_data)),
+        (key("licenses"), text(&meta.licenses)),
+        (key("cv_metrics"), text(&meta.cv_metrics)),
+        (key("tensors_sha256"), text(&meta.tensors_sha256)),
+    ]
+}
+
+fn read_meta(
+    path: &Path,
+    metadata: &std::collections::HashMap<String, Value>,
+) -> Result<ModelMeta, ModelError> {
+    let missing = |key: &str| ModelError::Metadata {
+        path: path.to_path_buf(),
+        key: key.to_string(),
+    };
+    let architecture = metadata
+        .get("general.architecture")
+        .and_then(|v| v.to_string().ok())
+        .ok_or_else(|| missing("general.architecture"))?
+        .clone();
+    let version_key = format!("{ARCHITECTURE}.version");
+    let version = metadata.get(&version_key).and_then(|v| v.to_u32().ok());
+    match version {
+        Some(v) if architecture == ARCHITECTURE && v == LUSNET_VERSION => {}
+        _ => {
+            return Err(ModelError::WrongArchitecture {
+                path: path.to_path_buf(),
+                found: match version {
+                    Some(v) => format!("{architecture} v{v}"),
+                    None => architecture,
+                },
+            });
+        }
+    }
+    let get = |k: &str| {
+        let full = format!("{ARCHITECTURE}.{k}");
+        metadata.get(&full).ok_or_else(|| missing(&full))
+    };
+    let string = |k: &str| -> Result<String, ModelError> {
+        get(k)?.to_string().cloned().map_err(|_| missing(k))
+    };
+    let number = |k: &str| -> Result<usize, ModelError> {
+        get(k)?.to_u32().map(|v| v as usize).map_err(|_| missing(k))
+    };
+    let float = |k: &str| -> Result<f32, ModelError> { get(k)?.to_f32().map_err(|_| missing(k)) };
+    let array =
+        |k: &str| -> Result<&Vec<Value>, ModelError> { get(k)?.to_vec().map_err(|_| missing(k)) };
+
+    let widths: Vec<usize> = array("widths")?
+        .iter()
+        .map(|v| v.to_u32().map(|w| w as usize))
+        .collect::<Result<_, _>>()
+        .map_err(|_| missing("widths"))?;
+    let widths: [usize; 4] = widths.try_into().map_err(|_| missing("widths"))?;
+    let seg_classes: Vec<String> = array("seg_classes")?
+        .iter()
+        .map(|v| v.to_string().cloned())
+        .collect::<Result<_, _>>()
+        .map_err(|_| missing("seg_classes"))?;
+    let input_size = number("input_size")?;
+    let norm_std = float("norm_std")?;
+    if input_size == 0 || input_size % 16 != 0 {
+        return Err(missing("input_size (a positive multiple of 16)"));
+    }
+    if widths.contains(&0) || !(2 * widths[3]).is_multiple_of(32) || seg_classes.len() < 2 {
+        return Err(missing("widths/seg_classes"));
+    }
+    if !(norm_std.is_finite() && norm_std > 0.0) {
+        return Err(missing("norm_std (positive)"));
+    }
+    Ok(ModelMeta {
+        architecture,
+        version: LUSNET_VERSION,
+        input_size,
+        widths,
+        norm_mean: float("norm_mean")?,
+        norm_std,
+        seg_classes,
+        aggregation: string("aggregation")?,
+        training_data: string("training_data")?,
+        licenses: string("licenses")?,
+        cv_metrics: string("cv_metrics")?,
+        tensors_sha256: string("tensors_sha256")?,
+    })
+}

@@ -1,0 +1,193 @@
+//! Turning the trainer's weights (safetensors, PyTorch layout) into a
+//! LusNet model file (GGUF, Pleura's layout).
+//!
+//! The trainer folds batch norm into the convolutions and writes, for each
+//! layer `L`, `L.weight` as `[out, in, k, k]` and `L.bias` as `[out]`,
+//! plus the model description as safetensors string metadata (`input_size`,
+//! `widths` and `seg_classes` comma-separated, `norm_mean`, `norm_std`,
+//! `aggregation`, `training_data`, `licenses`, `cv_metrics`).
+//! Import reorders each kernel to `(ky, kx, in)`, pads K to the Q8_0 block,
+//! and quantizes.
+
+use super::conv::padded_k;
+use super::gguf::ModelFile;
+use super::lusnet::{conv_specs, score_shape};
+use super::{ARCHITECTURE, LUSNET_VERSION, ModelError, ModelMeta};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{DType, Device, Tensor};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+/// How weights are stored in the model file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantization {
+    /// 8-bit blocks of 32 with one f16 scale (what ships).
+    Q8_0,
+    /// Full precision (parity fixtures).
+    F32,
+}
+
+impl std::str::FromStr for Quantization {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "q8_0" => Ok(Self::Q8_0),
+            "f32" => Ok(Self::F32),
+            other => Err(format!("unknown quantization '{other}' (use q8_0 or f32)")),
+        }
+    }
+}
+
+/// Reads trainer weights and converts them into a model file in memory.
+pub fn import_safetensors(
+    path: &Path,
+    quantization: Quantization,
+) -> Result<ModelFile, ModelError> {
+    let corrupt = |reason: String| ModelError::Corrupt {
+        path: path.to_path_buf(),
+        format: "safetensors",
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => ModelError::Missing {
+            path: path.to_path_buf(),
+        },
+        _ => ModelError::Io {
+            path: path.to_path_buf(),
+            cause: source,
+        },
+    })?;
+    let (_, header) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let text = header.metadata().clone().unwrap_or_default();
+    let meta = meta_from_strings(path, &text)?;
+    let tensors: HashMap<String, Tensor> =
+        candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+            .map_err(|e| corrupt(e.to_string()))?;
+    let tensor_error = |name: &str, reason: String| ModelError::Tensor {
+        path: path.to_path_buf(),
+        name: name.to_string(),
+        reason,
+    };
+    let get = |name: &str| -> Result<Tensor, ModelError> {
+        let t = tensors
+            .get(name)
+            .ok_or_else(|| tensor_error(name, "missing".into()))?;
+        Ok(t.to_dtype(DType::F32)?)
+    };
+
+    let mut out = BTreeMap::new();
+    let mut store = |name: String, t: &Tensor, q: Quantization| -> Result<(), ModelError> {
+        let dtype = match q {
+            Quantization::Q8_0 => GgmlDType::Q8_0,
+            Quantization::F32 => GgmlDType::F32,
+        };
+        out.insert(name, Arc::new(QTensor::quantize(t, dtype)?));
+        Ok(())
+    };
+    for (layer, spec) in conv_specs(meta.widths, meta.seg_classes.len()) {
+        let name = format!("{layer}.weight");
+        let w = get(&name)?;
+        let expected = [
+            spec.out_channels,
+            spec.in_channels,
+            spec.kernel,
+            spec.kernel,
+        ];
+        if w.dims() != expected {
+            return Err(tensor_error(
+                &name,
+                format!("shape {:?}, expected {expected:?}", w.dims()),
+            ));
+        }
+        let k = spec.kernel * spec.kernel * spec.in_channels;
+        let w = w.permute((0, 2, 3, 1))?.reshape((spec.out_channels, k))?;
+        let w = w.pad_with_zeros(1, 0, padded_k(k) - k)?;
+        store(name, &w, quantization)?;
+        store(
+            format!("{layer}.bias"),
+            &bias(&get, layer, spec.out_channels)?,
+            Quantization::F32,
+        )?;
+    }
+    let (out_features, in_features) = score_shape(meta.widths);
+    let w = get("score.weight")?;
+    if w.dims() != [out_features, in_features] {
+        return Err(tensor_error(
+            "score.weight",
+            format!("shape {:?}", w.dims()),
+        ));
+    }
+    store("score.weight".into(), &w, quantization)?;
+    store(
+        "score.bias".into(),
+        &bias(&get, "score", out_features)?,
+        Quantization::F32,
+    )?;
+    Ok(ModelFile {
+        path: path.to_path_buf(),
+        meta,
+        tensors: out,
+    })
+}
+
+fn bias(
+    get: &impl Fn(&str) -> Result<Tensor, ModelError>,
+    layer: &str,
+    len: usize,
+) -> Result<Tensor, ModelError> {
+    let b = get(&format!("{layer}.bias"))?;
+    if b.dims() != [len] {
+        return Err(ModelError::Input(format!(
+            "{layer}.bias has shape {:?}, expected [{len}]",
+            b.dims()
+        )));
+    }
+    Ok(b)
+}
+
+fn meta_from_strings(path: &Path, text: &HashMap<String, String>) -> Result<ModelMeta, ModelError> {
+    let missing = |key: &str| ModelError::Metadata {
+        path: path.to_path_buf(),
+        key: key.to_string(),
+    };
+    let get = |k: &str| text.get(k).cloned().ok_or_else(|| missing(k));
+    let parse_list = |k: &str| -> Result<Vec<usize>, ModelError> {
+        get(k)?
+            .split(',')
+            .map(|v| v.trim().parse().map_err(|_| missing(k)))
+            .collect()
+    };
+    let architecture = get("architecture").unwrap_or_else(|_| ARCHITECTURE.to_string());
+    if architecture != ARCHITECTURE {
+        return Err(ModelError::WrongArchitecture {
+            path: path.to_path_buf(),
+            found: architecture,
+        });
+    }
+    let widths: [usize; 4] = parse_list("widths")?
+        .try_into()
+        .map_err(|_| missing("widths"))?;
+    Ok(ModelMeta {
+        architecture,
+        version: LUSNET_VERSION,
+        input_size: get("input_size")?
+            .parse()
+            .map_err(|_| missing("input_size"))?,
+        widths,
+        norm_mean: get("norm_mean")?
+            .parse()
+            .map_err(|_| missing("norm_mean"))?,
+        norm_std: get("norm_std")?.parse().map_err(|_| missing("norm_std"))?,
+        seg_classes: get("seg_classes")?
+            .split(',')
+            .map(|c| c.trim().to_string())
+            .collect(),
+        aggregation: get("aggregation")?,
+        training_data: get("training_data")?,
+        licenses: get("licenses")?,
+        cv_metrics: get("cv_metrics").unwrap_or_else(|_| "{}".into()),
+        tensors_sha256: String::new(),
+    })
+}

@@ -1,0 +1,310 @@
+//! LusNet: a small U-Net-shaped network that reads one lung-ultrasound
+//! frame and answers two questions at once.
+//!
+//! ```text
+//! frame S×S×1
+//!  └ stem (s2) ─ stem2 ──────────────── S/2 × w0
+//!     └ down1 (s2) ─ block1 ─────────── S/4 × w1 ──────────────┐ skip
+//!        └ down2 (s2) ─ block2 ──────── S/8 × w2 ──────┐ skip  │
+//!           └ down3 (s2) ─ block3 ───── S/16 × w3      │       │
+//!              ├ [mean ‖ max] pool ─ score ─► 4 logits (Soldati 0–3)
+//!              └ up ×2 ‖ ──────────────────► up2 ─ S/8 │       │
+//!                                  up ×2 ‖ ─────────────────► up1 ─ S/4
+//!                                                        seg (1×1) ─► classes
+//! ```
+//!
+//! Every 3×3 convolution is followed by a ReLU (batch norm is folded into
+//! the weights at export). The score head pools both the mean, for diffuse
+//! patterns such as white lung, and the maximum, for focal ones such as a
+//! single consolidation. The segmentation head works at a quarter of the
+//! input resolution.
+
+use super::conv::{Conv2d, ConvSpec, Linear};
+use super::gguf::ModelFile;
+use super::{ModelError, ModelMeta, Precision, SCORE_CLASSES, SEG_STRIDE};
+use candle_core::{D, Device, Tensor};
+use std::path::Path;
+
+/// The convolution layers of LusNet v1 in forward order.
+pub fn conv_specs(widths: [usize; 4], seg_classes: usize) -> Vec<(&'static str, ConvSpec)> {
+    let [w0, w1, w2, w3] = widths;
+    let conv3 = |in_channels, out_channels, stride| ConvSpec {
+        in_channels,
+        out_channels,
+        kernel: 3,
+        stride,
+        relu: true,
+    };
+    vec![
+        ("stem", conv3(1, w0, 2)),
+        ("stem2", conv3(w0, w0, 1)),
+        ("down1", conv3(w0, w1, 2)),
+        ("block1", conv3(w1, w1, 1)),
+        ("down2", conv3(w1, w2, 2)),
+        ("block2", conv3(w2, w2, 1)),
+        ("down3", conv3(w2, w3, 2)),
+        ("block3", conv3(w3, w3, 1)),
+        ("up2", conv3(w3 + w2, w2, 1)),
+        ("up1", conv3(w2 + w1, w1, 1)),
+        (
+            "seg",
+            ConvSpec {
+                in_channels: w1,
+                out_channels: seg_classes,
+                kernel: 1,
+                stride: 1,
+                relu: false,
+            },
+        ),
+    ]
+}
+
+/// The score head's `[out, in]` weight shape.
+pub fn score_shape(widths: [usize; 4]) -> (usize, usize) {
+    (SCORE_CLASSES, 2 * widths[3])
+}
+
+/// Multiply-accumulates for one frame, for cost budgets.
+pub fn macs_per_frame(input_size: usize, widths: [usize; 4], seg_classes: usize) -> u64 {
+    let sides = [2, 2, 4, 4, 8, 8, 16, 16, 8, 4, 4].map(|d| (input_size / d) as u64);
+    let convs: u64 = conv_specs(widths, seg_classes)
+        .iter()
+        .zip(sides)
+        .map(|((_, s), side)| {
+            side * side * (s.kernel * s.kernel * s.in_channels * s.out_channels) as u64
+        })
+        .sum();
+    convs + (2 * widths[3] * SCORE_CLASSES) as u64
+}
+
+/// The raw outputs of one forward pass over a batch of N frames.
+#[derive(Debug)]
+pub struct ModelOutput {
+    /// `[N, 4]` score logits.
+    pub score_logits: Tensor,
+    /// `[N, S/4, S/4, classes]` segmentation logits, NHWC.
+    pub seg_logits: Tensor,
+}
+
+/// What the network says about one frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FramePrediction {
+    /// Probability of each Soldati score 0–3.
+    pub score_probs: [f32; SCORE_CLASSES],
+    /// Side of the segmentation map.
+    pub seg_size: usize,
+    /// Most likely class of each segmentation cell, row-major.
+    pub seg_labels: Vec<u8>,
+}
+
+impl FramePrediction {
+    /// The most likely score.
+    pub fn score(&self) -> u8 {
+        argmax(&self.score_probs) as u8
+    }
+
+    /// The expected score, `Σ k·p(k)`.
+    pub fn expected_score(&self) -> f32 {
+        self.score_probs
+            .iter()
+            .enumerate()
+            .map(|(k, p)| k as f32 * p)
+            .sum()
+    }
+
+    /// Fraction of the frame labelled `class`.
+    pub fn class_fraction(&self, class: usize) -> f32 {
+        let hits = self
+            .seg_labels
+            .iter()
+            .filter(|&&c| c as usize == class)
+            .count();
+        hits as f32 / self.seg_labels.len().max(1) as f32
+    }
+}
+
+/// The network, ready to run.
+#[derive(Debug)]
+pub struct LusNet {
+    meta: ModelMeta,
+    convs: Vec<Conv2d>,
+    score: Linear,
+    device: Device,
+}
+
+impl LusNet {
+    /// Loads a GGUF model file and prepares it for `precision`.
+    pub fn load(path: &Path, precision: Precision) -> Result<Self, ModelError> {
+        Self::from_file(ModelFile::read(path)?, precision)
+    }
+
+    /// Builds the network from a model file already in memory.
+    pub fn from_file(file: ModelFile, precision: Precision) -> Result<Self, ModelError> {
+        let meta = file.meta.clone();
+        let convs = conv_specs(meta.widths, meta.seg_classes.len())
+            .into_iter()
+            .map(|(name, spec)| {
+                let (weight, bias) = file.layer(name, spec.weight_shape())?;
+                Conv2d::new(spec, weight, bias, precision)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let (weight, bias) = file.layer("score", score_shape(meta.widths))?;
+        let score = Linear::new(weight, bias, precision)?;
+        Ok(Self {
+            meta,
+            convs,
+            score,
+            device: Device::Cpu,
+        })
+    }
+
+    /// The model's description.
+    pub fn meta(&self) -> &ModelMeta {
+        &self.meta
+    }
+
+    /// Turns preprocessed `S×S` frames into the normalized `[N, S, S, 1]` input.
+    pub fn input_tensor(&self, frames: &[&[u8]]) -> Result<Tensor, ModelError> {
+        let s = self.meta.input_size;
+        let (mean, std) = (self.meta.norm_mean, self.meta.norm_std);
+        let mut data = Vec::with_capacity(frames.len() * s * s);
+        for frame in frames {
+            if frame.len() != s * s {
+                return Err(ModelError::Input(format!(
+                    "frame has {} pixels, the model takes {s}×{s}",
+                    frame.len()
+                )));
+            }
+            data.extend(frame.iter().map(|&p| (f32::from(p) / 255.0 - mean) / std));
+        }
+        Ok(Tensor::from_vec(
+            data,
+            (frames.len(), s, s, 1),
+            &self.device,
+        )?)
+    }
+
+    /// The forward pass on a normalized `[N, S, S, 1]` batch.
+    pub fn forward(&self, x: &Tensor) -> Result<ModelOutput, ModelError> {
+        let s = self.meta.input_size;
+        let (_, h, w, _) = x.dims4()?;
+        if (h, w) != (s, s) {
+            return Err(ModelError::Input(format!(
+                "input is {h}×{w}, the model takes {s}×{s}"
+            )));
+        }
+        let [
+            stem,
+            stem2,
+            down1,
+            block1,
+            down2,
+            block2,
+            down3,
+            block3,
+            up2,
+            up1,
+            seg,
+        ] = self.convs.as_slice()
+        else {
+            return Err(ModelError::Input(
+                "model has the wrong number of layers".into(),
+            ));
+        };
+        let s2 = stem2.forward(&stem.forward(x)?)?;
+        let s4 = block1.forward(&down1.forward(&s2)?)?;
+        let s8 = block2.forward(&down2.forward(&s4)?)?;
+        let s16 = block3.forward(&down3.forward(&s8)?)?;
+
+        let pooled = Tensor::cat(&[s16.mean((1, 2))?, s16.max(1)?.max(1)?], 1)?;
+        let score_logits = self.score.forward(&pooled)?;
+
+        let d8 = up2.forward(&Tensor::cat(&[upsample2(&s16)?, s8], 3)?)?;
+        let d4 = up1.forward(&Tensor::cat(&[upsample2(&d8)?, s4], 3)?)?;
+        let seg_logits = seg.forward(&d4)?;
+        Ok(ModelOutput {
+            score_logits,
+            seg_logits,
+        })
+    }
+
+    /// Runs preprocessed `S×S` frames through the network.
+    pub fn predict(&self, frames: &[&[u8]]) -> Result<Vec<FramePrediction>, ModelError> {
+        if frames.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self.forward(&self.input_tensor(frames)?)?;
+        let probs = candle_nn::ops::softmax(&out.score_logits, D::Minus1)?.to_vec2::<f32>()?;
+        let labels = out.seg_logits.argmax(D::Minus1)?;
+        let (n, side, _) = labels.dims3()?;
+        let labels = labels.flatten_all()?.to_vec1::<u32>()?;
+        Ok((0..n)
+            .map(|i| {
+                let mut score_probs = [0f32; SCORE_CLASSES];
+                score_probs.copy_from_slice(&probs[i][..SCORE_CLASSES]);
+                FramePrediction {
+                    score_probs,
+                    seg_size: side,
+                    seg_labels: labels[i * side * side..(i + 1) * side * side]
+                        .iter()
+                        .map(|&c| c as u8)
+                        .collect(),
+                }
+            })
+            .collect())
+    }
+}
+
+/// Nearest-neighbour ×2 upsampling of an NHWC tensor.
+fn upsample2(x: &Tensor) -> candle_core::Result<Tensor> {
+    let (n, h, w, c) = x.dims4()?;
+    x.reshape((n, h, 1, w, 1, c))?
+        .broadcast_as((n, h, 2, w, 2, c))?
+        .reshape((n, 2 * h, 2 * w, c))
+}
+
+/// Index of the largest value (the first one on ties).
+pub fn argmax(values: &[f32]) -> usize {
+    values
+        .iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+            if v > best.1 { (i, v) } else { best }
+        })
+        .0
+}
+
+const _: () = assert!(
+    SEG_STRIDE == 4,
+    "the decoder stops at a quarter of the input"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_at_128_costs_well_under_half_a_gigamac() {
+        let macs = macs_per_frame(128, [16, 32, 64, 128], 3);
+        assert!(macs < 500_000_000, "{macs}");
+        assert!(macs > 50_000_000, "{macs}");
+    }
+
+    #[test]
+    fn upsampling_repeats_each_pixel_in_a_2x2_block() -> candle_core::Result<()> {
+        let x = Tensor::new(&[1f32, 2., 3., 4.], &Device::Cpu)?.reshape((1, 2, 2, 1))?;
+        let y = upsample2(&x)?.flatten_all()?.to_vec1::<f32>()?;
+        assert_eq!(
+            y,
+            vec![
+                1., 1., 2., 2., 1., 1., 2., 2., 3., 3., 4., 4., 3., 3., 4., 4.
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn argmax_takes_the_first_of_equal_maxima() {
+        assert_eq!(argmax(&[0.1, 0.4, 0.4, 0.1]), 1);
+    }
+}

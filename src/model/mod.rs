@@ -1,0 +1,164 @@
+//! The LusNet model: its description ([`ModelMeta`]), its file format
+//! (GGUF, in [`gguf`]), its layers ([`conv`]) and the network ([`lusnet`]).
+//!
+//! The model knows frames only as normalized square tensors. It never sees
+//! a capture device, a clip or a screen.
+
+pub mod conv;
+pub mod gguf;
+pub mod import;
+pub mod lusnet;
+
+pub use lusnet::{LusNet, ModelOutput};
+
+use std::path::PathBuf;
+
+/// The only architecture this build can run.
+pub const ARCHITECTURE: &str = "lusnet";
+/// The newest LusNet layout this build understands.
+pub const LUSNET_VERSION: u32 = 1;
+/// Number of Soldati score classes (0–3).
+pub const SCORE_CLASSES: usize = 4;
+/// Output stride of the segmentation head relative to the input.
+pub const SEG_STRIDE: usize = 4;
+
+/// Environment variable read by candle's quantized thread pool.
+const CANDLE_THREADS_VAR: &str = "CANDLE_NUM_THREADS";
+
+/// Sets candle's quantized thread pool to one thread unless the user chose
+/// otherwise; Pleura parallelizes quantized products itself (see
+/// [`conv`]). Call it first thing in `main`, before any other thread starts,
+/// and before the first quantized product.
+pub fn init_threads() {
+    if std::env::var_os(CANDLE_THREADS_VAR).is_none() {
+        // SAFETY: called at program start, before any thread exists that
+        // could read or write the environment concurrently.
+        unsafe { std::env::set_var(CANDLE_THREADS_VAR, "1") };
+    }
+}
+
+/// How the network's matrix products are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// Weights dequantized once to f32; f32 activations and products.
+    F32,
+    /// Weights kept as stored (Q8_0) and multiplied with candle's `QMatMul`,
+    /// which quantizes activations to 8 bits on the fly.
+    Quantized,
+}
+
+/// Everything about a model file except its weights.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelMeta {
+    /// Architecture name; must be [`ARCHITECTURE`].
+    pub architecture: String,
+    /// Layout version of the architecture.
+    pub version: u32,
+    /// Side of the square input, in pixels.
+    pub input_size: usize,
+    /// Channel widths of the four encoder stages.
+    pub widths: [usize; 4],
+    /// Input normalization: `(pixel / 255 - norm_mean) / norm_std`.
+    pub norm_mean: f32,
+    /// See `norm_mean`.
+    pub norm_std: f32,
+    /// Segmentation class names, index 0 first (index 0 is background).
+    pub seg_classes: Vec<String>,
+    /// How frame outputs are combined into a clip score.
+    pub aggregation: String,
+    /// What the weights were trained on.
+    pub training_data: String,
+    /// Licenses of the training data, which bind the weights.
+    pub licenses: String,
+    /// Cross-validation metrics, as a JSON document.
+    pub cv_metrics: String,
+    /// sha256 over the tensors (names, types, shapes and bytes), hex.
+    pub tensors_sha256: String,
+}
+
+impl ModelMeta {
+    /// Side of the segmentation map.
+    pub fn seg_size(&self) -> usize {
+        self.input_size / SEG_STRIDE
+    }
+
+    /// Index of a segmentation class by name.
+    pub fn seg_class(&self, name: &str) -> Option<usize> {
+        self.seg_classes.iter().position(|c| c == name)
+    }
+}
+
+/// Why a model could not be loaded, imported or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The model file does not exist.
+    #[error("model file {path}: not found")]
+    Missing {
+        /// The path that was asked for.
+        path: PathBuf,
+    },
+    /// The file exists but could not be read or written.
+    #[error("model file {path}: {cause}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        cause: std::io::Error,
+    },
+    /// The file is not a readable GGUF or safetensors file (truncated, corrupt).
+    #[error("model file {path}: not a valid {format} file: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The expected format.
+        format: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The file holds another network.
+    #[error(
+        "model file {path}: architecture is '{found}', this build runs '{ARCHITECTURE}' v{LUSNET_VERSION}"
+    )]
+    WrongArchitecture {
+        /// The file.
+        path: PathBuf,
+        /// The architecture (and version) it declares.
+        found: String,
+    },
+    /// A metadata key is missing or has the wrong type.
+    #[error("model file {path}: metadata '{key}' is missing or invalid")]
+    Metadata {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+    },
+    /// A tensor is missing or has the wrong shape or type.
+    #[error("model file {path}: tensor '{name}': {reason}")]
+    Tensor {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The tensors do not match their recorded checksum.
+    #[error(
+        "model file {path}: tensor checksum mismatch (file says {expected}, data gives {found}); the file is damaged"
+    )]
+    Checksum {
+        /// The file.
+        path: PathBuf,
+        /// The checksum in the metadata.
+        expected: String,
+        /// The checksum of the data.
+        found: String,
+    },
+    /// The input does not fit the model.
+    #[error("model input: {0}")]
+    Input(String),
+    /// A tensor operation failed while running the network.
+    #[error("model inference: {0}")]
+    Candle(#[from] candle_core::Error),
+}
