@@ -26,9 +26,4 @@ impl GrayFrame {
             seq,
         })
     }
-
-    /// The pixel at column `x`, row `y`.
-    pub fn at(&self, x: usize, y: usize) -> u8 {
-        self.pixels[y * self.width + x]
-    }
 }

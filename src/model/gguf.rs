@@ -41,15 +41,7 @@ impl ModelFile {
             format: "GGUF",
             reason,
         };
-        let file = File::open(path).map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => ModelError::Missing {
-                path: pathbuf.clone(),
-            },
-            _ => ModelError::Io {
-                path: pathbuf.clone(),
-                cause: source,
-            },
-        })?;
+        let file = File::open(path).map_err(|e| ModelError::opening(path, e))?;
         let mut reader = BufReader::new(file);
         let content = gguf_file::Content::read(&mut reader).map_err(|e| corrupt(e.to_string()))?;
         let meta = read_meta(path, &content.metadata)?;

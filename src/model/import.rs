@@ -49,15 +49,7 @@ pub fn import_safetensors(
         format: "safetensors",
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => ModelError::Missing {
-            path: path.to_path_buf(),
-        },
-        _ => ModelError::Io {
-            path: path.to_path_buf(),
-            cause: source,
-        },
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| ModelError::opening(path, e))?;
     let (_, header) =
         safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(e.to_string()))?;
     let text = header.metadata().clone().unwrap_or_default();

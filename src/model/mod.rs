@@ -162,3 +162,19 @@ pub enum ModelError {
     #[error("model inference: {0}")]
     Candle(#[from] candle_core::Error),
 }
+
+impl ModelError {
+    /// The error for a model file that could not be opened: `Missing` when
+    /// it does not exist, else `Io`.
+    pub fn opening(path: &std::path::Path, cause: std::io::Error) -> Self {
+        match cause.kind() {
+            std::io::ErrorKind::NotFound => Self::Missing {
+                path: path.to_path_buf(),
+            },
+            _ => Self::Io {
+                path: path.to_path_buf(),
+                cause,
+            },
+        }
+    }
+}
