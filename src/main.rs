@@ -126,36 +126,10 @@ fn parse_precision(s: &str) -> Result<Precision, String> {
 
 fn main() {
     pleura::model::init_threads();
-    env_logger_init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("pleura: {e:#}");
         std::process::exit(1);
-    }
-}
-
-/// Logs go to stderr at `warn` and above unless `RUST_LOG` says otherwise.
-fn env_logger_init() {
-    struct Stderr(log::LevelFilter);
-    impl log::Log for Stderr {
-        fn enabled(&self, m: &log::Metadata) -> bool {
-            m.level() <= self.0
-        }
-        fn log(&self, r: &log::Record) {
-            if self.enabled(r.metadata()) {
-                eprintln!("[{}] {}", r.level(), r.args());
-            }
-        }
-        fn flush(&self) {}
-    }
-    let level = match std::env::var("RUST_LOG").as_deref() {
-        Ok("debug") => log::LevelFilter::Debug,
-        Ok("info") => log::LevelFilter::Info,
-        Ok("error") => log::LevelFilter::Error,
-        _ => log::LevelFilter::Warn,
-    };
-    let logger = Box::leak(Box::new(Stderr(level)));
-    if log::set_logger(logger).is_ok() {
-        log::set_max_level(level);
     }
 }
 

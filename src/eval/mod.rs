@@ -199,7 +199,7 @@ pub fn evaluate(
                 continue;
             }
             Err(e) => {
-                log::warn!("skipping clip: {e}");
+                log::debug!("skipping clip: {e}");
                 skipped.push(skip(record, e.to_string()));
                 continue;
             }
