@@ -3,7 +3,7 @@
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use pleura::eval::dataset::DatasetKind;
-use pleura::eval::{EvalReport, evaluate, export_dataset, prepare_clip};
+use pleura::eval::{EvalReport, evaluate, export_dataset, predict_clip, prepare_clip};
 use pleura::model::import::{Quantization, import_safetensors};
 use pleura::model::lusnet::macs_per_frame;
 use pleura::model::{LusNet, Precision};
@@ -206,11 +206,7 @@ fn score(clip: &Path, args: &ModelArgs) -> Result<()> {
     let model = load_model(args)?;
     let meta = model.meta();
     let prepared = prepare_clip(clip, meta.input_size, None)?;
-    let views: Vec<&[u8]> = prepared.frames.iter().map(Vec::as_slice).collect();
-    let mut predictions = Vec::new();
-    for batch in views.chunks(16) {
-        predictions.extend(model.predict(batch)?);
-    }
+    let predictions = predict_clip(&model, &prepared)?;
     let Some(clip_result) = clip_score(&predictions) else {
         bail!("{}: no frame could be scored", clip.display());
     };

@@ -10,6 +10,7 @@
 pub mod dataset;
 pub mod metrics;
 
+use crate::model::lusnet::FramePrediction;
 use crate::model::{LusNet, ModelError};
 use crate::preprocess::{Roi, crop_resize, detect_sector};
 use crate::scoring::{clip_score, mean_class_fraction};
@@ -48,6 +49,19 @@ pub fn prepare_clip(
         .filter_map(|f| crop_resize(f, roi, size))
         .collect::<Vec<_>>();
     Ok(PreparedClip { roi, frames })
+}
+
+/// Runs every frame of a prepared clip through the model, in batches.
+pub fn predict_clip(
+    model: &LusNet,
+    clip: &PreparedClip,
+) -> Result<Vec<FramePrediction>, ModelError> {
+    let mut predictions = Vec::with_capacity(clip.frames.len());
+    for batch in clip.frames.chunks(BATCH) {
+        let views: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        predictions.extend(model.predict(&views)?);
+    }
+    Ok(predictions)
 }
 
 /// Why an evaluation or export stopped (single clips never stop it).
@@ -204,11 +218,7 @@ pub fn evaluate(
                 continue;
             }
         };
-        let mut predictions = Vec::with_capacity(prepared.frames.len());
-        for batch in prepared.frames.chunks(BATCH) {
-            let views: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
-            predictions.extend(model.predict(&views)?);
-        }
+        let predictions = predict_clip(model, &prepared)?;
         let Some(clip) = clip_score(&predictions) else {
             skipped.push(skip(record, "no usable frame".into()));
             continue;

@@ -62,10 +62,17 @@ pub fn import_safetensors(
         name: name.to_string(),
         reason,
     };
-    let get = |name: &str| -> Result<Tensor, ModelError> {
+    // A tensor by name, as f32, with exactly the expected shape.
+    let get = |name: &str, expected: &[usize]| -> Result<Tensor, ModelError> {
         let t = tensors
             .get(name)
             .ok_or_else(|| tensor_error(name, "missing".into()))?;
+        if t.dims() != expected {
+            return Err(tensor_error(
+                name,
+                format!("shape {:?}, expected {expected:?}", t.dims()),
+            ));
+        }
         Ok(t.to_dtype(DType::F32)?)
     };
 
@@ -80,41 +87,31 @@ pub fn import_safetensors(
     };
     for (layer, spec) in conv_specs(meta.widths, meta.seg_classes.len()) {
         let name = format!("{layer}.weight");
-        let w = get(&name)?;
-        let expected = [
-            spec.out_channels,
-            spec.in_channels,
-            spec.kernel,
-            spec.kernel,
-        ];
-        if w.dims() != expected {
-            return Err(tensor_error(
-                &name,
-                format!("shape {:?}, expected {expected:?}", w.dims()),
-            ));
-        }
+        let w = get(
+            &name,
+            &[
+                spec.out_channels,
+                spec.in_channels,
+                spec.kernel,
+                spec.kernel,
+            ],
+        )?;
         let k = spec.kernel * spec.kernel * spec.in_channels;
         let w = w.permute((0, 2, 3, 1))?.reshape((spec.out_channels, k))?;
         let w = w.pad_with_zeros(1, 0, padded_k(k) - k)?;
         store(name, &w, quantization)?;
         store(
             format!("{layer}.bias"),
-            &bias(&get, layer, spec.out_channels)?,
+            &get(&format!("{layer}.bias"), &[spec.out_channels])?,
             Quantization::F32,
         )?;
     }
     let (out_features, in_features) = score_shape(meta.widths);
-    let w = get("score.weight")?;
-    if w.dims() != [out_features, in_features] {
-        return Err(tensor_error(
-            "score.weight",
-            format!("shape {:?}", w.dims()),
-        ));
-    }
+    let w = get("score.weight", &[out_features, in_features])?;
     store("score.weight".into(), &w, quantization)?;
     store(
         "score.bias".into(),
-        &bias(&get, "score", out_features)?,
+        &get("score.bias", &[out_features])?,
         Quantization::F32,
     )?;
     Ok(ModelFile {
@@ -122,21 +119,6 @@ pub fn import_safetensors(
         meta,
         tensors: out,
     })
-}
-
-fn bias(
-    get: &impl Fn(&str) -> Result<Tensor, ModelError>,
-    layer: &str,
-    len: usize,
-) -> Result<Tensor, ModelError> {
-    let b = get(&format!("{layer}.bias"))?;
-    if b.dims() != [len] {
-        return Err(ModelError::Input(format!(
-            "{layer}.bias has shape {:?}, expected [{len}]",
-            b.dims()
-        )));
-    }
-    Ok(b)
 }
 
 fn meta_from_strings(path: &Path, text: &HashMap<String, String>) -> Result<ModelMeta, ModelError> {

@@ -21,7 +21,7 @@
 
 use super::conv::{Conv2d, ConvSpec, Linear};
 use super::gguf::ModelFile;
-use super::{ModelError, ModelMeta, Precision, SCORE_CLASSES, SEG_STRIDE};
+use super::{ModelError, ModelMeta, Precision, SCORE_CLASSES};
 use candle_core::{D, Device, Tensor};
 use std::path::Path;
 
@@ -101,15 +101,6 @@ impl FramePrediction {
     /// The most likely score.
     pub fn score(&self) -> u8 {
         argmax(&self.score_probs) as u8
-    }
-
-    /// The expected score, `Σ k·p(k)`.
-    pub fn expected_score(&self) -> f32 {
-        self.score_probs
-            .iter()
-            .enumerate()
-            .map(|(k, p)| k as f32 * p)
-            .sum()
     }
 
     /// Fraction of the frame labelled `class`.
@@ -273,11 +264,6 @@ pub fn argmax(values: &[f32]) -> usize {
         })
         .0
 }
-
-const _: () = assert!(
-    SEG_STRIDE == 4,
-    "the decoder stops at a quarter of the input"
-);
 
 #[cfg(test)]
 mod tests {

@@ -19,8 +19,6 @@ pub const ARCHITECTURE: &str = "lusnet";
 pub const LUSNET_VERSION: u32 = 1;
 /// Number of Soldati score classes (0–3).
 pub const SCORE_CLASSES: usize = 4;
-/// Output stride of the segmentation head relative to the input.
-pub const SEG_STRIDE: usize = 4;
 
 /// Environment variable read by candle's quantized thread pool.
 const CANDLE_THREADS_VAR: &str = "CANDLE_NUM_THREADS";
@@ -77,11 +75,6 @@ pub struct ModelMeta {
 }
 
 impl ModelMeta {
-    /// Side of the segmentation map.
-    pub fn seg_size(&self) -> usize {
-        self.input_size / SEG_STRIDE
-    }
-
     /// Index of a segmentation class by name.
     pub fn seg_class(&self, name: &str) -> Option<usize> {
         self.seg_classes.iter().position(|c| c == name)
