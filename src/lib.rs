@@ -25,9 +25,12 @@
 //!
 //! Pleura is decision support for research settings, not a diagnostic device.
 
+pub mod display;
 pub mod eval;
 pub mod frame;
 pub mod model;
+pub mod pipeline;
 pub mod preprocess;
+pub mod record;
 pub mod scoring;
 pub mod source;

@@ -2,17 +2,26 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use pleura::display::DisplaySpec;
 use pleura::eval::dataset::DatasetKind;
 use pleura::eval::{EvalReport, evaluate, export_dataset, predict_clip, prepare_clip};
 use pleura::model::import::{Quantization, import_safetensors};
 use pleura::model::lusnet::macs_per_frame;
 use pleura::model::{LusNet, Precision};
+use pleura::pipeline::{RunOptions, Stages};
+use pleura::preprocess::{Roi, SectorMode};
+use pleura::record::{EndReason, FrameLog, Recorder, RunReport};
 use pleura::scoring::{clip_score, mean_class_fraction};
+use pleura::source::SourceSpec;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The model shipped with Pleura.
 const DEFAULT_MODEL: &str = "models/lusnet-v1.gguf";
+/// Where `--source demo` finds its clips.
+const DEMO_DIR: &str = "tests/demo";
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +36,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Play a source live: score every frame, show and record the results.
+    Run(RunArgs),
     /// Score one clip: Soldati score, confidence and pathological areas.
     Score {
         /// The clip (any format ffmpeg decodes).
@@ -60,6 +71,39 @@ enum Command {
         #[command(subcommand)]
         command: DatasetCommand,
     },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Where frames come from: demo (the bundled clips), file:PATH,
+    /// dir:PATH (PNG/JPEG frames in name order) or v4l:/dev/videoN.
+    #[arg(long, default_value = "demo")]
+    source: SourceSpec,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Use this sector (x,y,w,h in pixels) instead of finding it.
+    #[arg(long)]
+    roi: Option<Roi>,
+    /// Play recordings as fast as possible, scoring every frame, instead
+    /// of in real time.
+    #[arg(long)]
+    no_pace: bool,
+    /// Where to show frames: none, or png:DIR for annotated PNG frames and
+    /// a contact sheet.
+    #[arg(long, default_value = "none")]
+    display: DisplaySpec,
+    /// Draw one frame in this many (png display).
+    #[arg(long, default_value_t = 10)]
+    every: u64,
+    /// Write the run report (scores, series, drops, latencies) as JSON here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Write one JSON line per scored frame here.
+    #[arg(long)]
+    log: Option<PathBuf>,
+    /// Folder of the demo clips.
+    #[arg(long, default_value = DEMO_DIR)]
+    demo_dir: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -135,6 +179,7 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Run(args) => run_live(&args),
         Command::Score { clip, model } => score(&clip, &model),
         Command::Eval {
             dataset,
@@ -195,6 +240,103 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// Sets `stop` on the first Ctrl-C or SIGTERM; a second one exits at once.
+fn stop_on_signal() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("pleura: stopping, flushing outputs (again to quit at once)");
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    Ok(stop)
+}
+
+fn run_live(args: &RunArgs) -> Result<()> {
+    let stop = stop_on_signal()?;
+    let model = load_model(&args.model)?;
+    let classes = model.meta().seg_classes.clone();
+    let source = args
+        .source
+        .open(&args.demo_dir)
+        .with_context(|| format!("cannot open the source {}", args.source))?;
+    let renderer = args.display.open(&classes, args.every)?;
+    let log = args.log.as_deref().map(FrameLog::create).transpose()?;
+    let options = RunOptions {
+        pace: !args.no_pace,
+        sector: args.roi.map_or(SectorMode::Auto, SectorMode::Fixed),
+        stop,
+    };
+    let stages = Stages {
+        source,
+        model: &model,
+        renderer,
+        recorder: Recorder::new(classes, log),
+    };
+    let report = pleura::pipeline::run(
+        stages,
+        &options,
+        &args.source.to_string(),
+        &args.model.model.display().to_string(),
+    );
+    print_run(&report);
+    if let Some(path) = &args.report {
+        report.write(path)?;
+        println!("report        {}", path.display());
+    }
+    match &report.end {
+        EndReason::EndOfStream | EndReason::Interrupted => Ok(()),
+        failure => bail!("{failure}"),
+    }
+}
+
+fn print_run(report: &RunReport) {
+    for clip in &report.clips {
+        println!("clip          {}", clip.name);
+        println!("frames        {}", clip.frames);
+        let s = clip.sector;
+        println!("sector        x={} y={} w={} h={}", s.x, s.y, s.w, s.h);
+        println!(
+            "score         {} (confidence {:.2}, {})",
+            clip.score,
+            clip.confidence,
+            if clip.stable {
+                "stable"
+            } else {
+                "not yet stable"
+            }
+        );
+        println!(
+            "p(score)      {}",
+            clip.probs.map(|p| format!("{p:.2}")).join("  ")
+        );
+        for (name, fraction) in &clip.areas {
+            println!("{name:<14}{:.1} % of the sector", 100.0 * fraction);
+        }
+        println!();
+    }
+    let f = &report.frames;
+    println!(
+        "run           {} · {} frames scored in {:.1} s ({:.1} fps)",
+        report.end, f.scored, report.wall_s, report.fps
+    );
+    println!(
+        "frames        {} captured · {} dropped · {} corrupt · {} rejected · {} displayed",
+        f.captured, f.dropped, f.corrupt, f.rejected, f.rendered
+    );
+    let stage = |name: &str| report.latency.get(name).copied().unwrap_or_default();
+    let (inference, total) = (stage("inference"), stage("end_to_end"));
+    println!(
+        "latency       inference {:.1} ms (p99 {:.1}) · capture to output {:.1} ms (p99 {:.1})",
+        inference.median_ms, inference.p99_ms, total.median_ms, total.p99_ms
+    );
+    for error in &report.output_errors {
+        println!("output error  {error}");
     }
 }
 

@@ -46,6 +46,37 @@ impl Roi {
             h: y1 - self.y,
         })
     }
+
+    /// Intersection over union of two rectangles (0 when disjoint).
+    pub fn iou(self, other: Roi) -> f32 {
+        let overlap =
+            |a0: usize, a1: usize, b0: usize, b1: usize| a1.min(b1).saturating_sub(a0.max(b0));
+        let inter = overlap(self.x, self.x + self.w, other.x, other.x + other.w)
+            * overlap(self.y, self.y + self.h, other.y, other.y + other.h);
+        let union = self.w * self.h + other.w * other.h - inter;
+        if union == 0 {
+            0.0
+        } else {
+            inter as f32 / union as f32
+        }
+    }
+}
+
+impl std::str::FromStr for Roi {
+    type Err = String;
+
+    /// Parses `x,y,w,h` in pixels.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("'{text}' is not a rectangle x,y,w,h in pixels");
+        let values: Vec<usize> = text
+            .split(',')
+            .map(|v| v.trim().parse().map_err(|_| bad()))
+            .collect::<Result<_, _>>()?;
+        match values[..] {
+            [x, y, w, h] if w > 0 && h > 0 => Ok(Roi { x, y, w, h }),
+            _ => Err(bad()),
+        }
+    }
 }
 
 /// Mean brightness (0–255) above which a pixel may belong to the sector.
@@ -64,47 +95,296 @@ const DETECTION_FRAMES: usize = 32;
 /// moving clip, changes over time: static overlays (text, scales, logos)
 /// are bright but constant. The sector is the longest run of rows and of
 /// columns whose count of such pixels is a fair fraction of the maximum.
-/// Falls back to the whole frame when nothing stands out.
+/// Up to 32 frames spread over the run are used; frames of another size
+/// than the first are ignored.
 pub fn detect_sector(frames: &[GrayFrame]) -> Option<Roi> {
     let first = frames.first()?;
-    let (w, h) = (first.width, first.height);
     let same_size: Vec<&GrayFrame> = frames
         .iter()
-        .filter(|f| f.width == w && f.height == h)
+        .filter(|f| f.width == first.width && f.height == first.height)
         .collect();
     let step = same_size.len().div_ceil(DETECTION_FRAMES).max(1);
-    let sample: Vec<&GrayFrame> = same_size.into_iter().step_by(step).collect();
-    let n = sample.len() as f32;
-    let mut sum = vec![0f32; w * h];
-    let mut sum_sq = vec![0f32; w * h];
-    for frame in &sample {
-        for (i, &p) in frame.pixels.iter().enumerate() {
-            let p = f32::from(p);
-            sum[i] += p;
-            sum_sq[i] += p * p;
+    let mut stats = SectorStats::new(first.width, first.height);
+    for frame in same_size.into_iter().step_by(step) {
+        stats.add(frame);
+    }
+    stats.sector()
+}
+
+/// Per-pixel brightness statistics of frames of one size, from which the
+/// sector is read. Adding a frame costs two sums per pixel; nothing else
+/// is kept, so the memory does not grow with the number of frames.
+#[derive(Debug, Clone)]
+pub struct SectorStats {
+    width: usize,
+    height: usize,
+    sum: Vec<f32>,
+    sum_sq: Vec<f32>,
+    frames: usize,
+}
+
+impl SectorStats {
+    /// Empty statistics for `width × height` frames.
+    pub fn new(width: usize, height: usize) -> Self {
+        Self {
+            width,
+            height,
+            sum: vec![0.0; width * height],
+            sum_sq: vec![0.0; width * height],
+            frames: 0,
         }
     }
-    let check_motion = sample.len() >= 3;
-    let active: Vec<bool> = (0..w * h)
-        .map(|i| {
-            let mean = sum[i] / n;
-            let var = (sum_sq[i] / n - mean * mean).max(0.0);
-            mean > ECHO_LEVEL && (!check_motion || var.sqrt() > LIVE_LEVEL)
-        })
-        .collect();
-    let mut rows = vec![0usize; h];
-    let mut cols = vec![0usize; w];
-    for y in 0..h {
-        for x in 0..w {
-            if active[y * w + x] {
-                rows[y] += 1;
-                cols[x] += 1;
+
+    /// Frames added so far.
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// Adds a frame; returns `false` (and ignores it) when its size differs.
+    pub fn add(&mut self, frame: &GrayFrame) -> bool {
+        if (frame.width, frame.height) != (self.width, self.height) {
+            return false;
+        }
+        for ((s, s2), &p) in self.sum.iter_mut().zip(&mut self.sum_sq).zip(&frame.pixels) {
+            let p = f32::from(p);
+            *s += p;
+            *s2 += p * p;
+        }
+        self.frames += 1;
+        true
+    }
+
+    /// The sector seen so far, or `None` before any frame or when no pixel
+    /// stands out. With fewer than 3 frames, motion is not required.
+    pub fn sector(&self) -> Option<Roi> {
+        if self.frames == 0 {
+            return None;
+        }
+        let (w, h) = (self.width, self.height);
+        let n = self.frames as f32;
+        let check_motion = self.frames >= 3;
+        let mut rows = vec![0usize; h];
+        let mut cols = vec![0usize; w];
+        for (y, row_count) in rows.iter_mut().enumerate() {
+            for (x, col_count) in cols.iter_mut().enumerate() {
+                let i = y * w + x;
+                let mean = self.sum[i] / n;
+                let var = (self.sum_sq[i] / n - mean * mean).max(0.0);
+                if mean > ECHO_LEVEL && (!check_motion || var.sqrt() > LIVE_LEVEL) {
+                    *row_count += 1;
+                    *col_count += 1;
+                }
             }
         }
+        let (y, rh) = longest_run(&rows)?;
+        let (x, cw) = longest_run(&cols)?;
+        Some(Roi { x, y, w: cw, h: rh })
     }
-    let (y, rh) = longest_run(&rows)?;
-    let (x, cw) = longest_run(&cols)?;
-    Some(Roi { x, y, w: cw, h: rh })
+}
+
+/// How the sector of a live stream is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SectorMode {
+    /// Found from the first frames of each clip, then kept unless it moves.
+    Auto,
+    /// Given by the user (`--roi`); never searched.
+    Fixed(Roi),
+}
+
+/// Frames from which the sector of a new clip is found; they wait, and are
+/// scored as soon as the sector is known.
+pub const LOCK_FRAMES: usize = 32;
+/// Frames between two checks that the locked sector has not moved.
+const RECHECK_FRAMES: usize = 50;
+/// A check "disagrees" when its sector overlaps the locked one less than this.
+const MOVED_IOU: f32 = 0.8;
+/// Consecutive disagreeing checks after which the new sector is taken
+/// (a depth or probe change on the ultrasound machine).
+const MOVED_CHECKS: u32 = 2;
+/// Consecutive frames of a new size after which the stream is taken to
+/// have changed resolution, and the sector is searched again.
+const RESIZE_FRAMES: usize = 8;
+
+/// A frame the tracker would not pass on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("frame of {got_width}×{got_height} in a stream of {width}×{height}")]
+pub struct SizeMismatch {
+    /// Width of the stream.
+    pub width: usize,
+    /// Height of the stream.
+    pub height: usize,
+    /// Width of the frame.
+    pub got_width: usize,
+    /// Height of the frame.
+    pub got_height: usize,
+}
+
+/// Keeps the sector of a live stream steady: found once from the first
+/// [`LOCK_FRAMES`] frames of a clip, re-checked every few seconds, and
+/// moved only when several checks in a row agree that it has moved. Frames
+/// of a different size are refused, until a new size persists.
+#[derive(Debug)]
+pub struct SectorTracker {
+    mode: SectorMode,
+    state: TrackState,
+    /// A run of frames of another size: that size and how many.
+    resize_run: Option<((usize, usize), usize)>,
+}
+
+#[derive(Debug)]
+enum TrackState {
+    /// Before the first frame of a clip.
+    Idle,
+    /// Collecting the first frames of a clip.
+    Locking {
+        stats: SectorStats,
+        pending: Vec<GrayFrame>,
+    },
+    /// The sector is known.
+    Locked {
+        roi: Roi,
+        size: (usize, usize),
+        recheck: SectorStats,
+        disagreeing: u32,
+    },
+}
+
+impl SectorTracker {
+    /// A tracker for a new clip.
+    pub fn new(mode: SectorMode) -> Self {
+        Self {
+            mode,
+            state: TrackState::Idle,
+            resize_run: None,
+        }
+    }
+
+    /// The sector frames are currently cropped to, once known.
+    pub fn sector(&self) -> Option<Roi> {
+        match (&self.mode, &self.state) {
+            (SectorMode::Fixed(roi), _) => Some(*roi),
+            (_, TrackState::Locked { roi, .. }) => Some(*roi),
+            _ => None,
+        }
+    }
+
+    /// Takes the next frame of the clip. The frames whose sector is now
+    /// known, this one and any that waited for the sector, are appended to
+    /// `ready` in order.
+    pub fn push(
+        &mut self,
+        frame: GrayFrame,
+        ready: &mut Vec<(GrayFrame, Roi)>,
+    ) -> Result<(), SizeMismatch> {
+        if let SectorMode::Fixed(roi) = self.mode {
+            ready.push((frame, roi));
+            return Ok(());
+        }
+        let size = (frame.width, frame.height);
+        if let Some(expected) = self.stream_size().filter(|&s| s != size) {
+            let run = match self.resize_run {
+                Some((run_size, n)) if run_size == size => n + 1,
+                _ => 1,
+            };
+            self.resize_run = Some((size, run));
+            if run < RESIZE_FRAMES {
+                return Err(SizeMismatch {
+                    width: expected.0,
+                    height: expected.1,
+                    got_width: size.0,
+                    got_height: size.1,
+                });
+            }
+            log::info!(
+                "stream size changed to {}×{}: finding the sector again",
+                size.0,
+                size.1
+            );
+            self.finish(ready);
+        }
+        self.resize_run = None;
+        match &mut self.state {
+            TrackState::Idle => {
+                let mut stats = SectorStats::new(size.0, size.1);
+                stats.add(&frame);
+                self.state = TrackState::Locking {
+                    stats,
+                    pending: vec![frame],
+                };
+            }
+            TrackState::Locking { stats, pending } => {
+                stats.add(&frame);
+                pending.push(frame);
+            }
+            TrackState::Locked {
+                roi,
+                recheck,
+                disagreeing,
+                ..
+            } => {
+                recheck.add(&frame);
+                if recheck.frames() >= RECHECK_FRAMES {
+                    let found = recheck.sector().unwrap_or(*roi);
+                    *disagreeing = if found.iou(*roi) < MOVED_IOU {
+                        *disagreeing + 1
+                    } else {
+                        0
+                    };
+                    if *disagreeing >= MOVED_CHECKS {
+                        log::info!("sector moved from {roi:?} to {found:?}");
+                        *roi = found;
+                        *disagreeing = 0;
+                    }
+                    *recheck = SectorStats::new(size.0, size.1);
+                }
+                ready.push((frame, *roi));
+            }
+        }
+        if matches!(&self.state, TrackState::Locking { pending, .. } if pending.len() >= LOCK_FRAMES)
+        {
+            self.lock(ready);
+        }
+        Ok(())
+    }
+
+    /// Ends the clip: frames still waiting get the sector found from them,
+    /// and the next frame starts a new search.
+    pub fn finish(&mut self, ready: &mut Vec<(GrayFrame, Roi)>) {
+        if matches!(self.state, TrackState::Locking { .. }) {
+            self.lock(ready);
+        }
+        self.state = TrackState::Idle;
+        self.resize_run = None;
+    }
+
+    fn stream_size(&self) -> Option<(usize, usize)> {
+        match &self.state {
+            TrackState::Idle => None,
+            TrackState::Locking { pending, .. } => pending.first().map(|f| (f.width, f.height)),
+            TrackState::Locked { size, .. } => Some(*size),
+        }
+    }
+
+    fn lock(&mut self, ready: &mut Vec<(GrayFrame, Roi)>) {
+        let TrackState::Locking { stats, pending } =
+            std::mem::replace(&mut self.state, TrackState::Idle)
+        else {
+            return;
+        };
+        let Some(first) = pending.first() else {
+            return;
+        };
+        let size = (first.width, first.height);
+        let roi = stats.sector().unwrap_or(Roi::full(first));
+        log::debug!("sector locked at {roi:?} after {} frames", pending.len());
+        ready.extend(pending.into_iter().map(|f| (f, roi)));
+        self.state = TrackState::Locked {
+            roi,
+            size,
+            recheck: SectorStats::new(size.0, size.1),
+            disagreeing: 0,
+        };
+    }
 }
 
 /// The longest run of entries at or above `PROFILE_FRACTION` of the maximum.
@@ -248,5 +528,153 @@ mod tests {
                 h: 80
             }
         );
+    }
+
+    /// A `w × h` frame, black but for moving speckle inside `sector`.
+    fn scan(w: usize, h: usize, t: usize, sector: Roi) -> GrayFrame {
+        let mut f = frame(w, h, |x, y| {
+            let inside = (sector.x..sector.x + sector.w).contains(&x)
+                && (sector.y..sector.y + sector.h).contains(&y);
+            if inside {
+                (60 + ((x * 7 + y * 13 + t * 31) % 90)) as u8
+            } else {
+                0
+            }
+        });
+        f.seq = t as u64;
+        f
+    }
+
+    const SECTOR: Roi = Roi {
+        x: 10,
+        y: 5,
+        w: 40,
+        h: 30,
+    };
+
+    #[test]
+    fn tracker_holds_the_first_frames_until_the_sector_is_known() {
+        let mut tracker = SectorTracker::new(SectorMode::Auto);
+        let mut ready = Vec::new();
+        for t in 0..LOCK_FRAMES - 1 {
+            tracker.push(scan(64, 48, t, SECTOR), &mut ready).unwrap();
+        }
+        assert!(ready.is_empty());
+        assert_eq!(tracker.sector(), None);
+        tracker
+            .push(scan(64, 48, LOCK_FRAMES, SECTOR), &mut ready)
+            .unwrap();
+        assert_eq!(ready.len(), LOCK_FRAMES);
+        assert!(ready.iter().all(|(_, roi)| *roi == SECTOR));
+        let seqs: Vec<u64> = ready.iter().map(|(f, _)| f.seq).collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "frames keep their order"
+        );
+    }
+
+    #[test]
+    fn a_clip_shorter_than_the_lock_window_is_released_at_its_end() {
+        let mut tracker = SectorTracker::new(SectorMode::Auto);
+        let mut ready = Vec::new();
+        for t in 0..5 {
+            tracker.push(scan(64, 48, t, SECTOR), &mut ready).unwrap();
+        }
+        tracker.finish(&mut ready);
+        assert_eq!(ready.len(), 5);
+        assert_eq!(ready[0].1, SECTOR);
+    }
+
+    #[test]
+    fn a_frame_of_another_size_is_refused_until_the_new_size_persists() {
+        let mut tracker = SectorTracker::new(SectorMode::Auto);
+        let mut ready = Vec::new();
+        for t in 0..LOCK_FRAMES {
+            tracker.push(scan(64, 48, t, SECTOR), &mut ready).unwrap();
+        }
+        let err = tracker
+            .push(scan(32, 48, 99, SECTOR), &mut ready)
+            .unwrap_err();
+        assert_eq!((err.width, err.got_width), (64, 32));
+        tracker.push(scan(64, 48, 100, SECTOR), &mut ready).unwrap();
+        // A lasting change of resolution is accepted after RESIZE_FRAMES.
+        let small = Roi {
+            x: 4,
+            y: 4,
+            w: 20,
+            h: 20,
+        };
+        let refused = (0..RESIZE_FRAMES)
+            .filter(|&t| tracker.push(scan(32, 32, t, small), &mut ready).is_err())
+            .count();
+        assert_eq!(refused, RESIZE_FRAMES - 1);
+        tracker.finish(&mut ready);
+        assert_eq!(ready.last().unwrap().1, small);
+    }
+
+    #[test]
+    fn the_sector_moves_only_after_repeated_checks_agree() {
+        let mut tracker = SectorTracker::new(SectorMode::Auto);
+        let mut ready = Vec::new();
+        let moved = Roi {
+            x: 20,
+            y: 10,
+            w: 40,
+            h: 36,
+        };
+        for t in 0..LOCK_FRAMES {
+            tracker.push(scan(64, 48, t, SECTOR), &mut ready).unwrap();
+        }
+        for t in 0..RECHECK_FRAMES {
+            tracker.push(scan(64, 48, t, moved), &mut ready).unwrap();
+        }
+        assert_eq!(tracker.sector(), Some(SECTOR), "one check is not enough");
+        for t in 0..RECHECK_FRAMES {
+            tracker.push(scan(64, 48, t, moved), &mut ready).unwrap();
+        }
+        assert_eq!(tracker.sector(), Some(moved));
+    }
+
+    #[test]
+    fn a_fixed_roi_passes_every_frame_at_once() {
+        let roi = Roi {
+            x: 1,
+            y: 2,
+            w: 3,
+            h: 4,
+        };
+        let mut tracker = SectorTracker::new(SectorMode::Fixed(roi));
+        let mut ready = Vec::new();
+        tracker.push(scan(64, 48, 0, SECTOR), &mut ready).unwrap();
+        tracker.push(scan(16, 16, 1, SECTOR), &mut ready).unwrap();
+        assert_eq!(ready.len(), 2);
+        assert!(ready.iter().all(|(_, r)| *r == roi));
+    }
+
+    #[test]
+    fn rois_parse_from_the_command_line() {
+        assert_eq!(
+            "1,2,30,40".parse::<Roi>().unwrap(),
+            Roi {
+                x: 1,
+                y: 2,
+                w: 30,
+                h: 40
+            }
+        );
+        assert!("1,2,0,40".parse::<Roi>().is_err());
+        assert!("1,2,3".parse::<Roi>().is_err());
+    }
+
+    #[test]
+    fn iou_of_a_rectangle_with_itself_is_one_and_with_a_disjoint_one_zero() {
+        let other = Roi {
+            x: 100,
+            y: 100,
+            w: 5,
+            h: 5,
+        };
+        assert_eq!(SECTOR.iou(SECTOR), 1.0);
+        assert_eq!(SECTOR.iou(other), 0.0);
     }
 }

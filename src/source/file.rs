@@ -23,6 +23,7 @@ pub struct ClipInfo {
 /// A clip decoded frame by frame through ffmpeg.
 pub struct FileSource {
     path: PathBuf,
+    name: String,
     info: ClipInfo,
     child: Child,
     stdout: ChildStdout,
@@ -57,6 +58,7 @@ impl FileSource {
         })?;
         Ok(Self {
             path: path.to_path_buf(),
+            name: super::clip_name_of(path),
             info,
             child,
             stdout,
@@ -89,6 +91,14 @@ impl FileSource {
 }
 
 impl FrameSource for FileSource {
+    fn clip_name(&self) -> &str {
+        &self.name
+    }
+
+    fn frame_rate(&self) -> Option<f64> {
+        Some(self.info.fps)
+    }
+
     fn next_frame(&mut self) -> Result<Option<GrayFrame>, SourceError> {
         let size = self.info.width * self.info.height;
         let mut pixels = vec![0u8; size];

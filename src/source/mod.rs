@@ -2,19 +2,30 @@
 //!
 //! Every source yields [`GrayFrame`]s through the [`FrameSource`] trait, so
 //! that the rest of the program never knows whether frames come from a clip
-//! on disk or a capture device.
+//! on disk, a folder of stills or a capture device. A source never crops,
+//! scales or scores; it only turns its input into gray frames, in order.
+//!
+//! Sources are chosen with a [`SourceSpec`] (`--source` on the command
+//! line): `file:PATH`, `dir:PATH`, `v4l:/dev/videoN`, or `demo` for the
+//! bundled demo clips.
 
+mod dir;
 mod file;
+mod playlist;
+mod v4l;
 
+pub use dir::DirSource;
 pub use file::{ClipInfo, FileSource, decode_clip};
+pub use playlist::Playlist;
+pub use v4l::V4lSource;
 
 use crate::frame::GrayFrame;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// Why a source could not deliver frames.
+/// Why a source could not deliver a frame.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    /// The clip or device does not exist.
+    /// The clip, folder or device does not exist.
     #[error("{path}: no such file")]
     Missing {
         /// The path that was asked for.
@@ -38,18 +49,150 @@ pub enum SourceError {
         /// What the decoder said.
         reason: String,
     },
-    /// Reading from the decoder failed midway.
+    /// Reading from the decoder or device failed midway.
     #[error("{path}: read error: {cause}")]
     Io {
-        /// The clip.
+        /// The clip or device.
         path: PathBuf,
         /// The operating system's reason.
         cause: std::io::Error,
     },
+    /// One frame was unreadable; the stream itself goes on.
+    #[error("{path}: frame {index} skipped: {reason}")]
+    BadFrame {
+        /// The file or device the frame came from.
+        path: PathBuf,
+        /// Position of the frame in its stream.
+        index: u64,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// A capture device exists but cannot deliver gray video.
+    #[error("{path}: {reason}")]
+    Device {
+        /// The device node.
+        path: PathBuf,
+        /// What the device refused or lacks.
+        reason: String,
+    },
+    /// A `--source` specification that names no known source.
+    #[error("unknown source '{0}' (use demo, file:PATH, dir:PATH or v4l:/dev/videoN)")]
+    Spec(String),
+}
+
+impl SourceError {
+    /// Whether only one frame was lost and the stream can go on.
+    pub fn is_frame_error(&self) -> bool {
+        matches!(self, SourceError::BadFrame { .. })
+    }
 }
 
 /// Anything that yields grayscale frames in order.
-pub trait FrameSource {
-    /// The next frame, or `Ok(None)` at the end of the stream.
+pub trait FrameSource: Send {
+    /// The next frame, or `Ok(None)` at the end of the stream. A
+    /// [`SourceError::BadFrame`] loses that frame only; any other error ends
+    /// the stream.
     fn next_frame(&mut self) -> Result<Option<GrayFrame>, SourceError>;
+
+    /// The clip the last frame belongs to. A new name starts a new clip:
+    /// its own sector, its own clip score.
+    fn clip_name(&self) -> &str;
+
+    /// The frame rate a recording was made at, so that it can be replayed
+    /// in real time; `None` for live sources, which run at their own pace.
+    fn frame_rate(&self) -> Option<f64> {
+        None
+    }
+}
+
+/// Which source to open, as written after `--source`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// The demo clips bundled with Pleura, one after the other.
+    Demo,
+    /// A clip that ffmpeg decodes.
+    File(PathBuf),
+    /// A folder of PNG or JPEG frames, in name order.
+    Dir(PathBuf),
+    /// A V4L2 capture device.
+    V4l(PathBuf),
+}
+
+impl std::str::FromStr for SourceSpec {
+    type Err = SourceError;
+
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        let path = |p: &str| {
+            (!p.is_empty())
+                .then(|| PathBuf::from(p))
+                .ok_or_else(|| SourceError::Spec(spec.to_string()))
+        };
+        match spec.split_once(':') {
+            None if spec == "demo" => Ok(SourceSpec::Demo),
+            Some(("file", p)) => path(p).map(SourceSpec::File),
+            Some(("dir", p)) => path(p).map(SourceSpec::Dir),
+            Some(("v4l", p)) => path(p).map(SourceSpec::V4l),
+            _ => Err(SourceError::Spec(spec.to_string())),
+        }
+    }
+}
+
+impl std::fmt::Display for SourceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceSpec::Demo => write!(f, "demo"),
+            SourceSpec::File(p) => write!(f, "file:{}", p.display()),
+            SourceSpec::Dir(p) => write!(f, "dir:{}", p.display()),
+            SourceSpec::V4l(p) => write!(f, "v4l:{}", p.display()),
+        }
+    }
+}
+
+impl SourceSpec {
+    /// Opens the source; `demo_dir` is where the demo clips live.
+    pub fn open(&self, demo_dir: &Path) -> Result<Box<dyn FrameSource>, SourceError> {
+        Ok(match self {
+            SourceSpec::Demo => Box::new(Playlist::demo(demo_dir)?),
+            SourceSpec::File(path) => Box::new(Playlist::new(vec![path.clone()])?),
+            SourceSpec::Dir(path) => Box::new(DirSource::open(path)?),
+            SourceSpec::V4l(path) => Box::new(V4lSource::open(path)?),
+        })
+    }
+}
+
+/// The name a clip is known by in reports: its file name.
+fn clip_name_of(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_specs_parse_by_prefix() {
+        assert_eq!("demo".parse::<SourceSpec>().unwrap(), SourceSpec::Demo);
+        assert_eq!(
+            "file:a/b.mp4".parse::<SourceSpec>().unwrap(),
+            SourceSpec::File("a/b.mp4".into())
+        );
+        assert_eq!(
+            "dir:frames".parse::<SourceSpec>().unwrap(),
+            SourceSpec::Dir("frames".into())
+        );
+        assert_eq!(
+            "v4l:/dev/video0".parse::<SourceSpec>().unwrap(),
+            SourceSpec::V4l("/dev/video0".into())
+        );
+    }
+
+    #[test]
+    fn unknown_or_empty_specs_are_refused_with_the_choices() {
+        for bad in ["", "file:", "clip.mp4", "rtsp://x", "phantom"] {
+            let err = bad.parse::<SourceSpec>().unwrap_err();
+            assert!(err.to_string().contains("file:PATH"), "{bad}: {err}");
+        }
+    }
 }

@@ -1,0 +1,472 @@
+//! The bedside pipeline: three threads joined by bounded channels.
+//!
+//! ```text
+//!  capture ──[newest wins]──► inference ──[bounded]──► output
+//!  source,                     sector, crop, LusNet,    record every frame,
+//!  pacing                      scores                   display the newest
+//! ```
+//!
+//! This module only wires the stages together; each stage's logic lives in
+//! its own module. Latency stays bounded however slow a stage gets:
+//!
+//! * A live source (or a recording replayed in real time) never waits for
+//!   inference. Its channel holds [`CAPTURE_QUEUE`] frames; when it is full
+//!   the oldest waiting frame is dropped and counted, and the newest goes in.
+//! * A recording played with `pace: false` is not real time, so nothing is
+//!   dropped: capture waits for inference (every frame is scored).
+//! * The output stage records every scored frame, but when it falls behind
+//!   it displays only the newest one.
+//!
+//! A stop request (Ctrl-C, SIGTERM) or the end of the stream ends capture;
+//! the frames already captured are still scored, and every output is
+//! flushed before [`run`] returns.
+
+use crate::display::Renderer;
+use crate::frame::GrayFrame;
+use crate::model::LusNet;
+use crate::preprocess::{Roi, SectorMode, SectorTracker, crop_resize};
+use crate::record::{EndReason, FrameCounts, Recorder, RunReport, StageClock, StageClocks};
+use crate::scoring::{ClipTracker, ScoredFrame};
+use crate::source::FrameSource;
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Frames waiting between capture and inference.
+pub const CAPTURE_QUEUE: usize = 2;
+/// Scored frames waiting for the output stage.
+const OUTPUT_QUEUE: usize = 16;
+/// Longest single sleep while pacing, so that a stop request is seen soon.
+const PACING_SLICE: Duration = Duration::from_millis(50);
+/// A replay this far behind its schedule restarts the schedule instead of
+/// rushing to catch up.
+const PACING_SLACK: Duration = Duration::from_secs(1);
+
+/// How a run is played.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Replay recordings at their own frame rate (real time, frames may be
+    /// dropped); otherwise as fast as inference allows, dropping none.
+    pub pace: bool,
+    /// How the sector is chosen.
+    pub sector: SectorMode,
+    /// Set from another thread (a signal handler) to stop the run.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// The stages a run connects.
+pub struct Stages<'a> {
+    /// Where frames come from.
+    pub source: Box<dyn FrameSource>,
+    /// The network.
+    pub model: &'a LusNet,
+    /// Where frames are shown.
+    pub renderer: Box<dyn Renderer>,
+    /// Where results are kept.
+    pub recorder: Recorder,
+}
+
+/// A frame on its way from capture to inference.
+struct Captured {
+    clip: Arc<str>,
+    frame: GrayFrame,
+}
+
+/// What the capture thread hands back.
+#[derive(Default)]
+struct CaptureEnd {
+    end: Option<EndReason>,
+    captured: u64,
+    corrupt: u64,
+    dropped: u64,
+    clock: StageClock,
+}
+
+/// What the inference thread hands back.
+#[derive(Default)]
+struct InferenceEnd {
+    failure: Option<EndReason>,
+    rejected: u64,
+    scored: u64,
+    preprocess: StageClock,
+    inference: StageClock,
+    scoring: StageClock,
+}
+
+/// What the output thread hands back.
+struct OutputEnd {
+    recorder: Recorder,
+    rendered: u64,
+    render: StageClock,
+    end_to_end: StageClock,
+    errors: Vec<String>,
+}
+
+/// Plays `source` through the model to the outputs until the stream ends,
+/// fails, or `options.stop` is set. Always returns a report: a failure is
+/// recorded in [`RunReport::end`], with everything scored before it.
+pub fn run(
+    stages: Stages<'_>,
+    options: &RunOptions,
+    source_name: &str,
+    model_name: &str,
+) -> RunReport {
+    let Stages {
+        source,
+        model,
+        renderer,
+        recorder,
+    } = stages;
+    let started = Instant::now();
+    let (frame_tx, frame_rx) = bounded::<Captured>(CAPTURE_QUEUE);
+    let (scored_tx, scored_rx) = bounded::<ScoredFrame>(OUTPUT_QUEUE);
+    let realtime = options.pace || source.frame_rate().is_none();
+    let (capture, inference, output) = std::thread::scope(|scope| {
+        let drain = frame_rx.clone();
+        let capture = scope.spawn(|| capture_stage(source, frame_tx, drain, realtime, options));
+        let inference = scope.spawn(|| inference_stage(model, frame_rx, scored_tx, options.sector));
+        let output = scope.spawn(|| output_stage(scored_rx, renderer, recorder));
+        (
+            capture.join().unwrap_or_else(|_| CaptureEnd {
+                end: Some(EndReason::SourceFailed {
+                    message: "the capture thread panicked".into(),
+                }),
+                ..CaptureEnd::default()
+            }),
+            inference.join().unwrap_or_else(|_| InferenceEnd {
+                failure: Some(EndReason::ModelFailed {
+                    message: "the inference thread panicked".into(),
+                }),
+                ..InferenceEnd::default()
+            }),
+            output.join(),
+        )
+    });
+    let wall = started.elapsed().as_secs_f64();
+    let (clips, mut output_errors, rendered, render, end_to_end) = match output {
+        Ok(out) => {
+            let (clips, mut errors) = out.recorder.finish();
+            errors.extend(out.errors);
+            (clips, errors, out.rendered, out.render, out.end_to_end)
+        }
+        Err(_) => (
+            Vec::new(),
+            vec!["the output thread panicked".to_string()],
+            0,
+            StageClock::default(),
+            StageClock::default(),
+        ),
+    };
+    output_errors.dedup();
+    let clocks = StageClocks {
+        capture: capture.clock,
+        preprocess: inference.preprocess,
+        inference: inference.inference,
+        scoring: inference.scoring,
+        render,
+        end_to_end,
+    };
+    RunReport {
+        source: source_name.to_string(),
+        model: model_name.to_string(),
+        end: inference
+            .failure
+            .or(capture.end)
+            .unwrap_or(EndReason::EndOfStream),
+        clips,
+        frames: FrameCounts {
+            captured: capture.captured,
+            corrupt: capture.corrupt,
+            dropped: capture.dropped,
+            rejected: inference.rejected,
+            scored: inference.scored,
+            rendered,
+        },
+        latency: clocks.stats(),
+        fps: if wall > 0.0 {
+            inference.scored as f64 / wall
+        } else {
+            0.0
+        },
+        wall_s: wall,
+        output_errors,
+    }
+}
+
+/// Reads the source until it ends, fails or a stop is requested.
+fn capture_stage(
+    mut source: Box<dyn FrameSource>,
+    frames: Sender<Captured>,
+    drain: Receiver<Captured>,
+    realtime: bool,
+    options: &RunOptions,
+) -> CaptureEnd {
+    let mut out = CaptureEnd::default();
+    let mut pacer = Pacer::default();
+    let mut clip: Option<Arc<str>> = None;
+    out.end = loop {
+        if options.stop.load(Ordering::Relaxed) {
+            break Some(EndReason::Interrupted);
+        }
+        let asked = Instant::now();
+        let mut frame = match source.next_frame() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break Some(EndReason::EndOfStream),
+            Err(e) if e.is_frame_error() => {
+                log::warn!("{e}");
+                out.corrupt += 1;
+                continue;
+            }
+            Err(e) => {
+                log::error!("{e}");
+                break Some(EndReason::SourceFailed {
+                    message: e.to_string(),
+                });
+            }
+        };
+        out.clock.since(asked);
+        out.captured += 1;
+        if clip.as_deref() != Some(source.clip_name()) {
+            clip = Some(Arc::from(source.clip_name()));
+            pacer = Pacer::default();
+        }
+        if options.pace {
+            if let Some(fps) = source.frame_rate() {
+                pacer.wait(fps, &options.stop);
+                // A replayed frame "arrives" when its time comes.
+                frame.captured = Instant::now();
+            }
+        }
+        let item = Captured {
+            clip: clip.clone().unwrap_or_else(|| Arc::from("")),
+            frame,
+        };
+        let delivered = if realtime {
+            send_newest(&frames, &drain, item, &mut out.dropped)
+        } else {
+            frames.send(item).is_ok()
+        };
+        if !delivered {
+            // Inference has stopped; its reason is in its own report.
+            break None;
+        }
+    };
+    out
+}
+
+/// Sends `item`, dropping the oldest waiting frame when the queue is full.
+/// Returns `false` once the receiver is gone.
+fn send_newest(
+    frames: &Sender<Captured>,
+    drain: &Receiver<Captured>,
+    item: Captured,
+    dropped: &mut u64,
+) -> bool {
+    let mut item = item;
+    loop {
+        match frames.try_send(item) {
+            Ok(()) => return true,
+            Err(TrySendError::Disconnected(_)) => return false,
+            Err(TrySendError::Full(back)) => {
+                if drain.try_recv().is_ok() {
+                    *dropped += 1;
+                }
+                item = back;
+            }
+        }
+    }
+}
+
+/// Real-time replay: releases frame `n` of a clip at `n / fps` seconds.
+#[derive(Default)]
+struct Pacer {
+    due: Option<Instant>,
+}
+
+impl Pacer {
+    fn wait(&mut self, fps: f64, stop: &AtomicBool) {
+        let period = Duration::from_secs_f64(1.0 / fps.clamp(1.0, 1000.0));
+        let now = Instant::now();
+        let due = *self.due.get_or_insert(now);
+        while let Some(left) = due.checked_duration_since(Instant::now()) {
+            if left.is_zero() || stop.load(Ordering::Relaxed) {
+                break;
+            }
+            std::thread::sleep(left.min(PACING_SLICE));
+        }
+        let behind = now.saturating_duration_since(due) > PACING_SLACK;
+        self.due = Some(if behind { now } else { due } + period);
+    }
+}
+
+/// Sector, crop, network and scores for every frame that reaches it.
+fn inference_stage(
+    model: &LusNet,
+    frames: Receiver<Captured>,
+    scored: Sender<ScoredFrame>,
+    sector: SectorMode,
+) -> InferenceEnd {
+    let mut out = InferenceEnd::default();
+    let meta = model.meta();
+    let mut clip = ClipState::new(Arc::from(""), sector, meta.seg_classes.len());
+    let mut ready = Vec::new();
+    for Captured { clip: name, frame } in frames.iter() {
+        if name != clip.name {
+            clip.tracker.finish(&mut ready);
+            score_ready(model, &mut clip, &mut ready, &scored, &mut out);
+            clip = ClipState::new(name, sector, meta.seg_classes.len());
+        }
+        let started = Instant::now();
+        if let Err(mismatch) = clip.tracker.push(frame, &mut ready) {
+            log::warn!("{}: {mismatch}: skipped", clip.name);
+            out.rejected += 1;
+        }
+        out.preprocess.since(started);
+        score_ready(model, &mut clip, &mut ready, &scored, &mut out);
+        if out.failure.is_some() {
+            return out;
+        }
+    }
+    clip.tracker.finish(&mut ready);
+    score_ready(model, &mut clip, &mut ready, &scored, &mut out);
+    out
+}
+
+/// Scores the frames whose sector is known and passes them on; stops at
+/// the first failure.
+fn score_ready(
+    model: &LusNet,
+    clip: &mut ClipState,
+    ready: &mut Vec<(GrayFrame, Roi)>,
+    scored: &Sender<ScoredFrame>,
+    out: &mut InferenceEnd,
+) {
+    for (frame, roi) in ready.drain(..) {
+        if out.failure.is_some() {
+            continue;
+        }
+        match score_frame(model, clip, frame, roi, out) {
+            Ok(Some(frame)) => {
+                if scored.send(frame).is_err() {
+                    out.failure = Some(EndReason::OutputFailed {
+                        message: "the output stage stopped".into(),
+                    });
+                }
+            }
+            Ok(None) => out.rejected += 1,
+            Err(e) => {
+                log::error!("{e}");
+                out.failure = Some(EndReason::ModelFailed {
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+}
+
+/// The state that belongs to one clip.
+struct ClipState {
+    name: Arc<str>,
+    tracker: SectorTracker,
+    scores: ClipTracker,
+}
+
+impl ClipState {
+    fn new(name: Arc<str>, sector: SectorMode, seg_classes: usize) -> Self {
+        Self {
+            name,
+            tracker: SectorTracker::new(sector),
+            scores: ClipTracker::new(seg_classes),
+        }
+    }
+}
+
+/// Crops, runs and scores one frame; `Ok(None)` when its sector misses it.
+fn score_frame(
+    model: &LusNet,
+    clip: &mut ClipState,
+    frame: GrayFrame,
+    sector: Roi,
+    out: &mut InferenceEnd,
+) -> Result<Option<ScoredFrame>, crate::model::ModelError> {
+    let started = Instant::now();
+    let size = model.meta().input_size;
+    let Some(input) = crop_resize(&frame, sector, size) else {
+        log::warn!(
+            "{}: the sector {sector:?} misses frame {}",
+            clip.name,
+            frame.seq
+        );
+        return Ok(None);
+    };
+    out.preprocess.since(started);
+    let started = Instant::now();
+    let prediction = model.predict(&[&input])?.pop().ok_or_else(|| {
+        crate::model::ModelError::Input("the model returned no prediction".into())
+    })?;
+    out.inference.since(started);
+    let started = Instant::now();
+    let scores = clip.scores.update(&prediction);
+    out.scoring.since(started);
+    out.scored += 1;
+    Ok(Some(ScoredFrame {
+        clip: clip.name.clone(),
+        frame,
+        sector,
+        prediction,
+        scores,
+    }))
+}
+
+/// Records every scored frame; displays the newest of those waiting.
+fn output_stage(
+    scored: Receiver<ScoredFrame>,
+    mut renderer: Box<dyn Renderer>,
+    mut recorder: Recorder,
+) -> OutputEnd {
+    let mut render = StageClock::default();
+    let mut end_to_end = StageClock::default();
+    let mut rendered = 0;
+    let mut errors = Vec::new();
+    let mut display_ok = true;
+    let mut waiting = Vec::with_capacity(OUTPUT_QUEUE + 1);
+    while let Ok(first) = scored.recv() {
+        waiting.push(first);
+        waiting.extend(scored.try_iter());
+        for frame in &waiting {
+            recorder.record(frame);
+        }
+        if let Some(newest) = waiting.last().filter(|_| display_ok) {
+            let started = Instant::now();
+            match renderer.show(newest) {
+                Ok(true) => {
+                    render.since(started);
+                    rendered += 1;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    log::error!("display stopped: {e}");
+                    errors.push(format!("display: {e}"));
+                    display_ok = false;
+                }
+            }
+        }
+        for frame in waiting.drain(..) {
+            end_to_end.since(frame.frame.captured);
+        }
+    }
+    if display_ok {
+        if let Err(e) = renderer.finish() {
+            log::error!("display: {e}");
+            errors.push(format!("display: {e}"));
+        }
+    }
+    OutputEnd {
+        recorder,
+        rendered,
+        render,
+        end_to_end,
+        errors,
+    }
+}

@@ -1,0 +1,425 @@
+//! What a run leaves behind: the run report (`--report OUT.json`), the
+//! frame log (`--log OUT.jsonl`, one line per scored frame) and the
+//! latency statistics of every stage.
+//!
+//! The frame log is written and flushed line by line, so a killed process
+//! loses at most the frame in flight; the report is written whole, through
+//! a temporary file and a rename, so a reader never sees half of one.
+//! Memory stays bounded however long a run lasts: latencies go into fixed
+//! histograms, and each clip's per-frame series stops growing at
+//! [`MAX_SERIES_FRAMES`].
+
+use crate::model::SCORE_CLASSES;
+use crate::preprocess::Roi;
+use crate::scoring::ScoredFrame;
+use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Frames kept in a clip's per-frame series (an hour at 25 fps); the frame
+/// log has them all.
+pub const MAX_SERIES_FRAMES: usize = 90_000;
+
+/// Why writing an output failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {cause}")]
+pub struct OutputError {
+    /// The file.
+    pub path: PathBuf,
+    /// The operating system's reason.
+    pub cause: std::io::Error,
+}
+
+/// Latency of one stage, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct LatencyStats {
+    /// Measurements taken.
+    pub count: u64,
+    /// Median.
+    pub median_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Worst case.
+    pub max_ms: f64,
+}
+
+/// A histogram of durations with 2 significant digits, from 1 µs to an hour,
+/// in constant memory.
+#[derive(Debug, Clone)]
+pub struct StageClock(Histogram<u64>);
+
+impl Default for StageClock {
+    fn default() -> Self {
+        // The bounds are constants that hdrhistogram accepts.
+        Self(Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("valid histogram bounds"))
+    }
+}
+
+impl StageClock {
+    /// Records one duration.
+    pub fn record(&mut self, duration: Duration) {
+        let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
+        self.0.saturating_record(micros.max(1));
+    }
+
+    /// Records the time since `start`.
+    pub fn since(&mut self, start: Instant) {
+        self.record(start.elapsed());
+    }
+
+    /// Median, p99 and maximum.
+    pub fn stats(&self) -> LatencyStats {
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        LatencyStats {
+            count: self.0.len(),
+            median_ms: ms(self.0.value_at_quantile(0.5)),
+            p99_ms: ms(self.0.value_at_quantile(0.99)),
+            max_ms: ms(self.0.max()),
+        }
+    }
+}
+
+/// The stages of the pipeline whose latency is measured.
+#[derive(Debug, Clone, Default)]
+pub struct StageClocks {
+    /// Waiting for the source's next frame (decode or capture).
+    pub capture: StageClock,
+    /// Sector tracking, crop and resize.
+    pub preprocess: StageClock,
+    /// The network.
+    pub inference: StageClock,
+    /// Live score, clip score, stability.
+    pub scoring: StageClock,
+    /// Drawing and writing one displayed frame.
+    pub render: StageClock,
+    /// From capture to the end of the output stage.
+    pub end_to_end: StageClock,
+}
+
+impl StageClocks {
+    /// Median and p99 of every stage, by name.
+    pub fn stats(&self) -> BTreeMap<&'static str, LatencyStats> {
+        BTreeMap::from([
+            ("capture", self.capture.stats()),
+            ("preprocess", self.preprocess.stats()),
+            ("inference", self.inference.stats()),
+            ("scoring", self.scoring.stats()),
+            ("render", self.render.stats()),
+            ("end_to_end", self.end_to_end.stats()),
+        ])
+    }
+}
+
+/// How many frames went where. Every captured frame is scored, dropped or
+/// rejected; corrupt frames never became frames.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FrameCounts {
+    /// Frames the source delivered.
+    pub captured: u64,
+    /// Frames the source could not decode (skipped).
+    pub corrupt: u64,
+    /// Frames dropped because inference was busy (newest frame wins).
+    pub dropped: u64,
+    /// Frames refused by preprocessing: wrong size, or outside `--roi`.
+    pub rejected: u64,
+    /// Frames scored by the network.
+    pub scored: u64,
+    /// Frames drawn by the display.
+    pub rendered: u64,
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EndReason {
+    /// The source had no more frames.
+    EndOfStream,
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// The source failed; everything scored until then is kept.
+    SourceFailed {
+        /// The source's error.
+        message: String,
+    },
+    /// The network failed on a frame.
+    ModelFailed {
+        /// The model's error.
+        message: String,
+    },
+    /// The output stage stopped taking frames.
+    OutputFailed {
+        /// What stopped it.
+        message: String,
+    },
+}
+
+impl std::fmt::Display for EndReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EndReason::EndOfStream => write!(f, "end of stream"),
+            EndReason::Interrupted => write!(f, "interrupted"),
+            EndReason::SourceFailed { message } => write!(f, "source failed: {message}"),
+            EndReason::ModelFailed { message } => write!(f, "model failed: {message}"),
+            EndReason::OutputFailed { message } => write!(f, "output failed: {message}"),
+        }
+    }
+}
+
+/// One scored frame, as kept in the report's series and the frame log.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FrameRecord {
+    /// Position of the frame in its clip.
+    pub seq: u64,
+    /// Milliseconds since the run started, when the frame was recorded.
+    pub t_ms: f64,
+    /// The frame's own score.
+    pub score: u8,
+    /// The frame's score probabilities.
+    pub probs: [f32; SCORE_CLASSES],
+    /// The smoothed live score.
+    pub live_score: u8,
+    /// The clip score so far.
+    pub clip_score: u8,
+    /// Whether the clip score is stable.
+    pub stable: bool,
+    /// Fraction of the sector covered by each pathological class.
+    pub areas: BTreeMap<String, f32>,
+}
+
+/// The result for one clip.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ClipReport {
+    /// The clip's name.
+    pub name: String,
+    /// The sector of its last frame.
+    pub sector: Roi,
+    /// Frames scored.
+    pub frames: usize,
+    /// Clip score 0–3.
+    pub score: u8,
+    /// Mean probability of that score.
+    pub confidence: f32,
+    /// Mean probability of each score.
+    pub probs: [f32; SCORE_CLASSES],
+    /// Whether the clip score had stopped changing at the end.
+    pub stable: bool,
+    /// Mean fraction of the sector covered by each pathological class.
+    pub areas: BTreeMap<String, f32>,
+    /// One record per scored frame, up to [`MAX_SERIES_FRAMES`].
+    pub series: Vec<FrameRecord>,
+    /// Whether the series was cut at [`MAX_SERIES_FRAMES`].
+    pub series_truncated: bool,
+}
+
+/// Everything a run measured (`--report`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunReport {
+    /// The `--source` that was played.
+    pub source: String,
+    /// The model file.
+    pub model: String,
+    /// Why the run ended.
+    pub end: EndReason,
+    /// One entry per clip, in playing order.
+    pub clips: Vec<ClipReport>,
+    /// Where the frames went.
+    pub frames: FrameCounts,
+    /// Per-stage latency: median, p99 and maximum in milliseconds.
+    pub latency: BTreeMap<&'static str, LatencyStats>,
+    /// Frames scored per second of wall time.
+    pub fps: f64,
+    /// Wall time of the run, in seconds.
+    pub wall_s: f64,
+    /// Outputs that failed during the run (their data up to then is kept).
+    pub output_errors: Vec<String>,
+}
+
+impl RunReport {
+    /// Writes the report as JSON, atomically (temporary file, then rename).
+    pub fn write(&self, path: &Path) -> Result<(), OutputError> {
+        let error = |cause| OutputError {
+            path: path.to_path_buf(),
+            cause,
+        };
+        let json = serde_json::to_vec_pretty(self).map_err(|e| error(e.into()))?;
+        let partial = path.with_extension("json.partial");
+        let mut file = File::create(&partial).map_err(error)?;
+        file.write_all(&json).map_err(error)?;
+        file.sync_all().map_err(error)?;
+        std::fs::rename(&partial, path).map_err(error)
+    }
+}
+
+/// Keeps the per-clip results and writes the frame log.
+pub struct Recorder {
+    classes: Vec<String>,
+    clips: Vec<ClipReport>,
+    log: Option<FrameLog>,
+    errors: Vec<String>,
+    started: Instant,
+}
+
+impl Recorder {
+    /// A recorder for a model with these segmentation classes (background
+    /// first), writing the frame log to `log` when given.
+    pub fn new(classes: Vec<String>, log: Option<FrameLog>) -> Self {
+        Self {
+            classes,
+            clips: Vec::new(),
+            log,
+            errors: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Records one scored frame. A failing frame log is reported once and
+    /// closed; the run goes on.
+    pub fn record(&mut self, scored: &ScoredFrame) {
+        let areas = |fractions: &[f32]| -> BTreeMap<String, f32> {
+            self.classes
+                .iter()
+                .zip(fractions)
+                .skip(1)
+                .map(|(name, &f)| (name.clone(), f))
+                .collect()
+        };
+        let frame_fractions: Vec<f32> = (0..self.classes.len())
+            .map(|c| scored.prediction.class_fraction(c))
+            .collect();
+        let record = FrameRecord {
+            seq: scored.frame.seq,
+            t_ms: self.started.elapsed().as_secs_f64() * 1000.0,
+            score: scored.prediction.score(),
+            probs: scored.prediction.score_probs,
+            live_score: scored.scores.live_score,
+            clip_score: scored.scores.clip.score,
+            stable: scored.scores.stable,
+            areas: areas(&frame_fractions),
+        };
+        if let Some(log) = &mut self.log {
+            if let Err(e) = log.append(&scored.clip, &record) {
+                log::error!("frame log stopped: {e}");
+                self.errors.push(format!("frame log: {e}"));
+                self.log = None;
+            }
+        }
+        let clip_areas = areas(&scored.scores.class_fractions);
+        let is_new_clip = self.clips.last().is_none_or(|c| *c.name != *scored.clip);
+        if is_new_clip {
+            self.clips.push(ClipReport {
+                name: scored.clip.to_string(),
+                sector: scored.sector,
+                frames: 0,
+                score: 0,
+                confidence: 0.0,
+                probs: [0.0; SCORE_CLASSES],
+                stable: false,
+                areas: BTreeMap::new(),
+                series: Vec::new(),
+                series_truncated: false,
+            });
+        }
+        let Some(clip) = self.clips.last_mut() else {
+            return;
+        };
+        let scores = &scored.scores;
+        clip.sector = scored.sector;
+        clip.frames = scores.clip.frames;
+        clip.score = scores.clip.score;
+        clip.confidence = scores.clip.confidence;
+        clip.probs = scores.clip.probs;
+        clip.stable = scores.stable;
+        clip.areas = clip_areas;
+        if clip.series.len() < MAX_SERIES_FRAMES {
+            clip.series.push(record);
+        } else {
+            clip.series_truncated = true;
+        }
+    }
+
+    /// Closes the frame log (flushed and synced) and hands back the clips
+    /// and any output errors.
+    pub fn finish(mut self) -> (Vec<ClipReport>, Vec<String>) {
+        if let Some(log) = self.log.take() {
+            if let Err(e) = log.close() {
+                self.errors.push(format!("frame log: {e}"));
+            }
+        }
+        (self.clips, self.errors)
+    }
+}
+
+/// The frame log: one JSON object per line, flushed after every line.
+pub struct FrameLog {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+#[derive(serde::Serialize)]
+struct LogLine<'a> {
+    clip: &'a str,
+    #[serde(flatten)]
+    frame: &'a FrameRecord,
+}
+
+impl FrameLog {
+    /// Creates (or truncates) the log file.
+    pub fn create(path: &Path) -> Result<Self, OutputError> {
+        let file = File::create(path).map_err(|cause| OutputError {
+            path: path.to_path_buf(),
+            cause,
+        })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            out: BufWriter::new(file),
+        })
+    }
+
+    fn append(&mut self, clip: &str, frame: &FrameRecord) -> Result<(), OutputError> {
+        let line = LogLine { clip, frame };
+        serde_json::to_writer(&mut self.out, &line)
+            .map_err(std::io::Error::from)
+            .and_then(|()| self.out.write_all(b"\n"))
+            .and_then(|()| self.out.flush())
+            .map_err(|cause| OutputError {
+                path: self.path.clone(),
+                cause,
+            })
+    }
+
+    fn close(mut self) -> Result<(), OutputError> {
+        self.out
+            .flush()
+            .and_then(|()| self.out.get_ref().sync_all())
+            .map_err(|cause| OutputError {
+                path: self.path.clone(),
+                cause,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_clock_reports_median_and_p99() {
+        let mut clock = StageClock::default();
+        for ms in 1..=100 {
+            clock.record(Duration::from_millis(ms));
+        }
+        let stats = clock.stats();
+        assert_eq!(stats.count, 100);
+        assert!((stats.median_ms - 50.0).abs() < 1.0, "{stats:?}");
+        assert!((stats.p99_ms - 99.0).abs() < 1.0, "{stats:?}");
+        assert!((stats.max_ms - 100.0).abs() < 1.0, "{stats:?}");
+    }
+
+    #[test]
+    fn an_empty_clock_reports_zeros() {
+        assert_eq!(StageClock::default().stats(), LatencyStats::default());
+    }
+}

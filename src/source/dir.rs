@@ -1,0 +1,79 @@
+//! A folder of PNG or JPEG frames, played in file-name order as one clip.
+//!
+//! Frames are decoded one at a time, so a long folder costs the memory of
+//! one frame. An unreadable image loses that frame only
+//! ([`SourceError::BadFrame`]).
+
+use super::{FrameSource, SourceError};
+use crate::frame::GrayFrame;
+use std::path::{Path, PathBuf};
+
+/// Replay rate of a folder of stills, which records none.
+pub const DIR_FRAME_RATE: f64 = 25.0;
+
+/// Frames read from image files.
+pub struct DirSource {
+    name: String,
+    files: Vec<PathBuf>,
+    next: usize,
+}
+
+impl DirSource {
+    /// Lists the PNG and JPEG files in `dir`; fails when there are none.
+    pub fn open(dir: &Path) -> Result<Self, SourceError> {
+        let entries = std::fs::read_dir(dir).map_err(|_| SourceError::Missing {
+            path: dir.to_path_buf(),
+        })?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| is_frame_file(p))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(SourceError::Decode {
+                path: dir.to_path_buf(),
+                reason: "no PNG or JPEG frames in this folder".into(),
+            });
+        }
+        Ok(Self {
+            name: super::clip_name_of(dir),
+            files,
+            next: 0,
+        })
+    }
+}
+
+fn is_frame_file(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+}
+
+impl FrameSource for DirSource {
+    fn next_frame(&mut self) -> Result<Option<GrayFrame>, SourceError> {
+        let Some(path) = self.files.get(self.next) else {
+            return Ok(None);
+        };
+        let index = self.next as u64;
+        self.next += 1;
+        let bad_frame = |reason: String| SourceError::BadFrame {
+            path: path.clone(),
+            index,
+            reason,
+        };
+        let image = image::open(path).map_err(|e| bad_frame(e.to_string()))?;
+        let gray = image.into_luma8();
+        let (width, height) = (gray.width() as usize, gray.height() as usize);
+        GrayFrame::new(width, height, gray.into_raw(), index)
+            .map(Some)
+            .ok_or_else(|| bad_frame("empty image".into()))
+    }
+
+    fn clip_name(&self) -> &str {
+        &self.name
+    }
+
+    fn frame_rate(&self) -> Option<f64> {
+        Some(DIR_FRAME_RATE)
+    }
+}

@@ -1,0 +1,364 @@
+//! The bedside pipeline, end to end: what `pleura run` must do with good
+//! streams, bad frames, dying sources, slow outputs and stop signals.
+
+mod common;
+
+use pleura::display::{DisplayError, NoDisplay, Renderer};
+use pleura::frame::GrayFrame;
+use pleura::model::{LusNet, Precision};
+use pleura::pipeline::{RunOptions, Stages, run};
+use pleura::preprocess::SectorMode;
+use pleura::record::{EndReason, FrameLog, Recorder, RunReport};
+use pleura::scoring::ScoredFrame;
+use pleura::source::{FrameSource, SourceError, decode_clip};
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+fn pleura() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pleura"))
+}
+
+fn model() -> LusNet {
+    common::init_threads();
+    LusNet::load(&common::shipped_model(), Precision::F32).unwrap()
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn demo_frames(count: usize) -> Vec<GrayFrame> {
+    let clip = common::repo("tests/demo/healthy-score0.mp4");
+    decode_clip(&clip, None)
+        .unwrap()
+        .into_iter()
+        .take(count)
+        .collect()
+}
+
+/// A source that plays a script of frames and errors.
+struct Scripted {
+    steps: VecDeque<Result<GrayFrame, SourceError>>,
+    rate: Option<f64>,
+}
+
+impl FrameSource for Scripted {
+    fn next_frame(&mut self) -> Result<Option<GrayFrame>, SourceError> {
+        self.steps.pop_front().transpose()
+    }
+
+    fn clip_name(&self) -> &str {
+        "scripted"
+    }
+
+    fn frame_rate(&self) -> Option<f64> {
+        self.rate
+    }
+}
+
+fn options(pace: bool) -> RunOptions {
+    RunOptions {
+        pace,
+        sector: SectorMode::Auto,
+        stop: Arc::new(AtomicBool::new(false)),
+    }
+}
+
+fn play(source: Scripted, renderer: Box<dyn Renderer>, log: Option<&Path>) -> RunReport {
+    let model = model();
+    let classes = model.meta().seg_classes.clone();
+    let log = log.map(|p| FrameLog::create(p).unwrap());
+    let stages = Stages {
+        source: Box::new(source),
+        model: &model,
+        renderer,
+        recorder: Recorder::new(classes, log),
+    };
+    run(stages, &options(false), "scripted", "shipped")
+}
+
+fn line_count(path: &Path) -> usize {
+    std::fs::read_to_string(path).unwrap().lines().count()
+}
+
+#[test]
+fn a_demo_clip_run_writes_a_complete_report_frames_and_log() {
+    let out = tempfile::tempdir().unwrap();
+    let (report, log, frames) = (
+        out.path().join("r.json"),
+        out.path().join("f.jsonl"),
+        out.path().join("frames"),
+    );
+    let output = pleura()
+        .current_dir(common::repo(""))
+        .args([
+            "run",
+            "--source",
+            "file:tests/demo/healthy-score0.mp4",
+            "--no-pace",
+        ])
+        .arg(format!("--display=png:{}", frames.display()))
+        .args(["--every", "10", "--report"])
+        .arg(&report)
+        .arg("--log")
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("score         0"), "{stdout}");
+    let r = read_json(&report);
+    assert_eq!(r["end"]["kind"], "end_of_stream");
+    let clip = &r["clips"][0];
+    assert_eq!(clip["name"], "healthy-score0.mp4");
+    assert_eq!(clip["score"], 0, "the healthy demo clip scores 0");
+    assert!(clip["confidence"].as_f64().unwrap() > 0.25);
+    assert_eq!(clip["frames"], 100);
+    assert_eq!(clip["series"].as_array().unwrap().len(), 100);
+    for key in [
+        "score",
+        "probs",
+        "live_score",
+        "clip_score",
+        "stable",
+        "areas",
+    ] {
+        assert!(!clip["series"][0][key].is_null(), "series lacks {key}");
+    }
+    let counts = &r["frames"];
+    assert_eq!(counts["captured"], 100);
+    assert_eq!(counts["scored"], 100);
+    assert_eq!(counts["dropped"], 0, "--no-pace drops nothing");
+    for stage in [
+        "capture",
+        "preprocess",
+        "inference",
+        "scoring",
+        "render",
+        "end_to_end",
+    ] {
+        let s = &r["latency"][stage];
+        assert!(s["median_ms"].as_f64().unwrap() > 0.0, "{stage}: {s}");
+        assert!(s["p99_ms"].as_f64().unwrap() >= s["median_ms"].as_f64().unwrap());
+    }
+    assert!(r["fps"].as_f64().unwrap() > 0.0);
+    assert_eq!(line_count(&log), 100);
+    let pngs = std::fs::read_dir(&frames).unwrap().count();
+    assert_eq!(
+        pngs,
+        10 + 1,
+        "every 10th of 100 frames plus the contact sheet"
+    );
+    assert!(frames.join("contact-sheet.png").is_file());
+    assert_eq!(counts["rendered"], 10);
+}
+
+#[test]
+fn a_corrupt_or_short_frame_mid_stream_is_skipped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, frame) in demo_frames(40).iter().enumerate() {
+        let path = dir.path().join(format!("{i:04}.png"));
+        match i {
+            10 => std::fs::write(&path, b"\x89PNG\r\n\x1a\n not a picture").unwrap(),
+            20 => image::GrayImage::new(50, 50).save(&path).unwrap(),
+            _ => image::GrayImage::from_raw(
+                frame.width as u32,
+                frame.height as u32,
+                frame.pixels.clone(),
+            )
+            .unwrap()
+            .save(&path)
+            .unwrap(),
+        }
+    }
+    let report = dir.path().join("r.json");
+    let output = pleura()
+        .current_dir(common::repo(""))
+        .arg("run")
+        .arg(format!("--source=dir:{}", dir.path().display()))
+        .arg("--no-pace")
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("0010.png"),
+        "the corrupt frame is named: {stderr}"
+    );
+    let r = read_json(&report);
+    assert_eq!(r["frames"]["corrupt"], 1);
+    assert_eq!(r["frames"]["rejected"], 1, "the 50×50 frame");
+    assert_eq!(r["frames"]["scored"], 38);
+    assert_eq!(r["clips"][0]["frames"], 38);
+}
+
+#[test]
+fn a_source_that_dies_mid_stream_is_reported_and_outputs_are_flushed() {
+    let mut steps: VecDeque<_> = demo_frames(40).into_iter().map(Ok).collect();
+    steps.push_back(Err(SourceError::Io {
+        path: PathBuf::from("/dev/video9"),
+        cause: std::io::Error::from_raw_os_error(19),
+    }));
+    steps.extend(demo_frames(5).into_iter().map(Ok));
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("f.jsonl");
+    let report = play(
+        Scripted { steps, rate: None },
+        Box::new(NoDisplay),
+        Some(&log),
+    );
+    match &report.end {
+        EndReason::SourceFailed { message } => {
+            assert!(message.contains("/dev/video9"), "{message}")
+        }
+        other => panic!("ended with {other:?}"),
+    }
+    assert_eq!(
+        report.frames.captured, 40,
+        "nothing is read after the failure"
+    );
+    assert_eq!(report.frames.scored + report.frames.dropped, 40);
+    assert_eq!(
+        line_count(&log),
+        report.frames.scored as usize,
+        "every scored frame is logged"
+    );
+    assert_eq!(report.clips[0].frames as u64, report.frames.scored);
+}
+
+#[test]
+fn a_truncated_clip_is_scored_as_far_as_it_decodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.json");
+    // The first half of an MPEG-TS: its decoder stops half-way.
+    let ts = dir.path().join("cut.ts");
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(common::repo("tests/demo/healthy-score0.mp4"))
+        .args(["-c", "copy"])
+        .arg(&ts)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bytes = std::fs::read(&ts).unwrap();
+    std::fs::write(&ts, &bytes[..bytes.len() / 2]).unwrap();
+    let output = pleura()
+        .current_dir(common::repo(""))
+        .arg("run")
+        .arg(format!("--source=file:{}", ts.display()))
+        .args(["--no-pace", "--report"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    // A truncated stream is decoded as far as it goes: a shorter clip.
+    assert!(output.status.success());
+    let r = read_json(&report);
+    let scored = r["frames"]["scored"].as_u64().unwrap();
+    assert!(scored > 0 && scored < 100, "scored {scored}");
+}
+
+#[test]
+fn a_missing_clip_or_model_or_bad_spec_is_named() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["--source", "file:/no/such/clip.mp4"], "/no/such/clip.mp4"),
+        (
+            &["--source", "v4l:/dev/video-pleura-none"],
+            "/dev/video-pleura-none",
+        ),
+        (&["--source", "rtsp://camera"], "unknown source"),
+        (&["--model", "/no/such/model.gguf"], "/no/such/model.gguf"),
+    ];
+    for (args, expected) in cases {
+        let output = pleura()
+            .current_dir(common::repo(""))
+            .arg("run")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+/// A display that takes 30 ms per frame.
+struct SlowDisplay;
+
+impl Renderer for SlowDisplay {
+    fn show(&mut self, _frame: &ScoredFrame) -> Result<bool, DisplayError> {
+        std::thread::sleep(Duration::from_millis(30));
+        Ok(true)
+    }
+
+    fn finish(&mut self) -> Result<(), DisplayError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_slow_display_shows_the_newest_frames_but_every_frame_is_recorded() {
+    let steps = demo_frames(100).into_iter().map(Ok).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("f.jsonl");
+    let report = play(
+        Scripted {
+            steps,
+            rate: Some(25.0),
+        },
+        Box::new(SlowDisplay),
+        Some(&log),
+    );
+    assert_eq!(report.end, EndReason::EndOfStream);
+    assert_eq!(
+        report.frames.scored, 100,
+        "a recording played unpaced loses nothing"
+    );
+    assert_eq!(line_count(&log), 100);
+    assert!(
+        report.frames.rendered < 60,
+        "the display skipped to the newest frames: {} shown",
+        report.frames.rendered
+    );
+}
+
+#[test]
+fn sigterm_stops_a_live_run_and_flushes_every_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let (report, log) = (dir.path().join("r.json"), dir.path().join("f.jsonl"));
+    let mut child = pleura()
+        .current_dir(common::repo(""))
+        .arg("run")
+        .arg("--report")
+        .arg(&report)
+        .arg("--log")
+        .arg(&log)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "a stop request is a clean exit: {status}");
+    let r = read_json(&report);
+    assert_eq!(r["end"]["kind"], "interrupted");
+    let scored = r["frames"]["scored"].as_u64().unwrap();
+    assert!(scored > 10, "scored {scored} frames before the stop");
+    assert!(scored < 400, "the demo (500 frames, 20 s) was cut short");
+    assert_eq!(line_count(&log) as u64, scored);
+}
