@@ -8,18 +8,24 @@
 //! One frame travels one way through the crate, and the modules follow it:
 //!
 //! ```text
-//! source ──► preprocess ──► model ──► scoring
-//! (frames)   (sector, crop,  (LusNet:  (clip score,
-//!             resize)         score +   confidence)
-//!                             segmentation)
+//! source ──► preprocess ──► model ──► scoring ──► display / record
+//! (frames)   (sector, crop,  (LusNet:  (live score,  (annotated frames,
+//!             resize)         score +   clip score,   report, frame log)
+//!                             segmentation) stability)
 //! ```
 //!
-//! * [`source`] decodes clips into [`frame::GrayFrame`]s.
-//! * [`preprocess`] finds the ultrasound sector once per clip and crops and
-//!   resizes every frame to the model's input square.
+//! * [`source`] turns clips, folders of stills and capture devices into
+//!   [`frame::GrayFrame`]s.
+//! * [`preprocess`] finds the ultrasound sector, keeps it steady over a
+//!   stream, and crops and resizes every frame to the model's input square.
 //! * [`model`] is LusNet, a small candle network with a score head and a
 //!   segmentation head, loaded from a GGUF file with Q8_0 weights.
-//! * [`scoring`] turns frame predictions into a clip score.
+//! * [`scoring`] turns frame predictions into a live score, a clip score
+//!   and a stability flag.
+//! * [`display`] draws scored frames behind the [`display::Renderer`]
+//!   trait; [`record`] keeps the run report and the frame log.
+//! * [`pipeline`] wires the stages into threads joined by bounded
+//!   channels; it holds no stage logic.
 //! * [`eval`] runs the same path over labelled datasets to measure agreement
 //!   with experts, and exports preprocessed frames for the PyTorch trainer.
 //!

@@ -290,6 +290,17 @@ fn run_live(args: &RunArgs) -> Result<()> {
         println!("report        {}", path.display());
     }
     match &report.end {
+        EndReason::EndOfStream if report.frames.scored == 0 => bail!(
+            "no frame could be scored ({} captured, {} corrupt, {} rejected{})",
+            report.frames.captured,
+            report.frames.corrupt,
+            report.frames.rejected,
+            if args.roi.is_some() {
+                ": check --roi"
+            } else {
+                ""
+            }
+        ),
         EndReason::EndOfStream | EndReason::Interrupted => Ok(()),
         failure => bail!("{failure}"),
     }

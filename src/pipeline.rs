@@ -21,14 +21,15 @@
 //! the frames already captured are still scored, and every output is
 //! flushed before [`run`] returns.
 
-use crate::display::Renderer;
+use crate::display::{DisplayError, Renderer};
 use crate::frame::GrayFrame;
 use crate::model::LusNet;
 use crate::preprocess::{Roi, SectorMode, SectorTracker, crop_resize};
 use crate::record::{EndReason, FrameCounts, Recorder, RunReport, StageClock, StageClocks};
 use crate::scoring::{ClipTracker, ScoredFrame};
 use crate::source::FrameSource;
-use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError, bounded};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -37,6 +38,9 @@ use std::time::{Duration, Instant};
 pub const CAPTURE_QUEUE: usize = 2;
 /// Scored frames waiting for the output stage.
 const OUTPUT_QUEUE: usize = 16;
+/// How often a capture waiting for a full queue checks that inference is
+/// still running.
+const SEND_POLL: Duration = Duration::from_millis(100);
 /// Longest single sleep while pacing, so that a stop request is seen soon.
 const PACING_SLICE: Duration = Duration::from_millis(50);
 /// A replay this far behind its schedule restarts the schedule instead of
@@ -122,10 +126,21 @@ pub fn run(
     let (frame_tx, frame_rx) = bounded::<Captured>(CAPTURE_QUEUE);
     let (scored_tx, scored_rx) = bounded::<ScoredFrame>(OUTPUT_QUEUE);
     let realtime = options.pace || source.frame_rate().is_none();
+    // Capture holds a receiver of its own queue (to drop the oldest frame),
+    // so it cannot see inference hang up: inference raises this flag instead.
+    let inference_done = AtomicBool::new(false);
     let (capture, inference, output) = std::thread::scope(|scope| {
         let drain = frame_rx.clone();
-        let capture = scope.spawn(|| capture_stage(source, frame_tx, drain, realtime, options));
-        let inference = scope.spawn(|| inference_stage(model, frame_rx, scored_tx, options.sector));
+        let link = CaptureLink {
+            frames: frame_tx,
+            drain,
+            inference_done: &inference_done,
+        };
+        let capture = scope.spawn(|| capture_stage(source, link, realtime, options));
+        let inference = scope.spawn(|| {
+            let _raise = RaiseOnDrop(&inference_done);
+            inference_stage(model, frame_rx, scored_tx, options.sector)
+        });
         let output = scope.spawn(|| output_stage(scored_rx, renderer, recorder));
         (
             capture.join().unwrap_or_else(|_| CaptureEnd {
@@ -194,11 +209,63 @@ pub fn run(
     }
 }
 
+/// Sets its flag when dropped, even by a panic.
+struct RaiseOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for RaiseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The capture thread's end of the queue to inference.
+struct CaptureLink<'a> {
+    frames: Sender<Captured>,
+    /// A receiver of the same queue, to drop its oldest frame.
+    drain: Receiver<Captured>,
+    /// Raised when the inference thread has stopped.
+    inference_done: &'a AtomicBool,
+}
+
+impl CaptureLink<'_> {
+    /// Real time: never waits; when the queue is full, drops its oldest
+    /// frame (counted in `dropped`). Returns `false` once inference stopped.
+    fn send_newest(&self, item: Captured, dropped: &mut u64) -> bool {
+        let mut item = item;
+        while !self.inference_done.load(Ordering::SeqCst) {
+            match self.frames.try_send(item) {
+                Ok(()) => return true,
+                Err(TrySendError::Disconnected(_)) => return false,
+                Err(TrySendError::Full(back)) => {
+                    if self.drain.try_recv().is_ok() {
+                        *dropped += 1;
+                    }
+                    item = back;
+                }
+            }
+        }
+        false
+    }
+
+    /// Not real time: waits for room, dropping nothing. Returns `false`
+    /// once inference stopped.
+    fn send_waiting(&self, item: Captured) -> bool {
+        let mut item = item;
+        while !self.inference_done.load(Ordering::SeqCst) {
+            match self.frames.send_timeout(item, SEND_POLL) {
+                Ok(()) => return true,
+                Err(SendTimeoutError::Disconnected(_)) => return false,
+                Err(SendTimeoutError::Timeout(back)) => item = back,
+            }
+        }
+        false
+    }
+}
+
 /// Reads the source until it ends, fails or a stop is requested.
 fn capture_stage(
     mut source: Box<dyn FrameSource>,
-    frames: Sender<Captured>,
-    drain: Receiver<Captured>,
+    link: CaptureLink<'_>,
     realtime: bool,
     options: &RunOptions,
 ) -> CaptureEnd {
@@ -214,8 +281,8 @@ fn capture_stage(
             Ok(Some(frame)) => frame,
             Ok(None) => break Some(EndReason::EndOfStream),
             Err(e) if e.is_frame_error() => {
-                log::warn!("{e}");
                 out.corrupt += 1;
+                warn_sparsely(out.corrupt, &e.to_string());
                 continue;
             }
             Err(e) => {
@@ -243,9 +310,9 @@ fn capture_stage(
             frame,
         };
         let delivered = if realtime {
-            send_newest(&frames, &drain, item, &mut out.dropped)
+            link.send_newest(item, &mut out.dropped)
         } else {
-            frames.send(item).is_ok()
+            link.send_waiting(item)
         };
         if !delivered {
             // Inference has stopped; its reason is in its own report.
@@ -253,29 +320,6 @@ fn capture_stage(
         }
     };
     out
-}
-
-/// Sends `item`, dropping the oldest waiting frame when the queue is full.
-/// Returns `false` once the receiver is gone.
-fn send_newest(
-    frames: &Sender<Captured>,
-    drain: &Receiver<Captured>,
-    item: Captured,
-    dropped: &mut u64,
-) -> bool {
-    let mut item = item;
-    loop {
-        match frames.try_send(item) {
-            Ok(()) => return true,
-            Err(TrySendError::Disconnected(_)) => return false,
-            Err(TrySendError::Full(back)) => {
-                if drain.try_recv().is_ok() {
-                    *dropped += 1;
-                }
-                item = back;
-            }
-        }
-    }
 }
 
 /// Real-time replay: releases frame `n` of a clip at `n / fps` seconds.
@@ -319,8 +363,8 @@ fn inference_stage(
         }
         let started = Instant::now();
         if let Err(mismatch) = clip.tracker.push(frame, &mut ready) {
-            log::warn!("{}: {mismatch}: skipped", clip.name);
             out.rejected += 1;
+            warn_sparsely(out.rejected, &format!("{}: {mismatch}: skipped", clip.name));
         }
         out.preprocess.since(started);
         score_ready(model, &mut clip, &mut ready, &scored, &mut out);
@@ -354,7 +398,11 @@ fn score_ready(
                     });
                 }
             }
-            Ok(None) => out.rejected += 1,
+            Ok(None) => {
+                out.rejected += 1;
+                let message = format!("{}: the sector {roi:?} misses the frame", clip.name);
+                warn_sparsely(out.rejected, &message);
+            }
             Err(e) => {
                 log::error!("{e}");
                 out.failure = Some(EndReason::ModelFailed {
@@ -362,6 +410,14 @@ fn score_ready(
                 });
             }
         }
+    }
+}
+
+/// Logs the 1st, 2nd, 4th, 8th… occurrence of a recurring problem, so that
+/// a stream of bad frames cannot flood the log.
+fn warn_sparsely(count: u64, message: &str) {
+    if count.is_power_of_two() {
+        log::warn!("{message} ({count} so far)");
     }
 }
 
@@ -393,11 +449,6 @@ fn score_frame(
     let started = Instant::now();
     let size = model.meta().input_size;
     let Some(input) = crop_resize(&frame, sector, size) else {
-        log::warn!(
-            "{}: the sector {sector:?} misses frame {}",
-            clip.name,
-            frame.seq
-        );
         return Ok(None);
     };
     out.preprocess.since(started);
@@ -439,7 +490,7 @@ fn output_stage(
         }
         if let Some(newest) = waiting.last().filter(|_| display_ok) {
             let started = Instant::now();
-            match renderer.show(newest) {
+            match guarded(|| renderer.show(newest)) {
                 Ok(true) => {
                     render.since(started);
                     rendered += 1;
@@ -457,7 +508,7 @@ fn output_stage(
         }
     }
     if display_ok {
-        if let Err(e) = renderer.finish() {
+        if let Err(e) = guarded(|| renderer.finish()) {
             log::error!("display: {e}");
             errors.push(format!("display: {e}"));
         }
@@ -468,5 +519,14 @@ fn output_stage(
         render,
         end_to_end,
         errors,
+    }
+}
+
+/// Runs a display call, turning a panic inside a backend into an error, so
+/// that a broken display can never stop the recording.
+fn guarded<T>(call: impl FnOnce() -> Result<T, DisplayError>) -> Result<T, String> {
+    match std::panic::catch_unwind(AssertUnwindSafe(call)) {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err("the display backend panicked".into()),
     }
 }

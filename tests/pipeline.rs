@@ -269,8 +269,8 @@ fn a_truncated_clip_is_scored_as_far_as_it_decodes() {
 }
 
 #[test]
-fn a_missing_clip_or_model_or_bad_spec_is_named() {
-    let cases: [(&[&str], &str); 4] = [
+fn a_missing_clip_or_model_a_bad_spec_or_a_wrong_roi_is_named() {
+    let cases: [(&[&str], &str); 5] = [
         (&["--source", "file:/no/such/clip.mp4"], "/no/such/clip.mp4"),
         (
             &["--source", "v4l:/dev/video-pleura-none"],
@@ -278,6 +278,16 @@ fn a_missing_clip_or_model_or_bad_spec_is_named() {
         ),
         (&["--source", "rtsp://camera"], "unknown source"),
         (&["--model", "/no/such/model.gguf"], "/no/such/model.gguf"),
+        (
+            &[
+                "--source",
+                "file:tests/demo/healthy-score0.mp4",
+                "--no-pace",
+                "--roi",
+                "900,900,10,10",
+            ],
+            "check --roi",
+        ),
     ];
     for (args, expected) in cases {
         let output = pleura()
@@ -329,6 +339,41 @@ fn a_slow_display_shows_the_newest_frames_but_every_frame_is_recorded() {
         report.frames.rendered < 60,
         "the display skipped to the newest frames: {} shown",
         report.frames.rendered
+    );
+}
+
+/// A display backend with a bug.
+struct PanickingDisplay;
+
+impl Renderer for PanickingDisplay {
+    fn show(&mut self, frame: &ScoredFrame) -> Result<bool, DisplayError> {
+        assert!(frame.frame.seq < 20, "a bug in a display backend");
+        Ok(true)
+    }
+
+    fn finish(&mut self) -> Result<(), DisplayError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_display_that_panics_is_switched_off_and_recording_goes_on() {
+    let steps = demo_frames(60).into_iter().map(Ok).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("f.jsonl");
+    let source = Scripted {
+        steps,
+        rate: Some(25.0),
+    };
+    let report = play(source, Box::new(PanickingDisplay), Some(&log));
+    assert_eq!(report.end, EndReason::EndOfStream);
+    assert_eq!(report.frames.scored, 60);
+    assert_eq!(line_count(&log), 60);
+    assert!(report.frames.rendered < 60);
+    assert!(
+        report.output_errors.iter().any(|e| e.contains("panicked")),
+        "{:?}",
+        report.output_errors
     );
 }
 

@@ -117,7 +117,9 @@ impl Renderer for PngDisplay {
 
 /// A clip name made safe for a file name.
 fn file_stem(clip: &str) -> String {
-    let stem = clip.rsplit_once('.').map_or(clip, |(stem, _)| stem);
+    let stem = Path::new(clip)
+        .file_stem()
+        .map_or_else(|| clip.into(), |s| s.to_string_lossy());
     stem.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -149,7 +151,8 @@ mod tests {
     #[test]
     fn clip_names_become_safe_file_stems() {
         assert_eq!(file_stem("covid score2.mp4"), "covid_score2");
-        assert_eq!(file_stem("../x/y"), "___x_y");
+        assert_eq!(file_stem("a b.c.mp4"), "a_b_c");
+        assert_eq!(file_stem("../x/y.avi"), "y");
         assert_eq!(file_stem("video0"), "video0");
     }
 }
