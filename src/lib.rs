@@ -35,6 +35,7 @@ pub mod display;
 pub mod eval;
 pub mod frame;
 pub mod model;
+pub mod phantom;
 pub mod pipeline;
 pub mod preprocess;
 pub mod record;

@@ -8,6 +8,7 @@ use pleura::eval::{EvalReport, evaluate, export_dataset, predict_clip, prepare_c
 use pleura::model::import::{Quantization, import_safetensors};
 use pleura::model::lusnet::macs_per_frame;
 use pleura::model::{LusNet, Precision};
+use pleura::phantom::{PhantomParams, Probe, parse_size, write_clip};
 use pleura::pipeline::{RunOptions, Stages};
 use pleura::preprocess::{Roi, SectorMode};
 use pleura::record::{EndReason, FrameLog, Recorder, RunReport};
@@ -65,6 +66,27 @@ enum Command {
     Model {
         #[command(subcommand)]
         command: ModelCommand,
+    },
+    /// Write a synthetic phantom clip with pixel-exact masks.
+    Phantom {
+        /// Soldati score 0–3 of the simulated lung.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=3))]
+        score: u8,
+        /// Probe geometry: convex or linear.
+        #[arg(long, default_value = "convex")]
+        probe: Probe,
+        /// Number of frames.
+        #[arg(long, default_value_t = 100)]
+        frames: u64,
+        /// Image size WxH.
+        #[arg(long, default_value = "256x256", value_parser = parse_size)]
+        size: (usize, usize),
+        /// Random seed; the same seed gives the same clip.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output folder: frames/, masks/ and labels.json.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Datasets for training.
     Dataset {
@@ -180,6 +202,29 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run_live(&args),
+        Command::Phantom {
+            score,
+            probe,
+            frames,
+            size: (width, height),
+            seed,
+            out,
+        } => {
+            let params = PhantomParams {
+                score,
+                probe,
+                frames,
+                width,
+                height,
+                seed,
+            };
+            let written = write_clip(params, &out)?;
+            println!(
+                "wrote {written} phantom frames and masks to {}",
+                out.display()
+            );
+            Ok(())
+        }
         Command::Score { clip, model } => score(&clip, &model),
         Command::Eval {
             dataset,

@@ -21,32 +21,13 @@ pub struct DirSource {
 impl DirSource {
     /// Lists the PNG and JPEG files in `dir`; fails when there are none.
     pub fn open(dir: &Path) -> Result<Self, SourceError> {
-        let entries = std::fs::read_dir(dir).map_err(|_| SourceError::Missing {
-            path: dir.to_path_buf(),
-        })?;
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| is_frame_file(p))
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            return Err(SourceError::Decode {
-                path: dir.to_path_buf(),
-                reason: "no PNG or JPEG frames in this folder".into(),
-            });
-        }
+        let files = super::files_in(dir, &["png", "jpg", "jpeg"], "PNG or JPEG frames")?;
         Ok(Self {
             name: super::clip_name_of(dir),
             files,
             next: 0,
         })
     }
-}
-
-fn is_frame_file(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
 }
 
 impl FrameSource for DirSource {

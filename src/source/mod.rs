@@ -11,15 +11,18 @@
 
 mod dir;
 mod file;
+mod phantom;
 mod playlist;
 mod v4l;
 
 pub use dir::DirSource;
 pub use file::{ClipInfo, FileSource, decode_clip};
+pub use phantom::PhantomSource;
 pub use playlist::Playlist;
 pub use v4l::V4lSource;
 
 use crate::frame::GrayFrame;
+use crate::phantom::PhantomParams;
 use std::path::{Path, PathBuf};
 
 /// Why a source could not deliver a frame.
@@ -76,7 +79,9 @@ pub enum SourceError {
         reason: String,
     },
     /// A `--source` specification that names no known source.
-    #[error("unknown source '{0}' (use demo, file:PATH, dir:PATH or v4l:/dev/videoN)")]
+    #[error(
+        "unknown source '{0}' (use demo, file:PATH, dir:PATH, v4l:/dev/videoN or phantom:score=N)"
+    )]
     Spec(String),
 }
 
@@ -116,6 +121,8 @@ pub enum SourceSpec {
     Dir(PathBuf),
     /// A V4L2 capture device.
     V4l(PathBuf),
+    /// A synthetic phantom clip.
+    Phantom(PhantomParams),
 }
 
 impl std::str::FromStr for SourceSpec {
@@ -129,6 +136,10 @@ impl std::str::FromStr for SourceSpec {
         };
         match spec.split_once(':') {
             None if spec == "demo" => Ok(SourceSpec::Demo),
+            None if spec == "phantom" => Ok(SourceSpec::Phantom(PhantomParams::default())),
+            Some(("phantom", options)) => crate::phantom::parse_options(options)
+                .map(SourceSpec::Phantom)
+                .map_err(|reason| SourceError::Spec(format!("{spec}: {reason}"))),
             Some(("file", p)) => path(p).map(SourceSpec::File),
             Some(("dir", p)) => path(p).map(SourceSpec::Dir),
             Some(("v4l", p)) => path(p).map(SourceSpec::V4l),
@@ -144,6 +155,11 @@ impl std::fmt::Display for SourceSpec {
             SourceSpec::File(p) => write!(f, "file:{}", p.display()),
             SourceSpec::Dir(p) => write!(f, "dir:{}", p.display()),
             SourceSpec::V4l(p) => write!(f, "v4l:{}", p.display()),
+            SourceSpec::Phantom(p) => write!(
+                f,
+                "phantom:score={},probe={:?},frames={},seed={},size={}x{}",
+                p.score, p.probe, p.frames, p.seed, p.width, p.height
+            ),
         }
     }
 }
@@ -156,8 +172,34 @@ impl SourceSpec {
             SourceSpec::File(path) => Box::new(Playlist::new(vec![path.clone()])?),
             SourceSpec::Dir(path) => Box::new(DirSource::open(path)?),
             SourceSpec::V4l(path) => Box::new(V4lSource::open(path)?),
+            SourceSpec::Phantom(params) => Box::new(PhantomSource::new(*params)),
         })
     }
+}
+
+/// The files in `dir` whose extension is one of `extensions` (lower case),
+/// in name order; an error names the folder when there are none (`what`
+/// says what was looked for).
+fn files_in(dir: &Path, extensions: &[&str], what: &str) -> Result<Vec<PathBuf>, SourceError> {
+    let entries = std::fs::read_dir(dir).map_err(|_| SourceError::Missing {
+        path: dir.to_path_buf(),
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| extensions.contains(&e.to_ascii_lowercase().as_str()))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(SourceError::Decode {
+            path: dir.to_path_buf(),
+            reason: format!("no {what} in this folder"),
+        });
+    }
+    Ok(files)
 }
 
 /// The name a clip is known by in reports: its file name.
@@ -186,11 +228,18 @@ mod tests {
             "v4l:/dev/video0".parse::<SourceSpec>().unwrap(),
             SourceSpec::V4l("/dev/video0".into())
         );
+        let SourceSpec::Phantom(p) = "phantom:score=2,probe=linear,seed=9".parse().unwrap() else {
+            panic!("not a phantom");
+        };
+        assert_eq!(
+            (p.score, p.probe, p.seed),
+            (2, crate::phantom::Probe::Linear, 9)
+        );
     }
 
     #[test]
     fn unknown_or_empty_specs_are_refused_with_the_choices() {
-        for bad in ["", "file:", "clip.mp4", "rtsp://x", "phantom"] {
+        for bad in ["", "file:", "clip.mp4", "rtsp://x", "phantom:score=7"] {
             let err = bad.parse::<SourceSpec>().unwrap_err();
             assert!(err.to_string().contains("file:PATH"), "{bad}: {err}");
         }

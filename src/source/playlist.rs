@@ -32,24 +32,7 @@ impl Playlist {
 
     /// Every clip in `dir`, in name order.
     pub fn demo(dir: &Path) -> Result<Self, SourceError> {
-        let entries = std::fs::read_dir(dir).map_err(|_| SourceError::Missing {
-            path: dir.to_path_buf(),
-        })?;
-        let mut clips: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| DEMO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-            })
-            .collect();
-        clips.sort();
-        if clips.is_empty() {
-            return Err(SourceError::Decode {
-                path: dir.to_path_buf(),
-                reason: "no demo clips in this folder".into(),
-            });
-        }
+        let clips = super::files_in(dir, &DEMO_EXTENSIONS, "demo clips")?;
         Self::new(clips)
     }
 }

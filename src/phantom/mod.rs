@@ -1,0 +1,276 @@
+//! A lung-ultrasound phantom: synthetic video with pixel-exact ground truth.
+//!
+//! No public lung-ultrasound dataset has pixel masks that Pleura may use,
+//! so the phantom draws them: for a Soldati score it builds a random
+//! [`Scene`] (soft tissue, ribs and their shadows, a pleural line that
+//! slides, A-lines, B-lines, consolidations with air bronchograms, an
+//! optional effusion) and renders frames with speckle, attenuation, TGC,
+//! gain, breathing and probe jitter. Each frame comes with a mask in the
+//! classes of LusNet's segmentation head. The same seed always gives the
+//! same clip.
+//!
+//! The phantom is a training aid and a test source. It holds no patient
+//! data, and it is not a substitute for real clips when measuring accuracy.
+
+mod render;
+mod scene;
+
+pub use render::{FrameRenderer, ScanConverter};
+pub use scene::Scene;
+
+use crate::frame::GrayFrame;
+use rand::SeedableRng;
+use rand_pcg::Pcg64Mcg;
+use std::path::{Path, PathBuf};
+
+/// Mask value of pixels with no pathology (and outside the image).
+pub const CLASS_BACKGROUND: u8 = 0;
+/// Mask value of B-lines (and confluent B-lines, white lung).
+pub const CLASS_B_LINE: u8 = 1;
+/// Mask value of consolidations.
+pub const CLASS_CONSOLIDATION: u8 = 2;
+/// Names of the mask values, as in the model's `seg_classes`.
+pub const CLASS_NAMES: [&str; 3] = ["background", "b_line", "consolidation"];
+
+/// Probe geometry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Probe {
+    /// A curved array: a fan-shaped image.
+    Convex,
+    /// A linear array: a rectangular image.
+    Linear,
+}
+
+impl std::str::FromStr for Probe {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "convex" => Ok(Probe::Convex),
+            "linear" => Ok(Probe::Linear),
+            other => Err(format!("unknown probe '{other}' (use convex or linear)")),
+        }
+    }
+}
+
+/// What to generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PhantomParams {
+    /// Soldati score 0–3.
+    pub score: u8,
+    /// Probe geometry.
+    pub probe: Probe,
+    /// Number of frames.
+    pub frames: u64,
+    /// Image width.
+    pub width: usize,
+    /// Image height.
+    pub height: usize,
+    /// Random seed: the same seed gives the same clip.
+    pub seed: u64,
+}
+
+impl Default for PhantomParams {
+    fn default() -> Self {
+        Self {
+            score: 0,
+            probe: Probe::Convex,
+            frames: 250,
+            width: 256,
+            height: 256,
+            seed: 1,
+        }
+    }
+}
+
+/// One phantom frame and its ground truth.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhantomFrame {
+    /// The image.
+    pub image: GrayFrame,
+    /// The class of every pixel (same size as the image).
+    pub mask: Vec<u8>,
+    /// Fraction of the imaged area covered by each class.
+    pub areas: [f32; 3],
+}
+
+/// A phantom clip, frame by frame.
+pub struct Phantom {
+    params: PhantomParams,
+    rng: Pcg64Mcg,
+    renderer: FrameRenderer,
+    next: u64,
+    imaged: usize,
+}
+
+impl Phantom {
+    /// Draws the scene for `params` (score clamped to 0–3, size to ≥ 16 px).
+    pub fn new(mut params: PhantomParams) -> Self {
+        params.score = params.score.min(3);
+        params.width = params.width.max(16);
+        params.height = params.height.max(16);
+        let mut rng = Pcg64Mcg::seed_from_u64(params.seed);
+        let scene = Scene::draw(params.score, params.probe, &mut rng);
+        let renderer =
+            FrameRenderer::new(scene, params.probe, params.width, params.height, &mut rng);
+        let imaged = (0..params.width * params.height)
+            .filter(|&p| renderer.converter().covers(p))
+            .count();
+        Self {
+            params,
+            rng,
+            renderer,
+            next: 0,
+            imaged: imaged.max(1),
+        }
+    }
+
+    /// The parameters in force.
+    pub fn params(&self) -> PhantomParams {
+        self.params
+    }
+
+    /// The next frame, or `None` after `params.frames`.
+    pub fn next_frame(&mut self) -> Option<PhantomFrame> {
+        if self.next >= self.params.frames {
+            return None;
+        }
+        let (w, h) = (self.params.width, self.params.height);
+        let mut pixels = vec![0; w * h];
+        let mut mask = vec![0; w * h];
+        self.renderer
+            .render(self.next, &mut self.rng, &mut pixels, &mut mask);
+        let mut counts = [0usize; 3];
+        for &class in &mask {
+            counts[usize::from(class.min(2))] += 1;
+        }
+        let outside = w * h - self.imaged;
+        counts[0] -= outside.min(counts[0]);
+        let areas = counts.map(|c| c as f32 / self.imaged as f32);
+        let seq = self.next;
+        self.next += 1;
+        let image = GrayFrame::new(w, h, pixels, seq)?;
+        Some(PhantomFrame { image, mask, areas })
+    }
+}
+
+/// Parses the options of `phantom[:score=N,probe=P,frames=N,seed=S,size=WxH]`.
+pub fn parse_options(options: &str) -> Result<PhantomParams, String> {
+    let mut params = PhantomParams::default();
+    for option in options.split(',').filter(|o| !o.is_empty()) {
+        let (key, value) = option
+            .split_once('=')
+            .ok_or_else(|| format!("phantom option '{option}' is not key=value"))?;
+        let number = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| format!("phantom {key}: '{v}' is not a number"))
+        };
+        match key {
+            "score" => {
+                params.score = u8::try_from(number(value)?)
+                    .ok()
+                    .filter(|&s| s <= 3)
+                    .ok_or_else(|| format!("phantom score {value}: use 0 to 3"))?;
+            }
+            "probe" => params.probe = value.parse()?,
+            "frames" => params.frames = number(value)?,
+            "seed" => params.seed = number(value)?,
+            "size" => (params.width, params.height) = parse_size(value)?,
+            _ => {
+                return Err(format!(
+                    "unknown phantom option '{key}' (score, probe, frames, seed, size)"
+                ));
+            }
+        }
+    }
+    Ok(params)
+}
+
+/// Parses `WxH`.
+pub fn parse_size(text: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("'{text}' is not a size WxH");
+    let (w, h) = text.split_once('x').ok_or_else(bad)?;
+    let (w, h) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);
+    if (16..=4096).contains(&w) && (16..=4096).contains(&h) {
+        Ok((w, h))
+    } else {
+        Err(format!("size {text}: each side must be 16 to 4096"))
+    }
+}
+
+/// Why a phantom clip could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {cause}")]
+pub struct WriteError {
+    /// The file or folder.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub cause: std::io::Error,
+}
+
+/// What `labels.json` holds.
+#[derive(Debug, serde::Serialize)]
+struct Labels<'a> {
+    score: u8,
+    probe: Probe,
+    params: PhantomParams,
+    classes: [&'static str; 3],
+    mask_encoding: &'static str,
+    frames: Vec<FrameLabel>,
+    scene: &'a Scene,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct FrameLabel {
+    frame: String,
+    mask: String,
+    areas: [f32; 3],
+}
+
+/// Writes a phantom clip to `out`: `frames/NNNN.png`, `masks/NNNN.png`
+/// (one byte per pixel, the class index) and `labels.json`.
+pub fn write_clip(params: PhantomParams, out: &Path) -> Result<usize, WriteError> {
+    let error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |cause| WriteError { path, cause }
+    };
+    let (frames_dir, masks_dir) = (out.join("frames"), out.join("masks"));
+    for dir in [&frames_dir, &masks_dir] {
+        std::fs::create_dir_all(dir).map_err(error(dir))?;
+    }
+    let mut phantom = Phantom::new(params);
+    let params = phantom.params();
+    let mut labels = Vec::new();
+    while let Some(frame) = phantom.next_frame() {
+        let name = format!("{:04}.png", frame.image.seq);
+        let (w, h) = (params.width as u32, params.height as u32);
+        for (dir, pixels) in [
+            (&frames_dir, &frame.image.pixels),
+            (&masks_dir, &frame.mask),
+        ] {
+            let path = dir.join(&name);
+            image::save_buffer(&path, pixels, w, h, image::ExtendedColorType::L8)
+                .map_err(|e| error(&path)(std::io::Error::other(e)))?;
+        }
+        labels.push(FrameLabel {
+            frame: format!("frames/{name}"),
+            mask: format!("masks/{name}"),
+            areas: frame.areas,
+        });
+    }
+    let count = labels.len();
+    let json = Labels {
+        score: params.score,
+        probe: params.probe,
+        params,
+        classes: CLASS_NAMES,
+        mask_encoding: "8-bit gray PNG, pixel value = class index",
+        frames: labels,
+        scene: phantom.renderer.scene(),
+    };
+    let path = out.join("labels.json");
+    let text = serde_json::to_vec_pretty(&json).map_err(|e| error(&path)(e.into()))?;
+    std::fs::write(&path, text).map_err(error(&path))?;
+    Ok(count)
+}
