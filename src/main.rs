@@ -163,6 +163,31 @@ enum ModelCommand {
 
 #[derive(Subcommand)]
 enum DatasetCommand {
+    /// Segmentation Dice of a model on a phantom set (from `dataset phantom`).
+    Dice {
+        /// The phantom set.
+        dir: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Write phantom clips with masks for the trainer (both probes, all scores).
+    Phantom {
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Clips per score and probe.
+        #[arg(long, default_value_t = 12)]
+        clips: u64,
+        /// Frames per clip.
+        #[arg(long, default_value_t = 8)]
+        frames: u64,
+        /// Side of the square frames.
+        #[arg(long, default_value_t = 128)]
+        size: usize,
+        /// First seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Write a dataset's rated clips as preprocessed frames for the trainer.
     Export {
         /// Dataset layout.
@@ -263,6 +288,34 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             }
         },
+        Command::Dataset {
+            command: DatasetCommand::Dice { dir, model },
+        } => {
+            let model = load_model(&model)?;
+            let result = pleura::eval::segmentation::phantom_dice(&model, &dir)?;
+            println!("frames        {}", result.frames);
+            for (name, dice) in result.classes.iter().zip(&result.dice) {
+                match dice {
+                    Some(d) => println!("Dice {name:<14}{d:.3}"),
+                    None => println!("Dice {name:<14}n/a (class absent)"),
+                }
+            }
+            Ok(())
+        }
+        Command::Dataset {
+            command:
+                DatasetCommand::Phantom {
+                    out,
+                    clips,
+                    frames,
+                    size,
+                    seed,
+                },
+        } => {
+            let written = pleura::phantom::export_training_set(&out, clips, frames, size, seed)?;
+            println!("exported {written} phantom clips to {}", out.display());
+            Ok(())
+        }
         Command::Dataset {
             command:
                 DatasetCommand::Export {

@@ -165,3 +165,58 @@ fn the_phantom_plays_through_the_pipeline() {
     assert_eq!(r["frames"]["scored"], 40);
     assert_eq!(r["clips"][0]["name"], "phantom-score3-convex-seed2");
 }
+
+#[test]
+fn a_phantom_training_set_is_exported_and_the_model_is_scored_against_its_masks() {
+    let out = tempfile::tempdir().unwrap();
+    let set = out.path().join("set");
+    let pleura = || Command::new(env!("CARGO_BIN_EXE_pleura"));
+    let export = pleura()
+        .args([
+            "dataset", "phantom", "--clips", "1", "--frames", "2", "--out",
+        ])
+        .arg(&set)
+        .output()
+        .unwrap();
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(set.join("index.json")).unwrap()).unwrap();
+    assert_eq!(
+        index["clips"].as_array().unwrap().len(),
+        8,
+        "4 scores × 2 probes"
+    );
+    assert_eq!(index["seg_size"], 32);
+    let masks = std::fs::read(set.join("masks/0000.u8")).unwrap();
+    assert_eq!(masks.len(), 2 * 32 * 32);
+    let dice = pleura()
+        .current_dir(common::repo(""))
+        .arg("dataset")
+        .arg("dice")
+        .arg(&set)
+        .output()
+        .unwrap();
+    assert!(
+        dice.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dice.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&dice.stdout);
+    assert!(stdout.contains("frames        16"), "{stdout}");
+    assert!(stdout.contains("Dice b_line"), "{stdout}");
+    // A damaged set is named.
+    std::fs::write(set.join("masks/0003.u8"), b"short").unwrap();
+    let damaged = pleura()
+        .current_dir(common::repo(""))
+        .arg("dataset")
+        .arg("dice")
+        .arg(&set)
+        .output()
+        .unwrap();
+    assert!(!damaged.status.success());
+    assert!(String::from_utf8_lossy(&damaged.stderr).contains("0003.u8"));
+}

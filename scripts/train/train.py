@@ -43,7 +43,18 @@ LICENSES = (
 
 # ---------------------------------------------------------------- data
 
-def export_cache(cache, data):
+PHANTOM_SETS = {"phantom": 1, "phantom-test": 900_001}  # folder -> first seed (disjoint seeds)
+
+
+def export_cache(cache, data, phantom_clips):
+    for name, seed in PHANTOM_SETS.items():
+        if (cache / name / "index.json").exists():
+            continue
+        clips = phantom_clips if name == "phantom" else 4
+        cmd = ["cargo", "run", "--release", "--quiet", "--", "dataset", "phantom", "--out", str(cache / name),
+               "--clips", str(clips), "--frames", "8", "--size", str(SIZE), "--seed", str(seed)]
+        print("+", " ".join(cmd), flush=True)
+        subprocess.run(cmd, cwd=ROOT, check=True)
     for name in ["blues", "pocus"]:
         if (cache / name / "index.json").exists():
             continue
@@ -54,7 +65,20 @@ def export_cache(cache, data):
         subprocess.run(cmd, cwd=ROOT, check=True)
 
 
-def load_clips(cache):
+def load_phantom(cache, name):
+    """Phantom clips with pixel-exact masks at the segmentation head's resolution."""
+    index = json.loads((cache / name / "index.json").read_text())
+    seg = index["seg_size"]
+    clips = []
+    for c in index["clips"]:
+        frames = np.fromfile(cache / name / c["file"], dtype=np.uint8).reshape(c["frames"], SIZE, SIZE)
+        masks = np.fromfile(cache / name / c["masks"], dtype=np.uint8).reshape(c["frames"], seg, seg)
+        clips.append({"name": c["name"], "dataset": "phantom", "group": f"phantom:{c['seed']}",
+                      "score": int(c["score"]), "phantom": True, "frames": frames, "masks": masks.astype(np.int64)})
+    return clips
+
+
+def load_clips(cache, masks):
     clips = []
     for name in ["blues", "pocus"]:
         index = json.loads((cache / name / "index.json").read_text())
@@ -68,7 +92,7 @@ def load_clips(cache):
                 "frames": frames,
             })
     for c in clips:
-        seg_known = c["b_lines"] is not None
+        seg_known = masks == "weak" and c["b_lines"] is not None
         c["masks"] = np.stack([weak_mask(f, bool(c["b_lines"]), bool(c["consolidation"])) for f in c["frames"]]) \
             if seg_known else None
     return clips
@@ -150,8 +174,9 @@ def to_batch(clips, items, device):
     m = np.stack([clips[ci]["masks"][fi] if clips[ci]["masks"] is not None
                   else np.full((SIZE // 4, SIZE // 4), -1) for ci, fi in items])
     y = np.array([clips[ci]["score"] for ci, _ in items])
+    real = np.array([0.0 if clips[ci].get("phantom") else 1.0 for ci, _ in items], dtype=np.float32)
     return (torch.from_numpy(x)[:, None].to(device), torch.from_numpy(m).long().to(device),
-            torch.from_numpy(y).to(device))
+            torch.from_numpy(y).to(device), torch.from_numpy(real).to(device))
 
 
 def train_model(clips, args, device, desc, seed):
@@ -159,7 +184,7 @@ def train_model(clips, args, device, desc, seed):
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     model = LusNet(WIDTHS).to(device)
-    counts = np.bincount([c["score"] for c in clips], minlength=4) + 1
+    counts = np.bincount([c["score"] for c in clips if not c.get("phantom")], minlength=4) + 1
     class_w = torch.tensor((counts.sum() / counts) ** 0.5, dtype=torch.float32, device=device)
     class_w = class_w / class_w.mean()
     seg_w = torch.tensor([0.2, 1.0, 1.0], device=device)
@@ -172,12 +197,12 @@ def train_model(clips, args, device, desc, seed):
         model.train()
         tot, tot_score, tot_seg, n = 0.0, 0.0, 0.0, 0
         for items in batches(clips, args.frames_per_clip, args.batch, rng):
-            x, m, y = to_batch(clips, items, device)
+            x, m, y, real = to_batch(clips, items, device)
             x, m = augment(x, m, gen)
             x = (x - NORM_MEAN) / NORM_STD
             score, seg = model(x)
-            w = class_w[y]
-            l_score = (-(sord_targets(y) * F.log_softmax(score, 1)).sum(1) * w).sum() / w.sum()
+            w = class_w[y] * real  # phantom frames teach segmentation only
+            l_score = (-(sord_targets(y) * F.log_softmax(score, 1)).sum(1) * w).sum() / w.sum().clamp(min=1e-6)
             l_seg = F.cross_entropy(seg, m, weight=seg_w, ignore_index=-1) if (m >= 0).any() else score.sum() * 0
             loss = l_score + args.seg_weight * l_seg
             opt.zero_grad()
@@ -191,6 +216,22 @@ def train_model(clips, args, device, desc, seed):
         history.append({"loss": tot / n, "score_loss": tot_score / n, "seg_loss": tot_seg / n})
         bar.set_postfix(loss=f"{tot / n:.3f}")
     return model, history
+
+
+@torch.no_grad()
+def phantom_dice(model, clips, device):
+    """Per-class Dice of the segmentation head on held-out phantom clips (pooled over all frames)."""
+    model.eval()
+    inter, total = np.zeros(len(SEG_CLASSES)), np.zeros(len(SEG_CLASSES))
+    for c in clips:
+        x = torch.from_numpy(c["frames"].astype(np.float32) / 255.0)[:, None].to(device)
+        _, seg = model((x - NORM_MEAN) / NORM_STD)
+        pred = seg.argmax(1).cpu().numpy()
+        for k in range(len(SEG_CLASSES)):
+            p, t = pred == k, c["masks"] == k
+            inter[k] += (p & t).sum()
+            total[k] += p.sum() + t.sum()
+    return {name: float(2 * inter[k] / total[k]) if total[k] else None for k, name in enumerate(SEG_CLASSES)}
 
 
 @torch.no_grad()
@@ -282,7 +323,7 @@ def plot(histories, cv, out):
         ax[0].plot([e["score_loss"] for e in h], label=name)
         ax[1].plot([e["seg_loss"] for e in h], label=name)
     ax[0].set_title("score loss (SORD cross-entropy, train)")
-    ax[1].set_title("segmentation loss (weak masks, train)")
+    ax[1].set_title("segmentation loss (train)")
     for a in ax:
         a.set_xlabel("epoch")
         a.legend(fontsize=7)
@@ -324,14 +365,20 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--version", type=int, default=1)
     ap.add_argument("--skip-cv", action="store_true", help="final fit only (reuses cv.json)")
+    ap.add_argument("--masks", choices=["phantom", "weak"], default="weak",
+                    help="segmentation supervision: phantom clips (pixel-exact) or weak masks on real clips")
+    ap.add_argument("--phantom-clips", type=int, default=12, help="phantom clips per score and probe")
     args = ap.parse_args()
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.set_num_threads(max(1, torch.get_num_threads()))
     args.out.mkdir(parents=True, exist_ok=True)
-    export_cache(args.cache, args.data)
-    clips = load_clips(args.cache)
-    print(f"{len(clips)} clips, {sum(len(c['frames']) for c in clips)} frames, device {device}")
+    export_cache(args.cache, args.data, args.phantom_clips)
+    clips = load_clips(args.cache, args.masks)
+    phantom = load_phantom(args.cache, "phantom") if args.masks == "phantom" else []
+    phantom_test = load_phantom(args.cache, "phantom-test")
+    print(f"{len(clips)} clips, {sum(len(c['frames']) for c in clips)} frames, "
+          f"{len(phantom)} phantom training clips, device {device}")
 
     histories = {}
     cv_path = args.out / "cv.json"
@@ -345,7 +392,7 @@ def main():
             test = [c for c, f in zip(clips, folds) if f == k]
             assert not {c["group"] for c in train} & {c["group"] for c in test}, "patient leak"
             t0 = time.time()
-            model, hist = train_model(train, args, device, f"fold {k + 1}/{args.folds}", args.seed + k)
+            model, hist = train_model(train + phantom, args, device, f"fold {k + 1}/{args.folds}", args.seed + k)
             histories[f"fold {k + 1}"] = hist
             fold_rows = []
             for c in test:
@@ -375,8 +422,11 @@ def main():
         print(json.dumps({"pooled": {d: {k: v for k, v in m.items() if k != "confusion"}
                                      for d, m in pooled.items()}, "per_fold": spread}, indent=1))
 
-    model, hist = train_model(clips, args, device, "final fit", args.seed + 100)
+    model, hist = train_model(clips + phantom, args, device, "final fit", args.seed + 100)
     histories["final"] = hist
+    cv["phantom_dice"] = phantom_dice(model, phantom_test, device)
+    print("phantom Dice (held-out seeds):", json.dumps(cv["phantom_dice"]))
+    cv_path.write_text(json.dumps(cv, indent=1))
     if not args.skip_cv:
         plot(histories, cv["pooled"], args.out)
     export(model, clips, cv, args)
@@ -384,14 +434,17 @@ def main():
 
 def export(model, clips, cv, args):
     model.eval().cpu()
-    cv_summary = {"protocol": cv["protocol"], "pooled": cv["pooled"], "per_fold": cv["per_fold"]}
+    cv_summary = {"protocol": cv["protocol"], "pooled": cv["pooled"], "per_fold": cv["per_fold"],
+                  "phantom_dice": cv.get("phantom_dice")}
+    supervision = (f"segmentation on phantom masks ({args.phantom_clips} clips x 8 frames per score and probe, "
+                   f"pleura dataset phantom)" if args.masks == "phantom"
+                   else "weak segmentation masks (scripts/train/weak_masks.py)")
     meta = {
         "architecture": "lusnet", "input_size": str(SIZE), "widths": ",".join(map(str, WIDTHS)),
         "norm_mean": str(NORM_MEAN), "norm_std": str(NORM_STD), "seg_classes": ",".join(SEG_CLASSES),
         "aggregation": "mean_probability",
         "training_data": f"COVID-BLUES dev split (238 clips, 42 patients) + POCUS rated clips (82); "
-                         f"{args.epochs} epochs x {args.frames_per_clip} frames/clip; weak segmentation masks "
-                         f"(scripts/train/weak_masks.py)",
+                         f"{args.epochs} epochs x {args.frames_per_clip} frames/clip; {supervision}",
         "licenses": LICENSES, "cv_metrics": json.dumps(cv_summary),
     }
     weights = args.out / f"lusnet-v{args.version}.safetensors"

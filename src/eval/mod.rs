@@ -9,6 +9,7 @@
 
 pub mod dataset;
 pub mod metrics;
+pub mod segmentation;
 
 use crate::model::lusnet::FramePrediction;
 use crate::model::{LusNet, ModelError};
@@ -73,6 +74,14 @@ pub enum EvalError {
     /// The model failed on valid input.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// An input file is missing or malformed.
+    #[error("{path}: {reason}")]
+    Input {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The output could not be written.
     #[error("{path}: {cause}")]
     Output {

@@ -274,3 +274,122 @@ pub fn write_clip(params: PhantomParams, out: &Path) -> Result<usize, WriteError
     std::fs::write(&path, text).map_err(error(&path))?;
     Ok(count)
 }
+
+/// One phantom clip in a training export.
+#[derive(Debug, serde::Serialize)]
+struct ExportedClip {
+    name: String,
+    score: u8,
+    probe: Probe,
+    seed: u64,
+    frames: usize,
+    file: String,
+    masks: String,
+}
+
+/// Writes phantom clips for the trainer, as `pleura` sees them: for every
+/// score and both probes, `clips_per_score` clips of `frames` frames (seeds
+/// from `first_seed`), each cropped to its detected sector and resized to
+/// `size` (`frames/NNNN.u8`, like `pleura dataset export`), with masks at
+/// the segmentation head's `size / 4` by majority vote (`masks/NNNN.u8`),
+/// and `index.json`. Returns the number of clips.
+pub fn export_training_set(
+    out: &Path,
+    clips_per_score: u64,
+    frames: u64,
+    size: usize,
+    first_seed: u64,
+) -> Result<usize, WriteError> {
+    let error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |cause| WriteError { path, cause }
+    };
+    for dir in ["frames", "masks"] {
+        std::fs::create_dir_all(out.join(dir)).map_err(error(&out.join(dir)))?;
+    }
+    let seg = size / 4;
+    let mut clips = Vec::new();
+    for score in 0..4u8 {
+        for (i, probe) in
+            (0..clips_per_score).flat_map(|i| [(i, Probe::Convex), (i, Probe::Linear)])
+        {
+            let seed =
+                first_seed + u64::from(score) * 10_000 + i * 2 + u64::from(probe == Probe::Linear);
+            let params = PhantomParams {
+                score,
+                probe,
+                frames,
+                width: 256,
+                height: 256,
+                seed,
+            };
+            let mut phantom = Phantom::new(params);
+            let generated: Vec<PhantomFrame> =
+                std::iter::from_fn(|| phantom.next_frame()).collect();
+            let images: Vec<GrayFrame> = generated.iter().map(|f| f.image.clone()).collect();
+            let Some(roi) = crate::preprocess::detect_sector(&images) else {
+                continue;
+            };
+            let mut pixels = Vec::new();
+            let mut masks = Vec::new();
+            for frame in &generated {
+                let Some(view) = crate::preprocess::crop_resize(&frame.image, roi, size) else {
+                    continue;
+                };
+                pixels.extend(view);
+                masks.extend(majority_cells(&frame.mask, frame.image.width, roi, seg));
+            }
+            let index = clips.len();
+            let (file, mask_file) = (
+                format!("frames/{index:04}.u8"),
+                format!("masks/{index:04}.u8"),
+            );
+            for (name, bytes) in [(&file, &pixels), (&mask_file, &masks)] {
+                let path = out.join(name);
+                std::fs::write(&path, bytes).map_err(error(&path))?;
+            }
+            clips.push(ExportedClip {
+                name: format!("phantom-{score}-{probe:?}-{seed}"),
+                score,
+                probe,
+                seed,
+                frames: pixels.len() / (size * size),
+                file,
+                masks: mask_file,
+            });
+        }
+    }
+    let path = out.join("index.json");
+    let json = serde_json::json!({ "size": size, "seg_size": seg, "classes": CLASS_NAMES, "clips": clips });
+    let text = serde_json::to_vec_pretty(&json).map_err(|e| error(&path)(e.into()))?;
+    std::fs::write(&path, text).map_err(error(&path))?;
+    Ok(clips.len())
+}
+
+/// The mask of `roi` reduced to `cells × cells` by majority vote.
+fn majority_cells(mask: &[u8], width: usize, roi: crate::preprocess::Roi, cells: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(cells * cells);
+    for cy in 0..cells {
+        let (y0, y1) = (
+            roi.y + cy * roi.h / cells,
+            roi.y + ((cy + 1) * roi.h / cells).max(cy * roi.h / cells + 1),
+        );
+        for cx in 0..cells {
+            let (x0, x1) = (
+                roi.x + cx * roi.w / cells,
+                roi.x + ((cx + 1) * roi.w / cells).max(cx * roi.w / cells + 1),
+            );
+            let mut votes = [0usize; 3];
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    if let Some(&class) = mask.get(y * width + x) {
+                        votes[usize::from(class.min(2))] += 1;
+                    }
+                }
+            }
+            let winner = (0..3).max_by_key(|&c| (votes[c], c)).unwrap_or(0);
+            out.push(winner as u8);
+        }
+    }
+    out
+}

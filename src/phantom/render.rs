@@ -32,8 +32,14 @@ const CONSOLIDATED: f32 = 0.1;
 const MAX_B_LINE: f32 = 0.22;
 /// A lung column belongs to a B-line where the B-line profile exceeds this.
 const B_LINE_MASK_LEVEL: f32 = 0.5;
-/// Lateral coherence of the speckle: weights of the 3-tap smoothing.
+/// Coherence of the speckle: weights of the 3-tap smoothing, applied
+/// along depth and across lines (the point-spread function).
 const SMOOTH: [f32; 3] = [0.25, 0.5, 0.25];
+/// Share of the previous frame in each displayed frame (frame averaging).
+const PERSISTENCE: f32 = 0.4;
+/// Power of unit complex Gaussian noise left after the 3×3 smoothing:
+/// 2 components × (Σ w²)² = 2 × 0.375².
+const SMOOTHED_POWER: f32 = 2.0 * 0.375 * 0.375;
 
 /// Per-output-pixel place in beam space: the top-left beam sample and the
 /// bilinear weights (0–255) towards the next row and column.
@@ -47,8 +53,6 @@ struct Tap {
 /// The scan converter: where every display pixel looks in beam space.
 #[derive(Debug, Clone)]
 pub struct ScanConverter {
-    width: usize,
-    height: usize,
     taps: Vec<Option<Tap>>,
 }
 
@@ -99,11 +103,7 @@ impl ScanConverter {
                 })
             })
             .collect();
-        Self {
-            width,
-            height,
-            taps,
-        }
+        Self { taps }
     }
 
     /// Whether display pixel `p` shows the image (inside the fan).
@@ -135,7 +135,6 @@ impl ScanConverter {
             let nearest = i + usize::from(fr > 127) * lines + usize::from(fc > 127);
             *class = classes.get(nearest).copied().unwrap_or(classes[i]);
         }
-        debug_assert_eq!(image.len(), self.width * self.height);
     }
 }
 
@@ -152,6 +151,23 @@ impl SpeckleField {
             re: (0..len).map(|_| rng.sample(StandardNormal)).collect(),
             im: (0..len).map(|_| rng.sample(StandardNormal)).collect(),
         }
+    }
+
+    /// Speckle amplitude at (`row`, `col`) of a `rows × width` field: the
+    /// magnitude of the 3×3-smoothed complex field, with unit mean power
+    /// (Rayleigh distributed). Edges repeat the border samples.
+    fn smoothed(&self, row: usize, col: usize, rows: usize, width: usize) -> f32 {
+        let (mut re, mut im) = (0.0, 0.0);
+        for (dr, wr) in SMOOTH.iter().enumerate() {
+            let r = (row + dr).saturating_sub(1).min(rows - 1);
+            for (dc, wc) in SMOOTH.iter().enumerate() {
+                let c = (col + dc).saturating_sub(1).min(width - 1);
+                let w = wr * wc;
+                re += w * self.re[r * width + c];
+                im += w * self.im[r * width + c];
+            }
+        }
+        ((re * re + im * im) / SMOOTHED_POWER).sqrt()
     }
 
     /// Decorrelates the field by `1 - rho` while keeping its statistics.
@@ -176,6 +192,9 @@ pub struct FrameRenderer {
     converter: ScanConverter,
     jitter: (f32, f32),
     echo: Vec<f32>,
+    /// The last displayed levels (for persistence), once there is a frame.
+    levels: Vec<f32>,
+    persisted: bool,
     /// Lateral sensitivity of the probe: strongest in the middle.
     apodization: Vec<f32>,
     beam: Vec<u8>,
@@ -204,6 +223,8 @@ impl FrameRenderer {
             converter: ScanConverter::new(probe, width, height, rows, lines, fan),
             jitter: (0.0, 0.0),
             echo: vec![0.0; rows * lines],
+            levels: vec![0.0; rows * lines],
+            persisted: false,
             apodization: (0..lines)
                 .map(|k| {
                     let x = (k as f32 + 0.5) / lines as f32 - 0.5;
@@ -316,37 +337,31 @@ impl FrameRenderer {
         let wide = lines + 2 * margin;
         let shift = (slide * lines as f32).round() as isize;
         let range = s.dynamic_range_db;
+        let persisted = std::mem::replace(&mut self.persisted, true);
         for i in 0..rows {
             let z = (i as f32 + 0.5) / rows as f32;
             let gain_db = s.gain_db - s.attenuation_db * z * (1.0 - s.tgc);
             // Below the pleura the scatterers slide with the lung.
             let lung_from = (s.pleura_z * rows as f32) as usize;
             for (k, &apodization) in self.apodization.iter().enumerate() {
-                let (field, index, stride_ok) = if i >= lung_from {
-                    let col =
-                        (k as isize + margin as isize + shift).clamp(1, wide as isize - 2) as usize;
-                    (&self.lung, i * wide + col, true)
+                let (field, col, width) = if i >= lung_from {
+                    let col = (k as isize + margin as isize + shift).clamp(0, wide as isize - 1);
+                    (&self.lung, col as usize, wide)
                 } else {
-                    (&self.tissue, i * lines + k, k > 0 && k + 1 < lines)
+                    (&self.tissue, k, lines)
                 };
-                let (re, im) = if stride_ok {
-                    (
-                        SMOOTH[0] * field.re[index - 1]
-                            + SMOOTH[1] * field.re[index]
-                            + SMOOTH[2] * field.re[index + 1],
-                        SMOOTH[0] * field.im[index - 1]
-                            + SMOOTH[1] * field.im[index]
-                            + SMOOTH[2] * field.im[index + 1],
-                    )
-                } else {
-                    (field.re[index] * 0.61, field.im[index] * 0.61)
-                };
-                // Smoothing 3 taps keeps sqrt(0.375) ≈ 0.61 of the power: renormalize.
-                let speckle = (re * re + im * im).sqrt() / (2.0f32 * 0.375).sqrt();
+                let speckle = field.smoothed(i, col, rows, width);
                 let echo = self.echo[i * lines + k] * speckle * apodization;
                 let db = 20.0 * echo.max(1e-6).log10() + gain_db;
-                let level = (1.0 + db / range).clamp(0.0, 1.0);
-                self.beam[i * lines + k] = (level * 255.0) as u8;
+                let level = (1.0 + db / range).clamp(0.0, 1.0) * 255.0;
+                // Persistence: scanners average successive frames.
+                let at = i * lines + k;
+                let shown = match persisted {
+                    true => PERSISTENCE * self.levels[at] + (1.0 - PERSISTENCE) * level,
+                    false => level,
+                };
+                self.levels[at] = shown;
+                self.beam[at] = shown as u8;
             }
         }
     }

@@ -154,7 +154,7 @@ impl Scene {
         let mut scene = Scene {
             layers,
             pleura_z,
-            pleura_thickness: r(0.008, 0.016),
+            pleura_thickness: r(0.012, 0.022),
             pleura_level: r(0.6, 1.0),
             pleura_waves: Vec::new(),
             pleura_breaks: Vec::new(),
@@ -227,7 +227,7 @@ impl Scene {
                     0
                 };
                 self.b_lines = (0..count)
-                    .map(|_| b_line(&mut r, 0.01, 0.02, 0.12))
+                    .map(|_| b_line(&mut r, 0.01, 0.02, 0.15))
                     .collect();
             }
             1 => {
