@@ -46,12 +46,19 @@ class LusNet(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.score = nn.Linear(2 * w3, 4)
 
-    def forward(self, x):
-        """x: [N, 1, S, S] normalized -> (score logits [N, 4], seg logits [N, C, S/4, S/4])."""
+    ENCODER = ["stem", "stem2", "down1", "block1", "down2", "block2", "down3", "block3"]
+
+    def forward(self, x, detach_encoder=False):
+        """x: [N, 1, S, S] normalized -> (score logits [N, 4], seg logits [N, C, S/4, S/4]).
+
+        With `detach_encoder`, the decoder sees the encoder's features but sends no gradient back
+        into them (training the segmentation on phantom frames leaves the encoder to real frames)."""
         s2 = self.stem2(self.stem(x))
         s4 = self.block1(self.down1(s2))
         s8 = self.block2(self.down2(s4))
         s16 = self.block3(self.down3(s8))
+        if detach_encoder:
+            s4, s8, s16 = s4.detach(), s8.detach(), s16.detach()
         pooled = torch.cat([s16.mean((2, 3)), s16.amax((2, 3))], 1)
         score = self.score(self.dropout(pooled))
         d8 = self.up2(torch.cat([F.interpolate(s16, scale_factor=2, mode="nearest"), s8], 1))

@@ -159,14 +159,26 @@ def sord_targets(y, alpha=2.0):
 # ----------------------------------------------------------- training
 
 def batches(clips, frames_per_clip, batch, rng):
-    items = []
+    """Shuffled batches of (clip, frame) items; real and phantom frames never share a batch."""
+    real, phantom = [], []
     for ci, c in enumerate(clips):
         t = len(c["frames"])
         for fi in rng.choice(t, size=min(frames_per_clip, t), replace=False):
-            items.append((ci, fi))
-    rng.shuffle(items)
-    for i in range(0, len(items), batch):
-        yield items[i:i + batch]
+            (phantom if c.get("phantom") else real).append((ci, fi))
+    out = []
+    for items in (real, phantom):
+        rng.shuffle(items)
+        out += [items[i:i + batch] for i in range(0, len(items), batch)]
+    order = rng.permutation(len(out))
+    for i in order:
+        yield out[i]
+
+
+def steps_per_epoch(clips, frames_per_clip, batch):
+    counts = [0, 0]
+    for c in clips:
+        counts[bool(c.get("phantom"))] += min(frames_per_clip, len(c["frames"]))
+    return sum(math.ceil(n / batch) for n in counts)
 
 
 def to_batch(clips, items, device):
@@ -188,9 +200,9 @@ def train_model(clips, args, device, desc, seed):
     class_w = torch.tensor((counts.sum() / counts) ** 0.5, dtype=torch.float32, device=device)
     class_w = class_w / class_w.mean()
     seg_w = torch.tensor([0.2, 1.0, 1.0], device=device)
-    steps_per_epoch = math.ceil(len(clips) * args.frames_per_clip / args.batch)
+    steps = steps_per_epoch(clips, args.frames_per_clip, args.batch)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-2)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * steps)
     history = []
     bar = tqdm(range(args.epochs), desc=desc, leave=False)
     for _ in bar:
@@ -200,7 +212,15 @@ def train_model(clips, args, device, desc, seed):
             x, m, y, real = to_batch(clips, items, device)
             x, m = augment(x, m, gen)
             x = (x - NORM_MEAN) / NORM_STD
-            score, seg = model(x)
+            phantom_batch = not bool(real.any())
+            if phantom_batch:
+                # Phantom frames train the segmentation only: the encoder keeps its batch-norm
+                # statistics and its gradients for real frames.
+                for name in LusNet.ENCODER:
+                    getattr(model, name).eval()
+            score, seg = model(x, detach_encoder=phantom_batch)
+            if phantom_batch:
+                model.train()
             w = class_w[y] * real  # phantom frames teach segmentation only
             l_score = (-(sord_targets(y) * F.log_softmax(score, 1)).sum(1) * w).sum() / w.sum().clamp(min=1e-6)
             l_seg = F.cross_entropy(seg, m, weight=seg_w, ignore_index=-1) if (m >= 0).any() else score.sum() * 0
