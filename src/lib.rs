@@ -28,6 +28,8 @@
 //!   channels; it holds no stage logic.
 //! * [`eval`] runs the same path over labelled datasets to measure agreement
 //!   with experts, and exports preprocessed frames for the PyTorch trainer.
+//! * [`phantom`] synthesizes lung-ultrasound clips with pixel-exact masks,
+//!   for training the segmentation head, for tests and as a demo source.
 //!
 //! Pleura is decision support for research settings, not a diagnostic device.
 

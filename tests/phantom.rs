@@ -7,7 +7,6 @@ use pleura::phantom::{
     CLASS_B_LINE, CLASS_CONSOLIDATION, Phantom, PhantomFrame, PhantomParams, Probe,
 };
 use serde_json::Value;
-use std::process::Command;
 
 fn clip(score: u8, probe: Probe, seed: u64, frames: u64) -> Vec<PhantomFrame> {
     let mut phantom = Phantom::new(PhantomParams {
@@ -101,18 +100,13 @@ fn the_lung_slides_below_the_pleura_while_the_chest_wall_stays() {
 #[test]
 fn the_phantom_command_writes_frames_masks_and_labels() {
     let out = tempfile::tempdir().unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_pleura"))
-        .args([
-            "phantom", "--score", "2", "--probe", "linear", "--frames", "5", "--size", "160x120",
-            "--seed", "7", "--out",
-        ])
-        .arg(out.path())
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
+    common::succeed(
+        common::pleura()
+            .args([
+                "phantom", "--score", "2", "--probe", "linear", "--frames", "5", "--size",
+                "160x120", "--seed", "7", "--out",
+            ])
+            .arg(out.path()),
     );
     let labels: Value =
         serde_json::from_slice(&std::fs::read(out.path().join("labels.json")).unwrap()).unwrap();
@@ -132,7 +126,7 @@ fn the_phantom_command_writes_frames_masks_and_labels() {
         mask.pixels().all(|p| p.0[0] <= 2),
         "mask values are class indices"
     );
-    let bad = Command::new(env!("CARGO_BIN_EXE_pleura"))
+    let bad = common::pleura()
         .args(["phantom", "--score", "5", "--out"])
         .arg(out.path())
         .output()
@@ -144,22 +138,16 @@ fn the_phantom_command_writes_frames_masks_and_labels() {
 fn the_phantom_plays_through_the_pipeline() {
     let out = tempfile::tempdir().unwrap();
     let report = out.path().join("r.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_pleura"))
-        .current_dir(common::repo(""))
-        .args([
-            "run",
-            "--source",
-            "phantom:score=3,frames=40,seed=2",
-            "--no-pace",
-            "--report",
-        ])
-        .arg(&report)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    common::succeed(
+        common::pleura()
+            .args([
+                "run",
+                "--source",
+                "phantom:score=3,frames=40,seed=2",
+                "--no-pace",
+                "--report",
+            ])
+            .arg(&report),
     );
     let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(r["frames"]["scored"], 40);
@@ -170,18 +158,12 @@ fn the_phantom_plays_through_the_pipeline() {
 fn a_phantom_training_set_is_exported_and_the_model_is_scored_against_its_masks() {
     let out = tempfile::tempdir().unwrap();
     let set = out.path().join("set");
-    let pleura = || Command::new(env!("CARGO_BIN_EXE_pleura"));
-    let export = pleura()
-        .args([
-            "dataset", "phantom", "--clips", "1", "--frames", "2", "--out",
-        ])
-        .arg(&set)
-        .output()
-        .unwrap();
-    assert!(
-        export.status.success(),
-        "{}",
-        String::from_utf8_lossy(&export.stderr)
+    common::succeed(
+        common::pleura()
+            .args([
+                "dataset", "phantom", "--clips", "1", "--frames", "2", "--out",
+            ])
+            .arg(&set),
     );
     let index: Value =
         serde_json::from_slice(&std::fs::read(set.join("index.json")).unwrap()).unwrap();
@@ -193,27 +175,14 @@ fn a_phantom_training_set_is_exported_and_the_model_is_scored_against_its_masks(
     assert_eq!(index["seg_size"], 32);
     let masks = std::fs::read(set.join("masks/0000.u8")).unwrap();
     assert_eq!(masks.len(), 2 * 32 * 32);
-    let dice = pleura()
-        .current_dir(common::repo(""))
-        .arg("dataset")
-        .arg("dice")
-        .arg(&set)
-        .output()
-        .unwrap();
-    assert!(
-        dice.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dice.stderr)
-    );
+    let dice = common::succeed(common::pleura().args(["dataset", "dice"]).arg(&set));
     let stdout = String::from_utf8_lossy(&dice.stdout);
     assert!(stdout.contains("frames        16"), "{stdout}");
     assert!(stdout.contains("Dice b_line"), "{stdout}");
     // A damaged set is named.
     std::fs::write(set.join("masks/0003.u8"), b"short").unwrap();
-    let damaged = pleura()
-        .current_dir(common::repo(""))
-        .arg("dataset")
-        .arg("dice")
+    let damaged = common::pleura()
+        .args(["dataset", "dice"])
         .arg(&set)
         .output()
         .unwrap();

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::pleura;
 use pleura::display::{DisplayError, NoDisplay, Renderer};
 use pleura::frame::GrayFrame;
 use pleura::model::{LusNet, Precision};
@@ -18,10 +19,6 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-
-fn pleura() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_pleura"))
-}
 
 fn model() -> LusNet {
     common::init_threads();
@@ -95,7 +92,6 @@ fn a_demo_clip_run_writes_a_complete_report_frames_and_log() {
         out.path().join("frames"),
     );
     let output = pleura()
-        .current_dir(common::repo(""))
         .args([
             "run",
             "--source",
@@ -178,7 +174,6 @@ fn a_corrupt_or_short_frame_mid_stream_is_skipped_and_counted() {
     }
     let report = dir.path().join("r.json");
     let output = pleura()
-        .current_dir(common::repo(""))
         .arg("run")
         .arg(format!("--source=dir:{}", dir.path().display()))
         .arg("--no-pace")
@@ -254,7 +249,6 @@ fn a_truncated_clip_is_scored_as_far_as_it_decodes() {
     let bytes = std::fs::read(&ts).unwrap();
     std::fs::write(&ts, &bytes[..bytes.len() / 2]).unwrap();
     let output = pleura()
-        .current_dir(common::repo(""))
         .arg("run")
         .arg(format!("--source=file:{}", ts.display()))
         .args(["--no-pace", "--report"])
@@ -290,12 +284,7 @@ fn a_missing_clip_or_model_a_bad_spec_or_a_wrong_roi_is_named() {
         ),
     ];
     for (args, expected) in cases {
-        let output = pleura()
-            .current_dir(common::repo(""))
-            .arg("run")
-            .args(args)
-            .output()
-            .unwrap();
+        let output = pleura().arg("run").args(args).output().unwrap();
         assert!(!output.status.success(), "{args:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
@@ -382,7 +371,6 @@ fn sigterm_stops_a_live_run_and_flushes_every_output() {
     let dir = tempfile::tempdir().unwrap();
     let (report, log) = (dir.path().join("r.json"), dir.path().join("f.jsonl"));
     let mut child = pleura()
-        .current_dir(common::repo(""))
         .arg("run")
         .arg("--report")
         .arg(&report)

@@ -25,3 +25,22 @@ pub fn init_threads() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(pleura::model::init_threads);
 }
+
+/// The `pleura` binary, run from the repository root.
+pub fn pleura() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pleura"));
+    command.current_dir(repo(""));
+    command
+}
+
+/// Runs `command` and checks that it succeeded, showing its stderr if not.
+pub fn succeed(command: &mut std::process::Command) -> std::process::Output {
+    let output = command.output().expect("the command starts");
+    assert!(
+        output.status.success(),
+        "{:?} failed: {}",
+        command,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
