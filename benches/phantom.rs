@@ -11,12 +11,9 @@ const ROUNDS: usize = 5;
 const TARGET_FPS: f64 = 200.0;
 
 fn fps(params: PhantomParams) -> f64 {
-    let mut phantom = Phantom::new(params);
+    let phantom = Phantom::new(params);
     let started = Instant::now();
-    let mut made = 0;
-    while phantom.next_frame().is_some() {
-        made += 1;
-    }
+    let made = phantom.count();
     made as f64 / started.elapsed().as_secs_f64()
 }
 

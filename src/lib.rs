@@ -33,6 +33,7 @@
 //!
 //! Pleura is decision support for research settings, not a diagnostic device.
 
+pub mod atomic_write;
 pub mod display;
 pub mod eval;
 pub mod frame;

@@ -9,6 +9,7 @@
 //! histograms, and each clip's per-frame series stops growing at
 //! [`MAX_SERIES_FRAMES`].
 
+use crate::atomic_write::{Durability, write_atomically};
 use crate::model::SCORE_CLASSES;
 use crate::preprocess::Roi;
 use crate::scoring::ScoredFrame;
@@ -245,11 +246,7 @@ impl RunReport {
             cause,
         };
         let json = serde_json::to_vec_pretty(self).map_err(|e| error(e.into()))?;
-        let partial = path.with_extension("json.partial");
-        let mut file = File::create(&partial).map_err(error)?;
-        file.write_all(&json).map_err(error)?;
-        file.sync_all().map_err(error)?;
-        std::fs::rename(&partial, path).map_err(error)
+        write_atomically(path, Durability::Synced, |out| out.write_all(&json)).map_err(error)
     }
 }
 

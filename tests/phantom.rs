@@ -9,14 +9,14 @@ use pleura::phantom::{
 use serde_json::Value;
 
 fn clip(score: u8, probe: Probe, seed: u64, frames: u64) -> Vec<PhantomFrame> {
-    let mut phantom = Phantom::new(PhantomParams {
+    Phantom::new(PhantomParams {
         score,
         probe,
         frames,
         seed,
         ..PhantomParams::default()
-    });
-    std::iter::from_fn(move || phantom.next_frame()).collect()
+    })
+    .collect()
 }
 
 /// Mean gray level of the pixels of `class` in the lower half of the image.

@@ -113,7 +113,7 @@ fn real_stats() -> [Vec<[f64; STATS]>; 4] {
 fn phantom_stats(score: u8) -> [f64; STATS] {
     let mut all = Vec::new();
     for seed in 0..6 {
-        let mut phantom = Phantom::new(PhantomParams {
+        let phantom = Phantom::new(PhantomParams {
             score,
             probe: Probe::Convex,
             frames: 8,
@@ -121,8 +121,7 @@ fn phantom_stats(score: u8) -> [f64; STATS] {
             height: 256,
             seed: 100 + seed,
         });
-        let frames: Vec<GrayFrame> =
-            std::iter::from_fn(|| phantom.next_frame().map(|f| f.image)).collect();
+        let frames: Vec<GrayFrame> = phantom.map(|f| f.image).collect();
         all.extend(model_view(&frames).iter().map(|f| stats(f)));
     }
     mean(&all)
@@ -181,10 +180,7 @@ fn the_same_seed_gives_the_same_clip() {
         seed: 42,
         ..PhantomParams::default()
     };
-    let clip = |p| {
-        let mut phantom = Phantom::new(p);
-        std::iter::from_fn(move || phantom.next_frame()).collect::<Vec<_>>()
-    };
+    let clip = |p| Phantom::new(p).collect::<Vec<_>>();
     let (a, b) = (clip(params), clip(params));
     assert_eq!(a.len(), 3);
     for (x, y) in a.iter().zip(&b) {

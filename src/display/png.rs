@@ -7,6 +7,7 @@
 
 use super::annotate::annotate;
 use super::{DisplayError, Renderer};
+use crate::atomic_write::{Durability, write_atomically};
 use crate::scoring::ScoredFrame;
 use image::RgbImage;
 use image::imageops::{FilterType, resize};
@@ -133,15 +134,15 @@ fn file_stem(clip: &str) -> String {
 
 /// Writes a PNG beside its final name, then renames it into place.
 fn save_png(picture: &RgbImage, path: &Path) -> Result<(), DisplayError> {
-    let partial = path.with_extension("png.partial");
-    let write_error = |cause| DisplayError::Write {
+    write_atomically(path, Durability::Unsynced, |out| {
+        picture
+            .write_to(out, image::ImageFormat::Png)
+            .map_err(std::io::Error::other)
+    })
+    .map_err(|cause| DisplayError::Write {
         path: path.to_path_buf(),
         cause,
-    };
-    picture
-        .save_with_format(&partial, image::ImageFormat::Png)
-        .map_err(|e| write_error(std::io::Error::other(e)))?;
-    std::fs::rename(&partial, path).map_err(write_error)
+    })
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Frames run through the network at once.
-const BATCH: usize = 16;
+pub const BATCH: usize = 16;
 
 /// A clip decoded and preprocessed into model-sized frames.
 #[derive(Debug, Clone)]
@@ -57,10 +57,18 @@ pub fn predict_clip(
     model: &LusNet,
     clip: &PreparedClip,
 ) -> Result<Vec<FramePrediction>, ModelError> {
-    let mut predictions = Vec::with_capacity(clip.frames.len());
-    for batch in clip.frames.chunks(BATCH) {
-        let views: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
-        predictions.extend(model.predict(&views)?);
+    let views: Vec<&[u8]> = clip.frames.iter().map(Vec::as_slice).collect();
+    predict_frames(model, &views)
+}
+
+/// Runs model-sized frames through the model, [`BATCH`] at a time.
+pub fn predict_frames(
+    model: &LusNet,
+    frames: &[&[u8]],
+) -> Result<Vec<FramePrediction>, ModelError> {
+    let mut predictions = Vec::with_capacity(frames.len());
+    for batch in frames.chunks(BATCH) {
+        predictions.extend(model.predict(batch)?);
     }
     Ok(predictions)
 }

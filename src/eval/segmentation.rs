@@ -2,12 +2,9 @@
 //! (`pleura dataset phantom` writes them): the Dice coefficient of each
 //! class, pooled over every frame.
 
-use super::EvalError;
+use super::{EvalError, predict_frames};
 use crate::model::LusNet;
 use std::path::Path;
-
-/// Frames run through the network at once.
-const BATCH: usize = 16;
 
 /// Per-class Dice of a model's segmentation against phantom masks.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -75,38 +72,33 @@ pub fn phantom_dice(model: &LusNet, dir: &Path) -> Result<SegmentationDice, Eval
             Ok(bytes)
         };
         let pixels = read(&clip.file, index.size * index.size)?;
-        let masks = read(&clip.masks, index.seg_size * index.seg_size)?;
+        let cells = index.seg_size * index.seg_size;
+        let masks = read(&clip.masks, cells)?;
         let views: Vec<&[u8]> = pixels.chunks(index.size * index.size).collect();
-        for (batch, truth) in views
-            .chunks(BATCH)
-            .zip(masks.chunks(BATCH * index.seg_size * index.seg_size))
+        for (prediction, truth) in predict_frames(model, &views)?
+            .iter()
+            .zip(masks.chunks(cells))
         {
-            for (prediction, truth) in model
-                .predict(batch)?
-                .iter()
-                .zip(truth.chunks(index.seg_size * index.seg_size))
-            {
-                if prediction.seg_size != index.seg_size {
-                    return Err(unreadable(
-                        &index_path,
-                        format!(
-                            "masks of {} cells, the model gives {}",
-                            index.seg_size, prediction.seg_size
-                        ),
-                    ));
-                }
-                for (&p, &t) in prediction.seg_labels.iter().zip(truth) {
-                    let (p, t) = (usize::from(p), usize::from(t));
-                    if p < classes {
-                        total[p] += 1;
-                    }
-                    if t < classes {
-                        total[t] += 1;
-                        overlap[t] += u64::from(p == t);
-                    }
-                }
-                frames += 1;
+            if prediction.seg_size != index.seg_size {
+                return Err(unreadable(
+                    &index_path,
+                    format!(
+                        "masks of {} cells, the model gives {}",
+                        index.seg_size, prediction.seg_size
+                    ),
+                ));
             }
+            for (&p, &t) in prediction.seg_labels.iter().zip(truth) {
+                let (p, t) = (usize::from(p), usize::from(t));
+                if p < classes {
+                    total[p] += 1;
+                }
+                if t < classes {
+                    total[t] += 1;
+                    overlap[t] += u64::from(p == t);
+                }
+            }
+            frames += 1;
         }
     }
     Ok(SegmentationDice {

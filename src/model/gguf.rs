@@ -11,13 +11,14 @@
 //! is refused with a message that names it instead of producing garbage.
 
 use super::{ARCHITECTURE, LUSNET_VERSION, ModelError, ModelMeta};
+use crate::atomic_write::{Durability, write_atomically};
 use candle_core::quantized::QTensor;
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::{Device, Tensor};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -86,14 +87,10 @@ impl ModelFile {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let partial = path.with_extension("gguf.partial");
-        let file = File::create(&partial).map_err(io)?;
-        let mut writer = BufWriter::new(file);
-        gguf_file::write(&mut writer, &metadata, &tensors)?;
-        writer.flush().map_err(io)?;
-        writer.get_ref().sync_all().map_err(io)?;
-        std::fs::rename(&partial, path).map_err(io)?;
-        Ok(())
+        write_atomically(path, Durability::Synced, |out| {
+            gguf_file::write(out, &metadata, &tensors).map_err(std::io::Error::other)
+        })
+        .map_err(io)
     }
 
     /// The weight and bias of layer `name`, checking the weight's shape.

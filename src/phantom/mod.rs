@@ -130,9 +130,13 @@ impl Phantom {
     pub fn params(&self) -> PhantomParams {
         self.params
     }
+}
 
-    /// The next frame, or `None` after `params.frames`.
-    pub fn next_frame(&mut self) -> Option<PhantomFrame> {
+/// The frames of the clip, in order; it ends after `params.frames`.
+impl Iterator for Phantom {
+    type Item = PhantomFrame;
+
+    fn next(&mut self) -> Option<PhantomFrame> {
         if self.next >= self.params.frames {
             return None;
         }
@@ -209,6 +213,20 @@ pub struct WriteError {
     pub cause: std::io::Error,
 }
 
+impl WriteError {
+    /// Turns an I/O error about `path` into a `WriteError`.
+    fn at(path: &Path) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |cause| WriteError { path, cause }
+    }
+}
+
+/// Writes `value` as pretty JSON to `path`.
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), WriteError> {
+    let text = serde_json::to_vec_pretty(value).map_err(|e| WriteError::at(path)(e.into()))?;
+    std::fs::write(path, text).map_err(WriteError::at(path))
+}
+
 /// What `labels.json` holds.
 #[derive(Debug, serde::Serialize)]
 struct Labels<'a> {
@@ -231,18 +249,14 @@ struct FrameLabel {
 /// Writes a phantom clip to `out`: `frames/NNNN.png`, `masks/NNNN.png`
 /// (one byte per pixel, the class index) and `labels.json`.
 pub fn write_clip(params: PhantomParams, out: &Path) -> Result<usize, WriteError> {
-    let error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |cause| WriteError { path, cause }
-    };
     let (frames_dir, masks_dir) = (out.join("frames"), out.join("masks"));
     for dir in [&frames_dir, &masks_dir] {
-        std::fs::create_dir_all(dir).map_err(error(dir))?;
+        std::fs::create_dir_all(dir).map_err(WriteError::at(dir))?;
     }
     let mut phantom = Phantom::new(params);
     let params = phantom.params();
     let mut labels = Vec::new();
-    while let Some(frame) = phantom.next_frame() {
+    for frame in phantom.by_ref() {
         let name = format!("{:04}.png", frame.image.seq);
         let (w, h) = (params.width as u32, params.height as u32);
         for (dir, pixels) in [
@@ -251,7 +265,7 @@ pub fn write_clip(params: PhantomParams, out: &Path) -> Result<usize, WriteError
         ] {
             let path = dir.join(&name);
             image::save_buffer(&path, pixels, w, h, image::ExtendedColorType::L8)
-                .map_err(|e| error(&path)(std::io::Error::other(e)))?;
+                .map_err(|e| WriteError::at(&path)(std::io::Error::other(e)))?;
         }
         labels.push(FrameLabel {
             frame: format!("frames/{name}"),
@@ -270,8 +284,7 @@ pub fn write_clip(params: PhantomParams, out: &Path) -> Result<usize, WriteError
         scene: phantom.renderer.scene(),
     };
     let path = out.join("labels.json");
-    let text = serde_json::to_vec_pretty(&json).map_err(|e| error(&path)(e.into()))?;
-    std::fs::write(&path, text).map_err(error(&path))?;
+    write_json(&path, &json)?;
     Ok(count)
 }
 
@@ -300,12 +313,8 @@ pub fn export_training_set(
     size: usize,
     first_seed: u64,
 ) -> Result<usize, WriteError> {
-    let error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |cause| WriteError { path, cause }
-    };
     for dir in ["frames", "masks"] {
-        std::fs::create_dir_all(out.join(dir)).map_err(error(&out.join(dir)))?;
+        std::fs::create_dir_all(out.join(dir)).map_err(WriteError::at(&out.join(dir)))?;
     }
     let seg = size / 4;
     let mut clips = Vec::new();
@@ -323,21 +332,19 @@ pub fn export_training_set(
                 height: 256,
                 seed,
             };
-            let mut phantom = Phantom::new(params);
-            let generated: Vec<PhantomFrame> =
-                std::iter::from_fn(|| phantom.next_frame()).collect();
-            let images: Vec<GrayFrame> = generated.iter().map(|f| f.image.clone()).collect();
+            let (images, frame_masks): (Vec<GrayFrame>, Vec<Vec<u8>>) =
+                Phantom::new(params).map(|f| (f.image, f.mask)).unzip();
             let Some(roi) = crate::preprocess::detect_sector(&images) else {
                 continue;
             };
             let mut pixels = Vec::new();
             let mut masks = Vec::new();
-            for frame in &generated {
-                let Some(view) = crate::preprocess::crop_resize(&frame.image, roi, size) else {
+            for (image, mask) in images.iter().zip(&frame_masks) {
+                let Some(view) = crate::preprocess::crop_resize(image, roi, size) else {
                     continue;
                 };
                 pixels.extend(view);
-                masks.extend(majority_cells(&frame.mask, frame.image.width, roi, seg));
+                masks.extend(majority_cells(mask, image.width, roi, seg));
             }
             let index = clips.len();
             let (file, mask_file) = (
@@ -346,7 +353,7 @@ pub fn export_training_set(
             );
             for (name, bytes) in [(&file, &pixels), (&mask_file, &masks)] {
                 let path = out.join(name);
-                std::fs::write(&path, bytes).map_err(error(&path))?;
+                std::fs::write(&path, bytes).map_err(WriteError::at(&path))?;
             }
             clips.push(ExportedClip {
                 name: format!("phantom-{score}-{probe:?}-{seed}"),
@@ -361,8 +368,7 @@ pub fn export_training_set(
     }
     let path = out.join("index.json");
     let json = serde_json::json!({ "size": size, "seg_size": seg, "classes": CLASS_NAMES, "clips": clips });
-    let text = serde_json::to_vec_pretty(&json).map_err(|e| error(&path)(e.into()))?;
-    std::fs::write(&path, text).map_err(error(&path))?;
+    write_json(&path, &json)?;
     Ok(clips.len())
 }
 

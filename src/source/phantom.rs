@@ -35,7 +35,7 @@ impl PhantomSource {
 
 impl FrameSource for PhantomSource {
     fn next_frame(&mut self) -> Result<Option<GrayFrame>, SourceError> {
-        Ok(self.phantom.next_frame().map(|f| f.image))
+        Ok(self.phantom.next().map(|f| f.image))
     }
 
     fn clip_name(&self) -> &str {
