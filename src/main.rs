@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The model shipped with Pleura.
-const DEFAULT_MODEL: &str = "models/lusnet-v1.gguf";
+const DEFAULT_MODEL: &str = "models/lusnet-v2.gguf";
 /// Where `--source demo` finds its clips.
 const DEMO_DIR: &str = "tests/demo";
 

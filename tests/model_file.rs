@@ -20,7 +20,7 @@ fn copy_of_shipped(dir: &Path) -> std::path::PathBuf {
 fn shipped_model_is_a_small_q8_0_lusnet_with_its_description() {
     let path = common::shipped_model();
     let size = std::fs::metadata(&path)
-        .expect("models/lusnet-v1.gguf exists")
+        .expect("models/lusnet-v2.gguf exists")
         .len();
     assert!(
         size <= 2_000_000,

@@ -28,7 +28,7 @@ class ConvBnRelu(nn.Module):
 
 
 class LusNet(nn.Module):
-    def __init__(self, widths=(16, 32, 64, 128), seg_classes=len(SEG_CLASSES), dropout=0.3):
+    def __init__(self, widths=(16, 32, 64, 128), seg_classes=len(SEG_CLASSES), dropout=0.3, weak_head=False):
         super().__init__()
         w0, w1, w2, w3 = widths
         self.widths = widths
@@ -43,13 +43,20 @@ class LusNet(nn.Module):
         self.up2 = ConvBnRelu(w3 + w2, w2)
         self.up1 = ConvBnRelu(w2 + w1, w1)
         self.seg = nn.Conv2d(w1, seg_classes, 1)
+        # Training-only auxiliary head for weak masks on real frames (`--masks both`); never exported.
+        self.seg_weak = nn.Conv2d(w1, seg_classes, 1) if weak_head else None
         self.dropout = nn.Dropout(dropout)
         self.score = nn.Linear(2 * w3, 4)
 
     ENCODER = ["stem", "stem2", "down1", "block1", "down2", "block2", "down3", "block3"]
 
     def forward(self, x, detach_encoder=False):
-        """x: [N, 1, S, S] normalized -> (score logits [N, 4], seg logits [N, C, S/4, S/4]).
+        """x: [N, 1, S, S] normalized -> (score logits [N, 4], seg logits [N, C, S/4, S/4])."""
+        score, features = self.decode(x, detach_encoder)
+        return score, self.seg(features)
+
+    def decode(self, x, detach_encoder=False):
+        """x -> (score logits, decoder features [N, w1, S/4, S/4]) that the segmentation heads read.
 
         With `detach_encoder`, the decoder sees the encoder's features but sends no gradient back
         into them (training the segmentation on phantom frames leaves the encoder to real frames)."""
@@ -63,7 +70,7 @@ class LusNet(nn.Module):
         score = self.score(self.dropout(pooled))
         d8 = self.up2(torch.cat([F.interpolate(s16, scale_factor=2, mode="nearest"), s8], 1))
         d4 = self.up1(torch.cat([F.interpolate(d8, scale_factor=2, mode="nearest"), s4], 1))
-        return score, self.seg(d4)
+        return score, d4
 
     def export_state(self):
         """Tensors as `pleura model import` reads them: BN folded, float32."""

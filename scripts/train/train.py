@@ -92,7 +92,7 @@ def load_clips(cache, masks):
                 "frames": frames,
             })
     for c in clips:
-        seg_known = masks == "weak" and c["b_lines"] is not None
+        seg_known = masks in ("weak", "both") and c["b_lines"] is not None
         c["masks"] = np.stack([weak_mask(f, bool(c["b_lines"]), bool(c["consolidation"])) for f in c["frames"]]) \
             if seg_known else None
     return clips
@@ -195,7 +195,7 @@ def train_model(clips, args, device, desc, seed):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = LusNet(WIDTHS).to(device)
+    model = LusNet(WIDTHS, weak_head=args.masks == "both").to(device)
     counts = np.bincount([c["score"] for c in clips if not c.get("phantom")], minlength=4) + 1
     class_w = torch.tensor((counts.sum() / counts) ** 0.5, dtype=torch.float32, device=device)
     class_w = class_w / class_w.mean()
@@ -218,7 +218,10 @@ def train_model(clips, args, device, desc, seed):
                 # statistics and its gradients for real frames.
                 for name in LusNet.ENCODER:
                     getattr(model, name).eval()
-            score, seg = model(x, detach_encoder=phantom_batch)
+            score, features = model.decode(x, detach_encoder=phantom_batch)
+            # With `--masks both`, weak masks of real frames train an auxiliary head (as in v1 they
+            # shape the encoder) and the shipped head learns from phantom masks only.
+            seg = (model.seg_weak if model.seg_weak is not None and not phantom_batch else model.seg)(features)
             if phantom_batch:
                 model.train()
             w = class_w[y] * real  # phantom frames teach segmentation only
@@ -333,7 +336,7 @@ def summarize(rows):
 
 # -------------------------------------------------------------- plots
 
-def plot(histories, cv, out):
+def plot_losses(histories, out):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -351,9 +354,16 @@ def plot(histories, cv, out):
     fig.savefig(out / "loss_curves.png", dpi=110)
     plt.close(fig)
 
-    fig, ax = plt.subplots(1, len(cv), figsize=(4.5 * len(cv), 4))
+
+def plot_confusion(pooled, path):
+    """Pooled held-out confusion matrices, one panel per dataset."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, len(pooled), figsize=(4.5 * len(pooled), 4))
     ax = np.atleast_1d(ax)
-    for a, (dataset, d) in zip(ax, cv.items()):
+    for a, (dataset, d) in zip(ax, pooled.items()):
         m = np.array(d["confusion"])
         a.imshow(m, cmap="Blues")
         for i in range(4):
@@ -365,7 +375,7 @@ def plot(histories, cv, out):
         a.set_xticks(range(4))
         a.set_yticks(range(4))
     fig.tight_layout()
-    fig.savefig(out / "cv_confusion.png", dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -383,10 +393,14 @@ def main():
     ap.add_argument("--seg-weight", type=float, default=0.5)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--version", type=int, default=1)
+    ap.add_argument("--version", type=int, default=2)
     ap.add_argument("--skip-cv", action="store_true", help="final fit only (reuses cv.json)")
-    ap.add_argument("--masks", choices=["phantom", "weak"], default="weak",
-                    help="segmentation supervision: phantom clips (pixel-exact) or weak masks on real clips")
+    ap.add_argument("--masks", choices=["phantom", "weak", "both"], default="both",
+                    help="segmentation supervision: weak masks on real clips (v1), phantom clips (pixel-exact), "
+                         "or both (weak masks on an auxiliary training-only head, phantom masks on the shipped one)")
+    ap.add_argument("--cv-only", action="store_true", help="cross-validation only, no final fit or export")
+    ap.add_argument("--no-gguf", action="store_true",
+                    help="write the safetensors and fixtures but not the GGUF (for machines without cargo)")
     ap.add_argument("--phantom-clips", type=int, default=12, help="phantom clips per score and probe")
     args = ap.parse_args()
 
@@ -395,7 +409,7 @@ def main():
     args.out.mkdir(parents=True, exist_ok=True)
     export_cache(args.cache, args.data, args.phantom_clips)
     clips = load_clips(args.cache, args.masks)
-    phantom = load_phantom(args.cache, "phantom") if args.masks == "phantom" else []
+    phantom = load_phantom(args.cache, "phantom") if args.masks in ("phantom", "both") else []
     phantom_test = load_phantom(args.cache, "phantom-test")
     print(f"{len(clips)} clips, {sum(len(c['frames']) for c in clips)} frames, "
           f"{len(phantom)} phantom training clips, device {device}")
@@ -437,18 +451,21 @@ def main():
                           f"clip score = mean frame probability", "pooled": pooled, "per_fold": spread,
               "settings": vars(args) | {"data": str(args.data), "cache": str(args.cache), "out": str(args.out)},
               "clips": rows}
+        cv["histories"] = histories
         cv_path.write_text(json.dumps(cv, indent=1))
-        plot(histories, pooled, args.out)
+        plot_confusion(pooled, args.out / "cv_confusion.png")
         print(json.dumps({"pooled": {d: {k: v for k, v in m.items() if k != "confusion"}
                                      for d, m in pooled.items()}, "per_fold": spread}, indent=1))
+    if args.cv_only:
+        return
 
     model, hist = train_model(clips + phantom, args, device, "final fit", args.seed + 100)
     histories["final"] = hist
     cv["phantom_dice"] = phantom_dice(model, phantom_test, device)
     print("phantom Dice (held-out seeds):", json.dumps(cv["phantom_dice"]))
+    cv["histories"] = cv.get("histories", {}) | histories
     cv_path.write_text(json.dumps(cv, indent=1))
-    if not args.skip_cv:
-        plot(histories, cv["pooled"], args.out)
+    plot_losses(cv["histories"], args.out)
     export(model, clips, cv, args)
 
 
@@ -456,9 +473,14 @@ def export(model, clips, cv, args):
     model.eval().cpu()
     cv_summary = {"protocol": cv["protocol"], "pooled": cv["pooled"], "per_fold": cv["per_fold"],
                   "phantom_dice": cv.get("phantom_dice")}
-    supervision = (f"segmentation on phantom masks ({args.phantom_clips} clips x 8 frames per score and probe, "
-                   f"pleura dataset phantom)" if args.masks == "phantom"
-                   else "weak segmentation masks (scripts/train/weak_masks.py)")
+    phantom_masks = (f"phantom masks ({args.phantom_clips} clips x 8 frames per score and probe, "
+                     f"pleura dataset phantom)")
+    supervision = {
+        "weak": "weak segmentation masks (scripts/train/weak_masks.py)",
+        "phantom": f"segmentation on {phantom_masks}",
+        "both": f"segmentation head on {phantom_masks}; weak masks on real clips train a training-only "
+                f"auxiliary head",
+    }[args.masks]
     meta = {
         "architecture": "lusnet", "input_size": str(SIZE), "widths": ",".join(map(str, WIDTHS)),
         "norm_mean": str(NORM_MEAN), "norm_std": str(NORM_STD), "seg_classes": ",".join(SEG_CLASSES),
@@ -487,6 +509,8 @@ def export(model, clips, cv, args):
     save_file(model.export_state(), str(fixture_dir / "lusnet-parity-f32.safetensors"), metadata=meta)
     print(f"wrote {fixture_dir / 'parity.safetensors'}")
 
+    if args.no_gguf:
+        return
     gguf = ROOT / "models" / f"lusnet-v{args.version}.gguf"
     cmd = ["cargo", "run", "--release", "--quiet", "--", "model", "import", str(weights),
            "--quantize", "q8_0", "-o", str(gguf)]
