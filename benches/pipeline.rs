@@ -13,7 +13,7 @@
 //! Then one real-time run of the demo clips (paced at 25 fps, as at the
 //! bedside) gives the capture-to-output latency and the frames dropped.
 
-use pleura::display::{DisplaySpec, NoDisplay, Renderer};
+use pleura::display::{NoDisplay, PngDisplay, Renderer};
 use pleura::frame::GrayFrame;
 use pleura::model::{LusNet, Precision};
 use pleura::pipeline::{RunOptions, Stages, run};
@@ -150,9 +150,9 @@ fn main() {
         files.push(report.fps);
         last_files = Some(report);
         let source = SourceSpec::Demo.open(&demo).expect("demo source");
-        let renderer = DisplaySpec::Png(out.join("png"))
-            .open(&classes, 1)
-            .expect("png display");
+        let renderer = Box::new(
+            PngDisplay::create(&out.join("png"), &classes, 1).expect("annotated-frame display"),
+        );
         let report = pipeline(&model, source, renderer, false);
         png.push(report.fps);
         last_png = Some(report);

@@ -23,7 +23,11 @@
 //! * [`scoring`] turns frame predictions into a live score, a clip score
 //!   and a stability flag.
 //! * [`display`] draws scored frames behind the [`display::Renderer`]
-//!   trait; [`record`] keeps the run report and the frame log.
+//!   trait: the bedside screen on a framebuffer or as PNG files, or
+//!   annotated frames; [`record`] keeps the run report and the frame log.
+//! * [`exam`] walks the zones of an exam protocol and keeps their scores in
+//!   a crash-safe journal; [`input`] maps the clinician's keys to exam
+//!   commands.
 //! * [`pipeline`] wires the stages into threads joined by bounded
 //!   channels; it holds no stage logic.
 //! * [`eval`] runs the same path over labelled datasets to measure agreement
@@ -36,7 +40,9 @@
 pub mod atomic_write;
 pub mod display;
 pub mod eval;
+pub mod exam;
 pub mod frame;
+pub mod input;
 pub mod model;
 pub mod phantom;
 pub mod pipeline;

@@ -2,9 +2,12 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use pleura::display::DisplaySpec;
+use embedded_graphics::prelude::Size;
+use pleura::display::{DisplaySetup, DisplaySpec, ExamOptions};
 use pleura::eval::dataset::DatasetKind;
 use pleura::eval::{EvalReport, evaluate, export_dataset, predict_clip, prepare_clip};
+use pleura::exam::{Journal, Protocol};
+use pleura::input::{KeyMap, spawn_stdin_keys};
 use pleura::model::import::{Quantization, import_safetensors};
 use pleura::model::lusnet::macs_per_frame;
 use pleura::model::{LusNet, Precision};
@@ -93,6 +96,11 @@ enum Command {
         #[command(subcommand)]
         command: DatasetCommand,
     },
+    /// Exams: show the exam recovered from a journal.
+    Exam {
+        /// The exam journal.
+        journal: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -110,13 +118,27 @@ struct RunArgs {
     /// of in real time.
     #[arg(long)]
     no_pace: bool,
-    /// Where to show frames: none, or png:DIR for annotated PNG frames and
-    /// a contact sheet.
+    /// Where to show frames: none; auto (/dev/fb0 if it opens); fb:/dev/fbN
+    /// (optionally ,rotate=90|180|270) for the bedside screen on a
+    /// framebuffer; png:DIR for the bedside screen as PNG files; frames:DIR
+    /// for annotated frames and a contact sheet.
     #[arg(long, default_value = "none")]
     display: DisplaySpec,
-    /// Draw one frame in this many (png display).
+    /// Write one picture in this many (png and frames displays).
     #[arg(long, default_value_t = 10)]
     every: u64,
+    /// Size of the PNG bedside screen, WxH.
+    #[arg(long, default_value = "800x480", value_parser = parse_size)]
+    screen: (usize, usize),
+    /// Exam protocol (12, 14 or blue): keys then start an exam (s), record
+    /// (r or space), freeze (f), go to the next (n) or previous (p) zone,
+    /// redo a zone (d) and finish (x).
+    #[arg(long)]
+    exam: Option<Protocol>,
+    /// The exam journal (JSON lines, fsynced); an unfinished exam in it is
+    /// resumed.
+    #[arg(long, default_value = "pleura-exam.jsonl")]
+    journal: PathBuf,
     /// Write the run report (scores, series, drops, latencies) as JSON here.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -227,6 +249,31 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run_live(&args),
+        Command::Exam { journal } => {
+            if !journal.exists() {
+                bail!("{}: no such exam journal", journal.display());
+            }
+            let journal = Journal::open(&journal)?;
+            let exam = journal
+                .exam()
+                .with_context(|| format!("{}: holds no exam", journal.path().display()))?;
+            #[derive(serde::Serialize)]
+            struct Shown<'a> {
+                #[serde(flatten)]
+                exam: &'a pleura::exam::Exam,
+                zone_names: &'static [&'static str],
+                total: u32,
+                max_total: u32,
+            }
+            let shown = Shown {
+                exam,
+                zone_names: exam.protocol.zones(),
+                total: exam.total(),
+                max_total: exam.max_total(),
+            };
+            println!("{}", serde_json::to_string_pretty(&shown)?);
+            Ok(())
+        }
         Command::Phantom {
             score,
             probe,
@@ -363,7 +410,24 @@ fn run_live(args: &RunArgs) -> Result<()> {
         .source
         .open(&args.demo_dir)
         .with_context(|| format!("cannot open the source {}", args.source))?;
-    let renderer = args.display.open(&classes, args.every)?;
+    let (keys, commands) = crossbeam_channel::unbounded();
+    let exam = match args.exam {
+        Some(protocol) => Some(ExamOptions {
+            protocol,
+            journal: Journal::open(&args.journal)?,
+        }),
+        None => None,
+    };
+    let renderer = args.display.open(DisplaySetup {
+        classes: classes.clone(),
+        every: args.every,
+        screen: Size::new(args.screen.0 as u32, args.screen.1 as u32),
+        exam,
+        commands,
+    })?;
+    if !matches!(args.display, DisplaySpec::None | DisplaySpec::Frames(_)) {
+        spawn_stdin_keys(KeyMap::default(), keys);
+    }
     let log = args.log.as_deref().map(FrameLog::create).transpose()?;
     let options = RunOptions {
         pace: !args.no_pace,

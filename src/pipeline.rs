@@ -28,7 +28,9 @@ use crate::preprocess::{Roi, SectorMode, SectorTracker, crop_resize};
 use crate::record::{EndReason, FrameCounts, Recorder, RunReport, StageClock, StageClocks};
 use crate::scoring::{ClipTracker, ScoredFrame};
 use crate::source::FrameSource;
-use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError, bounded};
+use crossbeam_channel::{
+    Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError, bounded,
+};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +40,8 @@ use std::time::{Duration, Instant};
 pub const CAPTURE_QUEUE: usize = 2;
 /// Scored frames waiting for the output stage.
 const OUTPUT_QUEUE: usize = 16;
+/// How often the display hears that no frame came (for NO SIGNAL).
+const IDLE_TICK: Duration = Duration::from_millis(250);
 /// How often a capture waiting for a full queue checks that inference is
 /// still running.
 const SEND_POLL: Duration = Duration::from_millis(100);
@@ -482,7 +486,23 @@ fn output_stage(
     let mut errors = Vec::new();
     let mut display_ok = true;
     let mut waiting = Vec::with_capacity(OUTPUT_QUEUE + 1);
-    while let Ok(first) = scored.recv() {
+    let mut last_frame = Instant::now();
+    loop {
+        let first = match scored.recv_timeout(IDLE_TICK) {
+            Ok(frame) => frame,
+            Err(RecvTimeoutError::Timeout) => {
+                if display_ok {
+                    if let Err(e) = guarded(|| renderer.idle(last_frame.elapsed())) {
+                        log::error!("display stopped: {e}");
+                        errors.push(format!("display: {e}"));
+                        display_ok = false;
+                    }
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        last_frame = Instant::now();
         waiting.push(first);
         waiting.extend(scored.try_iter());
         for frame in &waiting {

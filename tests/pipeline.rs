@@ -98,7 +98,7 @@ fn a_demo_clip_run_writes_a_complete_report_frames_and_log() {
             "file:tests/demo/healthy-score0.mp4",
             "--no-pace",
         ])
-        .arg(format!("--display=png:{}", frames.display()))
+        .arg(format!("--display=frames:{}", frames.display()))
         .args(["--every", "10", "--report"])
         .arg(&report)
         .arg("--log")

@@ -1,0 +1,50 @@
+//! Scored frames without a model: phantom frames whose exact masks stand in
+//! for the segmentation, scored by the real clip tracker. Shared by the
+//! display tests and the display benchmark.
+
+use pleura::model::lusnet::FramePrediction;
+use pleura::phantom::{Phantom, PhantomParams, Probe};
+use pleura::preprocess::Roi;
+use pleura::scoring::{ClipTracker, ScoredFrame};
+use std::sync::Arc;
+
+/// Cells per side of the segmentation grid.
+const SEG: usize = 32;
+
+/// `count` scored frames of a score-2 phantom clip at `width`×`height`.
+pub fn phantom_scored_frames(count: u64, width: usize, height: usize) -> Vec<ScoredFrame> {
+    let clip: Arc<str> = Arc::from("phantom-score2");
+    let mut tracker = ClipTracker::new(3);
+    Phantom::new(PhantomParams {
+        score: 2,
+        probe: Probe::Convex,
+        frames: count,
+        width,
+        height,
+        seed: 7,
+    })
+    .map(|frame| {
+        let (w, h) = (frame.image.width, frame.image.height);
+        let seg_labels = (0..SEG * SEG)
+            .map(|i| {
+                frame.mask[((i / SEG) * h / SEG + h / (2 * SEG)) * w
+                    + (i % SEG) * w / SEG
+                    + w / (2 * SEG)]
+            })
+            .collect();
+        let prediction = FramePrediction {
+            score_probs: [0.05, 0.15, 0.7, 0.1],
+            seg_size: SEG,
+            seg_labels,
+        };
+        let scores = tracker.update(&prediction);
+        ScoredFrame {
+            clip: clip.clone(),
+            frame: frame.image,
+            sector: Roi { x: 0, y: 0, w, h },
+            prediction,
+            scores,
+        }
+    })
+    .collect()
+}

@@ -1,0 +1,202 @@
+//! The exam workflow end to end: `pleura run --exam` driven by scripted
+//! keys on its standard input, the journal it keeps, and what survives a
+//! `kill -9` in the middle of an exam.
+
+mod common;
+
+use common::{pleura, succeed};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, ChildStdin, Stdio};
+use std::time::{Duration, Instant};
+
+/// A live run on a long phantom clip, in real time, with an exam journal;
+/// returns once it scores frames.
+fn start_exam_run(journal: &Path, screens: &Path) -> (Child, ChildStdin) {
+    let frame_log = screens.with_extension("frames.jsonl");
+    let _ = std::fs::remove_file(&frame_log);
+    let mut child = pleura()
+        .args([
+            "run",
+            "--source",
+            "phantom:score=0,frames=100000",
+            "--exam",
+            "blue",
+            "--every",
+            "50",
+        ])
+        .arg(format!("--display=png:{}", screens.display()))
+        .arg("--journal")
+        .arg(journal)
+        .arg("--log")
+        .arg(&frame_log)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("pleura run starts");
+    let stdin = child.stdin.take().expect("stdin");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(&frame_log).map_or(0, |log| log.lines().count()) < 40 {
+        assert!(
+            Instant::now() < deadline,
+            "pleura run scored no frames in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, stdin)
+}
+
+fn press(keys: &mut ChildStdin, key: &str) {
+    keys.write_all(key.as_bytes()).expect("send key");
+    keys.flush().expect("flush key");
+}
+
+/// The journal's events, in order (a torn last line is left out).
+fn events(journal: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(journal)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+/// Waits until the journal holds `count` events of `kind`.
+fn wait_for(journal: &Path, kind: &str, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = events(journal)
+            .iter()
+            .filter(|e| e["event"] == kind)
+            .count();
+        if seen >= count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {count} '{kind}' events in 60 s: {:?}",
+            events(journal)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `pleura exam JOURNAL`: the recovered exam as JSON.
+fn recovered(journal: &Path) -> serde_json::Value {
+    let output = succeed(pleura().arg("exam").arg(journal));
+    serde_json::from_slice(&output.stdout).expect("exam JSON")
+}
+
+fn stop(mut child: Child) {
+    // SAFETY: sending SIGTERM to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().expect("pleura exits");
+    assert!(status.success(), "pleura run ended with {status}");
+}
+
+#[test]
+fn a_scripted_exam_records_zones_by_stability_and_by_key_and_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, screens) = (dir.path().join("exam.jsonl"), dir.path().join("screens"));
+    let (child, mut keys) = start_exam_run(&journal, &screens);
+
+    press(&mut keys, "s"); // start: zone R-up is selected and armed
+    wait_for(&journal, "started", 1);
+    let started = Instant::now();
+    wait_for(&journal, "recorded", 1); // held still until the score was stable
+    assert!(
+        started.elapsed() >= pleura::display::MIN_ZONE_HOLD,
+        "recorded before the probe was held"
+    );
+    press(&mut keys, "n"); // next zone, armed
+    std::thread::sleep(Duration::from_millis(400));
+    press(&mut keys, "r"); // recorded at once by the button
+    wait_for(&journal, "recorded", 2);
+    press(&mut keys, "d"); // redo R-low: cleared, armed again
+    wait_for(&journal, "cleared", 1);
+    wait_for(&journal, "recorded", 3);
+    press(&mut keys, "x");
+    wait_for(&journal, "finished", 1);
+    stop(child);
+
+    let exam = recovered(&journal);
+    assert_eq!(exam["protocol"], "blue6");
+    assert_eq!(exam["finished"], true);
+    let zones = exam["zones"].as_array().unwrap();
+    assert_eq!(zones.len(), 6);
+    assert_eq!(zones[0]["manual"], false, "R-up was recorded by stability");
+    assert_eq!(
+        zones[1]["manual"], false,
+        "R-low was redone and recorded by stability"
+    );
+    assert!(zones[2..].iter().all(|z| z.is_null()), "{zones:?}");
+    let sum: u64 = zones.iter().filter_map(|z| z["score"].as_u64()).sum();
+    assert_eq!(exam["total"].as_u64(), Some(sum));
+    let finished = events(&journal)
+        .into_iter()
+        .find(|e| e["event"] == "finished")
+        .unwrap();
+    assert_eq!(finished["total"].as_u64(), Some(sum));
+    let manual = events(&journal)
+        .into_iter()
+        .filter(|e| e["event"] == "recorded")
+        .nth(1)
+        .unwrap();
+    assert_eq!(manual["manual"], true, "the R key records a manual score");
+    assert!(
+        screens.join("last.png").is_file(),
+        "the summary screen was drawn"
+    );
+}
+
+#[test]
+fn zones_recorded_before_a_kill_9_are_there_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, screens) = (dir.path().join("exam.jsonl"), dir.path().join("screens"));
+    let (mut child, mut keys) = start_exam_run(&journal, &screens);
+    press(&mut keys, "s");
+    wait_for(&journal, "recorded", 1);
+    press(&mut keys, "n");
+    std::thread::sleep(Duration::from_millis(400));
+    press(&mut keys, "r");
+    wait_for(&journal, "recorded", 2);
+    let before = recovered(&journal);
+    child.kill().expect("SIGKILL"); // no chance to flush or clean up
+    child.wait().expect("reaped");
+
+    let after = recovered(&journal);
+    assert_eq!(
+        after["zones"], before["zones"],
+        "recorded zones survive kill -9"
+    );
+    assert_eq!(after["finished"], false);
+    let recorded = after["zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|z| !z.is_null())
+        .count();
+    assert_eq!(recorded, 2);
+
+    // The restarted unit resumes the same exam and goes on recording.
+    let (child, mut keys) = start_exam_run(&journal, &screens);
+    press(&mut keys, "n");
+    std::thread::sleep(Duration::from_millis(400));
+    press(&mut keys, "r");
+    wait_for(&journal, "recorded", 3);
+    stop(child);
+    let resumed = recovered(&journal);
+    assert_eq!(resumed["zones"][0], before["zones"][0]);
+    assert_eq!(resumed["zones"][1], before["zones"][1]);
+    assert!(
+        !resumed["zones"][2].is_null(),
+        "the third zone was recorded after the restart"
+    );
+    assert_eq!(
+        events(&journal)
+            .iter()
+            .filter(|e| e["event"] == "started")
+            .count(),
+        1
+    );
+}
