@@ -71,8 +71,8 @@ fn main() {
                 format,
             };
             let fb = Framebuffer::with_geometry(file, &path, geometry, Rotation::R0).expect("fb");
-            let (_keys, commands) = crossbeam_channel::unbounded();
-            let mut bedside = Bedside::new(Box::new(fb), &classes, None, commands);
+            let (_inputs, inputs) = crossbeam_channel::unbounded();
+            let mut bedside = Bedside::new(Box::new(fb), &classes, None, inputs);
             let ms = median_ms(|i| {
                 bedside.show(&frames[i]).expect("show");
             });

@@ -152,6 +152,8 @@ pub enum Command {
     NextZone,
     /// Go to the previous zone.
     PreviousZone,
+    /// Go to this zone (a tap on the zone map).
+    SelectZone(usize),
     /// Clear the current zone's score to scan it again.
     Redo,
     /// Finish the exam and show the summary.
@@ -349,9 +351,8 @@ impl Journal {
                 total: exam.total(),
                 time,
             }),
-            (Command::NextZone | Command::PreviousZone, Some(_)) => {
-                self.step_zone(command == Command::NextZone);
-                return Ok(true);
+            (Command::NextZone | Command::PreviousZone | Command::SelectZone(_), Some(_)) => {
+                return Ok(self.move_to(command));
             }
             (Command::ToggleFreeze, Some(_)) => None,
         };
@@ -380,17 +381,21 @@ impl Journal {
         .map(|()| true)
     }
 
-    /// Moves to the next or previous zone (not journaled: only recorded
-    /// scores matter after a restart).
-    fn step_zone(&mut self, forward: bool) {
-        if let Some(exam) = self.exam.as_mut() {
-            let n = exam.zones.len();
-            exam.current = if forward {
-                (exam.current + 1) % n
-            } else {
-                (exam.current + n - 1) % n
-            };
-        }
+    /// Moves to the next, previous or a chosen zone (not journaled: only
+    /// recorded scores matter after a restart). Returns whether it moved.
+    fn move_to(&mut self, command: Command) -> bool {
+        let Some(exam) = self.exam.as_mut() else {
+            return false;
+        };
+        let n = exam.zones.len();
+        let target = match command {
+            Command::NextZone => (exam.current + 1) % n,
+            Command::PreviousZone => (exam.current + n - 1) % n,
+            Command::SelectZone(zone) if zone < n => zone,
+            _ => return false,
+        };
+        exam.current = target;
+        true
     }
 }
 
@@ -490,6 +495,26 @@ mod tests {
         .unwrap();
         let err = Journal::open(&path).err().unwrap().to_string();
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_zone_can_be_selected_but_not_past_the_protocol() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(&dir.path().join("j.jsonl")).unwrap();
+        journal
+            .command(Command::Start, Protocol::Blue6, None)
+            .unwrap();
+        assert!(
+            journal
+                .command(Command::SelectZone(4), Protocol::Blue6, None)
+                .unwrap()
+        );
+        assert!(
+            !journal
+                .command(Command::SelectZone(6), Protocol::Blue6, None)
+                .unwrap()
+        );
+        assert_eq!(journal.exam().unwrap().current_name(), "L-low");
     }
 
     #[test]

@@ -1,54 +1,243 @@
-//! The clinician's input: keys mapped to exam [`Command`]s.
+//! The clinician's input: keys, buttons and taps, as [`Input`]s on a
+//! channel that the display drains between frames.
 //!
-//! A [`KeyMap`] binds single keys to commands; the default suits a
+//! * [`spawn_stdin_keys`] reads keys from standard input (one byte per
+//!   key; a terminal delivers them when Enter is pressed).
+//! * [`spawn_evdev`] reads a Linux input device (`/dev/input/eventN`):
+//!   `gpio-keys` buttons, a USB keypad or a touchscreen. [`EvdevDecoder`]
+//!   turns its raw events into inputs.
+//!
+//! A [`KeyMap`] binds keys to exam [`Command`]s; the default suits a
 //! keyboard or a keypad, and board profiles may bind their own buttons.
-//! [`spawn_stdin_keys`] reads keys from standard input (one byte per key;
-//! a terminal delivers them when Enter is pressed) and sends the commands
-//! on a channel that the display drains between frames.
+//! A tap is passed on as a position; the display knows what is drawn there.
 
 use crate::exam::Command;
 use crossbeam_channel::Sender;
 use std::io::Read;
+use std::path::{Path, PathBuf};
 
-/// Which key does what.
+/// One thing the clinician did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Input {
+    /// A key or button bound to a command.
+    Command(Command),
+    /// A tap on the touchscreen, as fractions (0–1) of its width and height.
+    Tap {
+        /// From the left edge.
+        x: f32,
+        /// From the top edge.
+        y: f32,
+    },
+}
+
+/// Which key does what: characters from a terminal, key codes
+/// (`<linux/input-event-codes.h>`) from input devices.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyMap {
-    bindings: Vec<(u8, Command)>,
+    characters: Vec<(u8, Command)>,
+    codes: Vec<(u16, Command)>,
+}
+
+/// Linux key codes of the default map.
+mod code {
+    pub const KEY_ENTER: u16 = 28;
+    pub const KEY_SPACE: u16 = 57;
+    pub const KEY_S: u16 = 31;
+    pub const KEY_R: u16 = 19;
+    pub const KEY_F: u16 = 33;
+    pub const KEY_N: u16 = 49;
+    pub const KEY_P: u16 = 25;
+    pub const KEY_D: u16 = 32;
+    pub const KEY_X: u16 = 45;
+    pub const KEY_UP: u16 = 103;
+    pub const KEY_LEFT: u16 = 105;
+    pub const KEY_RIGHT: u16 = 106;
+    pub const KEY_DOWN: u16 = 108;
+    pub const KEY_PAUSE: u16 = 119;
+    pub const KEY_RECORD: u16 = 167;
+    pub const KEY_NEXT: u16 = 407;
+    pub const KEY_PREVIOUS: u16 = 412;
+    pub const BTN_TOUCH: u16 = 0x14a;
 }
 
 impl Default for KeyMap {
-    /// `s` start, `r` or space record, `f` freeze, `n` next zone, `p`
-    /// previous zone, `d` redo the zone, `x` finish.
+    /// Keyboard: `s` start, `r` or space record, `f` freeze, `n` next zone,
+    /// `p` previous zone, `d` redo the zone, `x` finish. Buttons: Enter or
+    /// Record record, Pause freezes, Right/Down/Next and Left/Up/Previous
+    /// step through the zones.
     fn default() -> Self {
+        use Command::*;
+        use code::*;
         Self {
-            bindings: vec![
-                (b's', Command::Start),
-                (b'r', Command::Record),
-                (b' ', Command::Record),
-                (b'f', Command::ToggleFreeze),
-                (b'n', Command::NextZone),
-                (b'p', Command::PreviousZone),
-                (b'd', Command::Redo),
-                (b'x', Command::Finish),
+            characters: vec![
+                (b's', Start),
+                (b'r', Record),
+                (b' ', Record),
+                (b'f', ToggleFreeze),
+                (b'n', NextZone),
+                (b'p', PreviousZone),
+                (b'd', Redo),
+                (b'x', Finish),
+            ],
+            codes: vec![
+                (KEY_S, Start),
+                (KEY_R, Record),
+                (KEY_SPACE, Record),
+                (KEY_ENTER, Record),
+                (KEY_RECORD, Record),
+                (KEY_F, ToggleFreeze),
+                (KEY_PAUSE, ToggleFreeze),
+                (KEY_N, NextZone),
+                (KEY_RIGHT, NextZone),
+                (KEY_DOWN, NextZone),
+                (KEY_NEXT, NextZone),
+                (KEY_P, PreviousZone),
+                (KEY_LEFT, PreviousZone),
+                (KEY_UP, PreviousZone),
+                (KEY_PREVIOUS, PreviousZone),
+                (KEY_D, Redo),
+                (KEY_X, Finish),
             ],
         }
     }
 }
 
 impl KeyMap {
-    /// The command bound to `key`, if any (letters in either case).
+    /// The command bound to a character, if any (letters in either case).
     pub fn command(&self, key: u8) -> Option<Command> {
         let key = key.to_ascii_lowercase();
-        self.bindings
+        self.characters
             .iter()
             .find(|(k, _)| *k == key)
             .map(|&(_, c)| c)
     }
+
+    /// The command bound to a Linux key code, if any.
+    pub fn command_for_code(&self, code: u16) -> Option<Command> {
+        self.codes.iter().find(|(k, _)| *k == code).map(|&(_, c)| c)
+    }
+}
+
+/// Event types and axes of `<linux/input-event-codes.h>`.
+const EV_SYN: u16 = 0;
+const EV_KEY: u16 = 1;
+const EV_ABS: u16 = 3;
+const ABS_X: u16 = 0;
+const ABS_Y: u16 = 1;
+const ABS_MT_POSITION_X: u16 = 0x35;
+const ABS_MT_POSITION_Y: u16 = 0x36;
+
+/// The range of a touchscreen axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AxisRange {
+    /// Smallest value.
+    pub min: i32,
+    /// Largest value.
+    pub max: i32,
+}
+
+impl AxisRange {
+    fn fraction(self, value: i32) -> f32 {
+        let span = (self.max - self.min).max(1) as f32;
+        ((value - self.min) as f32 / span).clamp(0.0, 1.0)
+    }
+}
+
+/// Turns raw input events into [`Input`]s: key presses through the key map
+/// (auto-repeat ignored), and a touch into a tap where the finger lifts.
+#[derive(Debug, Clone)]
+pub struct EvdevDecoder {
+    map: KeyMap,
+    x_range: Option<AxisRange>,
+    y_range: Option<AxisRange>,
+    position: (Option<i32>, Option<i32>),
+}
+
+impl EvdevDecoder {
+    /// A decoder; the ranges come from the device (none for buttons).
+    pub fn new(map: KeyMap, x_range: Option<AxisRange>, y_range: Option<AxisRange>) -> Self {
+        Self {
+            map,
+            x_range,
+            y_range,
+            position: (None, None),
+        }
+    }
+
+    /// Decodes one event (`type`, `code`, `value` as the kernel sends it).
+    pub fn event(&mut self, kind: u16, code: u16, value: i32) -> Option<Input> {
+        match (kind, code) {
+            (EV_ABS, ABS_X | ABS_MT_POSITION_X) => {
+                self.position.0 = Some(value);
+                None
+            }
+            (EV_ABS, ABS_Y | ABS_MT_POSITION_Y) => {
+                self.position.1 = Some(value);
+                None
+            }
+            (EV_KEY, code::BTN_TOUCH) if value == 0 => {
+                let (x, y) = self.position;
+                Some(Input::Tap {
+                    x: self.x_range?.fraction(x?),
+                    y: self.y_range?.fraction(y?),
+                })
+            }
+            // 1 = pressed (0 released, 2 auto-repeat).
+            (EV_KEY, code) if value == 1 => self.map.command_for_code(code).map(Input::Command),
+            (EV_SYN, _) => None, // the end of one report
+            _ => None,
+        }
+    }
+}
+
+/// Reads an input device on a thread of its own, until it fails (an
+/// unplugged keypad is logged, not fatal) or nobody listens.
+pub fn spawn_evdev(path: &Path, map: KeyMap, inputs: Sender<Input>) -> std::io::Result<()> {
+    let mut device = evdev::Device::open(path)?;
+    let mut ranges = (None, None);
+    if let Ok(axes) = device.get_absinfo() {
+        for (axis, info) in axes {
+            let range = Some(AxisRange {
+                min: info.minimum(),
+                max: info.maximum(),
+            });
+            match axis.0 {
+                ABS_X | ABS_MT_POSITION_X => ranges.0 = range,
+                ABS_Y | ABS_MT_POSITION_Y => ranges.1 = range,
+                _ => {}
+            }
+        }
+    }
+    let mut decoder = EvdevDecoder::new(map, ranges.0, ranges.1);
+    let path: PathBuf = path.to_path_buf();
+    std::thread::Builder::new()
+        .name("evdev".into())
+        .spawn(move || {
+            loop {
+                let events = match device.fetch_events() {
+                    Ok(events) => events,
+                    Err(e) => {
+                        log::warn!("input {}: {e}; no more input from it", path.display());
+                        return;
+                    }
+                };
+                for event in events {
+                    if let Some(input) =
+                        decoder.event(event.event_type().0, event.code(), event.value())
+                    {
+                        if inputs.send(input).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        })?;
+    Ok(())
 }
 
 /// Reads keys from standard input on a thread of its own until the input
 /// ends or nobody listens any more.
-pub fn spawn_stdin_keys(map: KeyMap, commands: Sender<Command>) {
+pub fn spawn_stdin_keys(map: KeyMap, inputs: Sender<Input>) {
     let spawned = std::thread::Builder::new()
         .name("keys".into())
         .spawn(move || {
@@ -56,7 +245,7 @@ pub fn spawn_stdin_keys(map: KeyMap, commands: Sender<Command>) {
             let mut stdin = std::io::stdin().lock();
             while let Ok(1) = stdin.read(&mut byte) {
                 if let Some(command) = map.command(byte[0]) {
-                    if commands.send(command).is_err() {
+                    if inputs.send(Input::Command(command)).is_err() {
                         break;
                     }
                 }
@@ -78,5 +267,48 @@ mod tests {
         assert_eq!(map.command(b' '), Some(Command::Record));
         assert_eq!(map.command(b'x'), Some(Command::Finish));
         assert_eq!(map.command(b'\n'), None);
+    }
+
+    #[test]
+    fn a_button_press_is_a_command_and_its_repeat_and_release_are_not() {
+        let mut decoder = EvdevDecoder::new(KeyMap::default(), None, None);
+        assert_eq!(
+            decoder.event(EV_KEY, code::KEY_RECORD, 1),
+            Some(Input::Command(Command::Record))
+        );
+        assert_eq!(decoder.event(EV_KEY, code::KEY_RECORD, 2), None);
+        assert_eq!(decoder.event(EV_KEY, code::KEY_RECORD, 0), None);
+        assert_eq!(
+            decoder.event(EV_KEY, code::KEY_NEXT, 1),
+            Some(Input::Command(Command::NextZone))
+        );
+        assert_eq!(
+            decoder.event(EV_KEY, 240, 1),
+            None,
+            "unbound keys do nothing"
+        );
+    }
+
+    #[test]
+    fn a_touch_becomes_a_tap_where_the_finger_lifts() {
+        let range = Some(AxisRange { min: 0, max: 4000 });
+        let mut decoder = EvdevDecoder::new(KeyMap::default(), range, range);
+        assert_eq!(decoder.event(EV_KEY, code::BTN_TOUCH, 1), None);
+        assert_eq!(decoder.event(EV_ABS, ABS_MT_POSITION_X, 1000), None);
+        assert_eq!(decoder.event(EV_ABS, ABS_MT_POSITION_Y, 3000), None);
+        assert_eq!(decoder.event(EV_SYN, 0, 0), None);
+        assert_eq!(decoder.event(EV_ABS, ABS_MT_POSITION_X, 2000), None);
+        assert_eq!(
+            decoder.event(EV_KEY, code::BTN_TOUCH, 0),
+            Some(Input::Tap { x: 0.5, y: 0.75 })
+        );
+    }
+
+    #[test]
+    fn a_touch_without_known_axes_is_ignored() {
+        let mut decoder = EvdevDecoder::new(KeyMap::default(), None, None);
+        decoder.event(EV_ABS, ABS_X, 10);
+        decoder.event(EV_ABS, ABS_Y, 10);
+        assert_eq!(decoder.event(EV_KEY, code::BTN_TOUCH, 0), None);
     }
 }

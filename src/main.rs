@@ -7,7 +7,7 @@ use pleura::display::{DisplaySetup, DisplaySpec, ExamOptions};
 use pleura::eval::dataset::DatasetKind;
 use pleura::eval::{EvalReport, evaluate, export_dataset, predict_clip, prepare_clip};
 use pleura::exam::{Journal, Protocol};
-use pleura::input::{KeyMap, spawn_stdin_keys};
+use pleura::input::{KeyMap, spawn_evdev, spawn_stdin_keys};
 use pleura::model::import::{Quantization, import_safetensors};
 use pleura::model::lusnet::macs_per_frame;
 use pleura::model::{LusNet, Precision};
@@ -139,6 +139,10 @@ struct RunArgs {
     /// resumed.
     #[arg(long, default_value = "pleura-exam.jsonl")]
     journal: PathBuf,
+    /// Input devices (/dev/input/eventN: buttons, keypads, touchscreens);
+    /// may be given several times. Keys are also read from standard input.
+    #[arg(long)]
+    input: Vec<PathBuf>,
     /// Write the run report (scores, series, drops, latencies) as JSON here.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -410,7 +414,7 @@ fn run_live(args: &RunArgs) -> Result<()> {
         .source
         .open(&args.demo_dir)
         .with_context(|| format!("cannot open the source {}", args.source))?;
-    let (keys, commands) = crossbeam_channel::unbounded();
+    let (input_sender, inputs) = crossbeam_channel::unbounded();
     let exam = match args.exam {
         Some(protocol) => Some(ExamOptions {
             protocol,
@@ -423,10 +427,18 @@ fn run_live(args: &RunArgs) -> Result<()> {
         every: args.every,
         screen: Size::new(args.screen.0 as u32, args.screen.1 as u32),
         exam,
-        commands,
+        inputs,
     })?;
     if !matches!(args.display, DisplaySpec::None | DisplaySpec::Frames(_)) {
-        spawn_stdin_keys(KeyMap::default(), keys);
+        spawn_stdin_keys(KeyMap::default(), input_sender.clone());
+        for device in &args.input {
+            if let Err(e) = spawn_evdev(device, KeyMap::default(), input_sender.clone()) {
+                log::warn!(
+                    "input device {}: {e}; going on without it",
+                    device.display()
+                );
+            }
+        }
     }
     let log = args.log.as_deref().map(FrameLog::create).transpose()?;
     let options = RunOptions {

@@ -61,8 +61,8 @@ fn showing_frames_on_a_framebuffer_allocates_nothing_in_steady_state() {
     };
     let fb = Framebuffer::with_geometry(file, &path, geometry, Rotation::R0).unwrap();
     let classes = ["background", "b_line", "consolidation"].map(String::from);
-    let (_keys, commands) = crossbeam_channel::unbounded();
-    let mut display = Bedside::new(Box::new(fb), &classes, None, commands);
+    let (_inputs, inputs) = crossbeam_channel::unbounded();
+    let mut display = Bedside::new(Box::new(fb), &classes, None, inputs);
     for frame in &frames[..10] {
         display.show(frame).unwrap(); // warm-up: buffers reach their size
     }

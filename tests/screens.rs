@@ -187,3 +187,43 @@ fn low_confidence_is_flagged_on_the_live_screen() {
     assert_eq!(amber(&confident), 0);
     assert!(amber(&unsure) > 100, "no LOW CONFIDENCE banner drawn");
 }
+
+#[test]
+fn taps_select_zones_record_and_freeze_with_large_targets() {
+    use embedded_graphics::prelude::{Point, Size};
+    use pleura::display::tap_command;
+    let exam = exam_in_progress(false);
+    let size = Size::new(800, 480);
+    // In the golden picture: L3 is the third cell of the right column, the
+    // digit sits at the top of the panel, the frame fills the left.
+    assert_eq!(
+        tap_command(size, Point::new(720, 293), Some(&exam)),
+        Some(Command::SelectZone(8))
+    );
+    assert_eq!(
+        tap_command(size, Point::new(560, 210), Some(&exam)),
+        Some(Command::SelectZone(0))
+    );
+    assert_eq!(
+        tap_command(size, Point::new(545, 80), Some(&exam)),
+        Some(Command::Record)
+    );
+    assert_eq!(
+        tap_command(size, Point::new(250, 250), Some(&exam)),
+        Some(Command::ToggleFreeze)
+    );
+    assert_eq!(
+        tap_command(size, Point::new(250, 250), None),
+        Some(Command::ToggleFreeze)
+    );
+    assert_eq!(
+        tap_command(size, Point::new(545, 80), None),
+        None,
+        "no exam: nothing to record"
+    );
+    let finished = exam_in_progress(true);
+    assert_eq!(
+        tap_command(size, Point::new(720, 293), Some(&finished)),
+        None
+    );
+}

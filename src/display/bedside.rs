@@ -8,10 +8,11 @@
 //! journals every recorded score before showing it.
 
 use super::annotate::Canvas;
-use super::screen::{ScreenKind, ScreenRenderer, ScreenState};
+use super::screen::{ScreenKind, ScreenRenderer, ScreenState, tap_command};
 use super::{DisplayError, Framebuffer, Renderer};
 use crate::atomic_write::{Durability, write_atomically};
 use crate::exam::{Command, Journal, Protocol, ZoneScore};
+use crate::input::Input;
 use crate::scoring::{ClipTracker, ScoredFrame};
 use crossbeam_channel::Receiver;
 use embedded_graphics::prelude::*;
@@ -120,7 +121,7 @@ pub struct Bedside {
     state: ScreenState,
     classes: Vec<String>,
     exam: Option<ExamOptions>,
-    commands: Receiver<Command>,
+    inputs: Receiver<Input>,
     frozen: bool,
     summary: bool,
     /// Frames since the current zone was selected.
@@ -138,12 +139,12 @@ pub struct Bedside {
 
 impl Bedside {
     /// A bedside display on `surface`. `classes` names the segmentation
-    /// classes; `commands` brings the clinician's keys and buttons.
+    /// classes; `inputs` brings the clinician's keys, buttons and taps.
     pub fn new(
         surface: Box<dyn Surface>,
         classes: &[String],
         exam: Option<ExamOptions>,
-        commands: Receiver<Command>,
+        inputs: Receiver<Input>,
     ) -> Self {
         let size = surface.size();
         let summary = exam
@@ -157,7 +158,7 @@ impl Bedside {
             state: ScreenState::default(),
             classes: classes.to_vec(),
             exam,
-            commands,
+            inputs,
             frozen: false,
             summary,
             zone: ClipTracker::new(0),
@@ -169,9 +170,24 @@ impl Bedside {
         }
     }
 
-    /// Carries out the commands waiting in the channel.
+    /// Carries out the inputs waiting in the channel.
     fn handle_commands(&mut self) {
-        while let Ok(command) = self.commands.try_recv() {
+        while let Ok(input) = self.inputs.try_recv() {
+            let command = match input {
+                Input::Command(command) => command,
+                Input::Tap { x, y } => {
+                    let size = self.canvas.size();
+                    let point = Point::new(
+                        (x * size.width as f32) as i32,
+                        (y * size.height as f32) as i32,
+                    );
+                    let exam = self.exam.as_ref().and_then(|e| e.journal.exam());
+                    match tap_command(size, point, exam) {
+                        Some(command) if !self.summary => command,
+                        _ => continue,
+                    }
+                }
+            };
             match command {
                 Command::ToggleFreeze => self.frozen = !self.frozen,
                 _ => self.exam_command(command),
@@ -203,7 +219,11 @@ impl Bedside {
         // Selecting a zone (or starting over) arms it; its score starts afresh.
         self.armed = matches!(
             command,
-            Command::Start | Command::NextZone | Command::PreviousZone | Command::Redo
+            Command::Start
+                | Command::NextZone
+                | Command::PreviousZone
+                | Command::SelectZone(_)
+                | Command::Redo
         );
         if command != Command::Finish {
             self.restart_zone();

@@ -143,11 +143,7 @@ impl Framebuffer {
     /// The size of the upright picture to draw (width and height swap for
     /// a panel mounted at 90° or 270°).
     pub fn logical_size(&self) -> Size {
-        let (w, h) = (self.geometry.width, self.geometry.height);
-        match self.rotation {
-            Rotation::R0 | Rotation::R180 => Size::new(w, h),
-            Rotation::R90 | Rotation::R270 => Size::new(h, w),
-        }
+        logical_size(self.geometry, self.rotation)
     }
 
     /// Converts `canvas` (of [`Self::logical_size`]) and writes it out.
@@ -164,44 +160,59 @@ impl Framebuffer {
                 ),
             });
         }
-        let FbGeometry {
-            width,
-            height,
-            line_length,
-            format,
-        } = self.geometry;
-        let (pw, ph) = (width as usize, height as usize);
-        let logical_w = canvas.size().width as usize;
-        let source: &[u8] = &canvas.0;
-        let bytes = format.bytes();
-        for py in 0..ph {
-            let row = &mut self.buffer[py * line_length..py * line_length + pw * bytes];
-            for (px, out) in row.chunks_exact_mut(bytes).enumerate() {
-                let (lx, ly) = match self.rotation {
-                    Rotation::R0 => (px, py),
-                    Rotation::R90 => (py, pw - 1 - px),
-                    Rotation::R180 => (pw - 1 - px, ph - 1 - py),
-                    Rotation::R270 => (ph - 1 - py, px),
-                };
-                let i = (ly * logical_w + lx) * 3;
-                let (r, g, b) = (source[i], source[i + 1], source[i + 2]);
-                match format {
-                    PixelFormat::Rgb565 => {
-                        let v = (u16::from(r >> 3) << 11)
-                            | (u16::from(g >> 2) << 5)
-                            | u16::from(b >> 3);
-                        out.copy_from_slice(&v.to_le_bytes());
-                    }
-                    PixelFormat::Xrgb8888 => out.copy_from_slice(&[b, g, r, 0]),
-                }
-            }
-        }
+        convert(canvas, self.rotation, self.geometry, &mut self.buffer);
         self.file
             .write_all_at(&self.buffer, 0)
             .map_err(|cause| DisplayError::Write {
                 path: self.path.clone(),
                 cause,
             })
+    }
+}
+
+/// Converts the upright `canvas` into a panel buffer of `geometry`
+/// (`out` holds `line_length × height` bytes), turned by `rotation`.
+/// Padding bytes at the end of each row are left as they are.
+pub(super) fn convert(canvas: &Canvas, rotation: Rotation, geometry: FbGeometry, out: &mut [u8]) {
+    let FbGeometry {
+        width,
+        height,
+        line_length,
+        format,
+    } = geometry;
+    let (pw, ph) = (width as usize, height as usize);
+    let logical_w = canvas.size().width as usize;
+    let source: &[u8] = &canvas.0;
+    let bytes = format.bytes();
+    for py in 0..ph {
+        let row = &mut out[py * line_length..py * line_length + pw * bytes];
+        for (px, pixel) in row.chunks_exact_mut(bytes).enumerate() {
+            let (lx, ly) = match rotation {
+                Rotation::R0 => (px, py),
+                Rotation::R90 => (py, pw - 1 - px),
+                Rotation::R180 => (pw - 1 - px, ph - 1 - py),
+                Rotation::R270 => (ph - 1 - py, px),
+            };
+            let i = (ly * logical_w + lx) * 3;
+            let (r, g, b) = (source[i], source[i + 1], source[i + 2]);
+            match format {
+                PixelFormat::Rgb565 => {
+                    let v =
+                        (u16::from(r >> 3) << 11) | (u16::from(g >> 2) << 5) | u16::from(b >> 3);
+                    pixel.copy_from_slice(&v.to_le_bytes());
+                }
+                PixelFormat::Xrgb8888 => pixel.copy_from_slice(&[b, g, r, 0]),
+            }
+        }
+    }
+}
+
+/// The upright picture size for a panel of `geometry` turned by `rotation`.
+pub(super) fn logical_size(geometry: FbGeometry, rotation: Rotation) -> Size {
+    let (w, h) = (geometry.width, geometry.height);
+    match rotation {
+        Rotation::R0 | Rotation::R180 => Size::new(w, h),
+        Rotation::R90 | Rotation::R270 => Size::new(h, w),
     }
 }
 

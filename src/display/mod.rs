@@ -7,24 +7,27 @@
 //!
 //! * [`Bedside`] is the clinician's screen and exam workflow
 //!   ([`ScreenRenderer`] draws it). Its surfaces: the Linux framebuffer
-//!   (`fb:/dev/fb0`, [`Framebuffer`]) and PNG files (`png:DIR`,
-//!   [`PngScreens`]); `auto` takes `/dev/fb0` when it opens.
+//!   (`fb:/dev/fb0`, [`Framebuffer`]), DRM/KMS dumb buffers
+//!   (`drm:/dev/dri/card0`, [`Kms`]) and PNG files (`png:DIR`,
+//!   [`PngScreens`]); `auto` takes the first of card0 and fb0 that opens.
 //! * `frames:DIR` writes annotated frames and a contact sheet
 //!   ([`PngDisplay`]); `none` shows nothing.
 
 mod annotate;
 mod bedside;
 mod fb;
+mod kms;
 mod png;
 mod screen;
 
 pub use annotate::{Canvas, annotate, class_colour, score_colour};
 pub use bedside::{Bedside, ExamOptions, MIN_ZONE_HOLD, NO_SIGNAL_AFTER, PngScreens, Surface};
 pub use fb::{FbGeometry, Framebuffer, PixelFormat, Rotation};
+pub use kms::Kms;
 pub use png::PngDisplay;
-pub use screen::{LOW_CONFIDENCE, ScreenKind, ScreenRenderer, ScreenState};
+pub use screen::{LOW_CONFIDENCE, ScreenKind, ScreenRenderer, ScreenState, tap_command};
 
-use crate::exam::Command;
+use crate::input::Input;
 use crate::scoring::ScoredFrame;
 use crossbeam_channel::Receiver;
 use embedded_graphics::prelude::Size;
@@ -52,7 +55,8 @@ pub enum DisplayError {
     },
     /// A `--display` specification that names no known backend.
     #[error(
-        "unknown display '{0}' (use auto, none, png:DIR, frames:DIR or fb:/dev/fbN[,rotate=90])"
+        "unknown display '{0}' (use auto, none, png:DIR, frames:DIR, fb:/dev/fbN or \
+         drm:/dev/dri/cardN, optionally with ,rotate=90|180|270)"
     )]
     Spec(String),
 }
@@ -102,30 +106,41 @@ pub enum DisplaySpec {
         /// How far the picture is turned on the panel.
         rotation: Rotation,
     },
-    /// The first display that works: `/dev/fb0`, else none.
+    /// The bedside screen on a DRM/KMS card (dumb buffers).
+    Kms {
+        /// The card, e.g. `/dev/dri/card0`.
+        path: PathBuf,
+        /// How far the picture is turned on the panel.
+        rotation: Rotation,
+    },
+    /// The first display that works: `/dev/dri/card0`, then `/dev/fb0`,
+    /// else none.
     Auto,
 }
 
 impl std::str::FromStr for DisplaySpec {
     type Err = DisplayError;
 
-    /// `none`, `auto`, `png:DIR`, `frames:DIR` or `fb:/dev/fbN[,rotate=90]`.
+    /// `none`, `auto`, `png:DIR`, `frames:DIR`, `fb:/dev/fbN[,rotate=90]` or
+    /// `drm:/dev/dri/cardN[,rotate=90]`.
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
         match spec.split_once(':') {
             None if spec == "none" => Ok(DisplaySpec::None),
             None if spec == "auto" => Ok(DisplaySpec::Auto),
             Some(("png", dir)) if !dir.is_empty() => Ok(DisplaySpec::Png(dir.into())),
             Some(("frames", dir)) if !dir.is_empty() => Ok(DisplaySpec::Frames(dir.into())),
-            Some(("fb", rest)) if !rest.is_empty() => {
+            Some((kind @ ("fb" | "drm"), rest)) if !rest.is_empty() => {
                 let (path, options) = rest.split_once(',').unwrap_or((rest, ""));
                 let rotation = match options.split_once('=') {
                     None if options.is_empty() => Rotation::R0,
                     Some(("rotate", angle)) => angle.parse()?,
                     _ => return Err(DisplayError::Spec(spec.to_string())),
                 };
-                Ok(DisplaySpec::Framebuffer {
-                    path: path.into(),
-                    rotation,
+                let path = path.into();
+                Ok(if kind == "fb" {
+                    DisplaySpec::Framebuffer { path, rotation }
+                } else {
+                    DisplaySpec::Kms { path, rotation }
                 })
             }
             _ => Err(DisplayError::Spec(spec.to_string())),
@@ -143,8 +158,8 @@ pub struct DisplaySetup {
     pub screen: Size,
     /// The exam protocol and journal, if an exam may be run.
     pub exam: Option<ExamOptions>,
-    /// The clinician's commands (keys, buttons).
-    pub commands: Receiver<Command>,
+    /// The clinician's keys, buttons and taps.
+    pub inputs: Receiver<Input>,
 }
 
 impl DisplaySpec {
@@ -155,7 +170,7 @@ impl DisplaySpec {
                 surface,
                 &setup.classes,
                 setup.exam,
-                setup.commands,
+                setup.inputs,
             ))
         };
         Ok(match self {
@@ -170,13 +185,60 @@ impl DisplaySpec {
             DisplaySpec::Framebuffer { path, rotation } => {
                 bedside(Box::new(Framebuffer::open(path, *rotation)?), setup)
             }
-            DisplaySpec::Auto => match Framebuffer::open(Path::new("/dev/fb0"), Rotation::R0) {
-                Ok(fb) => bedside(Box::new(fb), setup),
-                Err(e) => {
-                    log::warn!("--display auto: {e}; showing nothing");
-                    Box::new(NoDisplay)
+            DisplaySpec::Kms { path, rotation } => {
+                bedside(Box::new(Kms::open(path, *rotation)?), setup)
+            }
+            DisplaySpec::Auto => {
+                let kms = Kms::open(Path::new("/dev/dri/card0"), Rotation::R0);
+                match kms.map(|k| Box::new(k) as Box<dyn Surface>).or_else(|e| {
+                    log::info!("--display auto: {e}");
+                    Framebuffer::open(Path::new("/dev/fb0"), Rotation::R0)
+                        .map(|f| Box::new(f) as Box<dyn Surface>)
+                }) {
+                    Ok(surface) => bedside(surface, setup),
+                    Err(e) => {
+                        log::warn!("--display auto: {e}; showing nothing");
+                        Box::new(NoDisplay)
+                    }
                 }
-            },
+            }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_specs_parse_with_their_options() {
+        assert_eq!("auto".parse::<DisplaySpec>().unwrap(), DisplaySpec::Auto);
+        assert_eq!(
+            "fb:/dev/fb1,rotate=90".parse::<DisplaySpec>().unwrap(),
+            DisplaySpec::Framebuffer {
+                path: "/dev/fb1".into(),
+                rotation: Rotation::R90
+            }
+        );
+        assert_eq!(
+            "drm:/dev/dri/card1".parse::<DisplaySpec>().unwrap(),
+            DisplaySpec::Kms {
+                path: "/dev/dri/card1".into(),
+                rotation: Rotation::R0
+            }
+        );
+        assert_eq!(
+            "png:out".parse::<DisplaySpec>().unwrap(),
+            DisplaySpec::Png("out".into())
+        );
+        for bad in [
+            "fb:",
+            "fb:/dev/fb0,rotate=45",
+            "fb:/dev/fb0,flip",
+            "window",
+            "png:",
+        ] {
+            assert!(bad.parse::<DisplaySpec>().is_err(), "{bad} accepted");
+        }
     }
 }

@@ -20,7 +20,7 @@
 //! frame size is known.
 
 use super::annotate::{Canvas, class_colour, score_colour};
-use crate::exam::Exam;
+use crate::exam::{Command, Exam};
 use crate::preprocess::Roi;
 use crate::scoring::ScoredFrame;
 use embedded_graphics::mono_font::ascii::{
@@ -186,6 +186,101 @@ impl Layout {
             },
         }
     }
+}
+
+/// Where the parts of the side panel go (shared by drawing and touch).
+#[derive(Debug, Clone, Copy)]
+struct Panel {
+    /// Left edge of the panel's content.
+    x: i32,
+    /// The live score digit, its label and confidence.
+    scores: Rectangle,
+    /// Top of the clip score line.
+    clip_y: i32,
+    /// Top of the legend line.
+    legend_y: i32,
+    /// Top of the hint line.
+    hint_y: i32,
+    /// The zone map.
+    map: Rectangle,
+    /// Top of the total line.
+    total_y: i32,
+}
+
+impl Panel {
+    const PAD: i32 = 8;
+
+    fn new(layout: &Layout) -> Self {
+        let panel = layout.panel;
+        let pad = Self::PAD;
+        let x = panel.top_left.x + pad;
+        let top = panel.top_left.y + pad;
+        let clip_y = top + layout.digit.height as i32 + pad;
+        let legend_y = clip_y + layout.large.character_size.height as i32 + pad;
+        let small_h = layout.small.character_size.height as i32;
+        let hint_y = legend_y + small_h + pad / 2;
+        let map_y = hint_y + small_h + pad / 2;
+        let bottom = panel.top_left.y + panel.size.height as i32 - pad;
+        let total_y = bottom - layout.large.character_size.height as i32;
+        Self {
+            x,
+            scores: Rectangle::new(
+                Point::new(panel.top_left.x, panel.top_left.y),
+                Size::new(panel.size.width, (legend_y - panel.top_left.y) as u32),
+            ),
+            clip_y,
+            legend_y,
+            hint_y,
+            map: Rectangle::new(
+                Point::new(x, map_y),
+                Size::new(
+                    panel.size.width.saturating_sub(2 * pad as u32),
+                    (total_y - pad - map_y).max(0) as u32,
+                ),
+            ),
+            total_y,
+        }
+    }
+}
+
+/// The cell of zone `index` in a zone map drawn in `area`: one column per
+/// side, one row per zone of a side.
+fn zone_cell(area: Rectangle, per_side: usize, index: usize) -> Rectangle {
+    let rows = per_side.max(1) as u32;
+    let gap = 3;
+    let cell_w = area.size.width.saturating_sub(gap) / 2;
+    let cell_h = (area.size.height.saturating_sub(gap * (rows - 1)) / rows)
+        .min(cell_w / 2)
+        .max(1);
+    let (side, row) = ((index as u32) / rows, (index as u32) % rows);
+    Rectangle::new(
+        area.top_left
+            + Point::new(
+                (side * (cell_w + gap)) as i32,
+                (row * (cell_h + gap)) as i32,
+            ),
+        Size::new(cell_w, cell_h),
+    )
+}
+
+/// What a tap at `point` on a live screen of `size` asks for: a zone of
+/// the map selects it, the scores record the zone, the picture freezes
+/// or unfreezes. Targets are large, for gloved fingers.
+pub fn tap_command(size: Size, point: Point, exam: Option<&Exam>) -> Option<Command> {
+    let layout = Layout::for_size(size);
+    let panel = Panel::new(&layout);
+    if let Some(exam) = exam.filter(|e| !e.finished) {
+        let per_side = exam.protocol.per_side();
+        if let Some(zone) =
+            (0..exam.zones.len()).find(|&i| zone_cell(panel.map, per_side, i).contains(point))
+        {
+            return Some(Command::SelectZone(zone));
+        }
+        if panel.scores.contains(point) {
+            return Some(Command::Record);
+        }
+    }
+    layout.view.contains(point).then_some(Command::ToggleFreeze)
 }
 
 const BACKGROUND: Rgb888 = Rgb888::new(8, 8, 10);
@@ -382,10 +477,10 @@ impl ScreenRenderer {
         exam: Option<&Exam>,
         classes: &[String],
     ) {
-        let panel = layout.panel;
-        let pad = 8;
-        let mut y = panel.top_left.y + pad;
-        let x = panel.top_left.x + pad;
+        let geometry = Panel::new(layout);
+        let pad = Panel::PAD;
+        let x = geometry.x;
+        let y = layout.panel.top_left.y + pad;
         let has_scores = state.kind != ScreenKind::NoSignal && state.has_frame();
         // The live score, large.
         let (live, live_p) = state.live;
@@ -414,8 +509,8 @@ impl ScreenRenderer {
             Baseline::Top,
         )
         .draw(canvas);
-        y += layout.digit.height as i32 + pad;
         // The clip (zone) score.
+        let y = geometry.clip_y;
         let (clip, clip_p) = state.clip;
         self.text.clear();
         if has_scores {
@@ -444,8 +539,8 @@ impl ScreenRenderer {
             )
             .draw(canvas);
         }
-        y += layout.large.character_size.height as i32 + pad;
         // Legend.
+        let y = geometry.legend_y;
         let mut lx = x;
         let swatch = layout.small.character_size.height - 2;
         for (class, label) in classes.iter().enumerate().skip(1) {
@@ -465,43 +560,32 @@ impl ScreenRenderer {
             .unwrap_or(lx)
                 + 10;
         }
-        y += layout.small.character_size.height as i32 + pad / 2;
         if let Some(hint) = state.hint {
             let _ = Text::with_baseline(
                 hint,
-                Point::new(x, y),
+                Point::new(x, geometry.hint_y),
                 MonoTextStyle::new(layout.small, HINT),
                 Baseline::Top,
             )
             .draw(canvas);
         }
-        y += layout.small.character_size.height as i32 + pad / 2;
         if let Some(exam) = exam {
-            let bottom = panel.top_left.y + panel.size.height as i32 - pad;
-            let total_h = layout.large.character_size.height as i32;
-            let map = Rectangle::new(
-                Point::new(x, y),
-                Size::new(
-                    panel.size.width - 2 * pad as u32,
-                    (bottom - total_h - pad - y).max(0) as u32,
-                ),
-            );
-            self.draw_zone_map(canvas, layout, map, exam, true);
+            self.draw_zone_map(canvas, layout, geometry.map, exam, true);
             self.text.clear();
             let _ = write!(self.text, "LUS {}/{}", exam.total(), exam.max_total());
             let end = Text::with_baseline(
                 &self.text,
-                Point::new(x, bottom - total_h),
+                Point::new(x, geometry.total_y),
                 MonoTextStyle::new(layout.large, TEXT),
                 Baseline::Top,
             )
             .draw(canvas)
-            .unwrap_or(Point::new(x, bottom));
+            .unwrap_or(Point::new(x, geometry.total_y));
             self.text.clear();
             let _ = write!(self.text, "{}/{} zones", exam.recorded(), exam.zones.len());
             let _ = Text::with_baseline(
                 &self.text,
-                Point::new(end.x + 8, bottom - total_h + 2),
+                Point::new(end.x + 8, geometry.total_y + 2),
                 small,
                 Baseline::Top,
             )
@@ -509,7 +593,7 @@ impl ScreenRenderer {
         } else {
             let _ = Text::with_baseline(
                 "no exam: press S to start",
-                Point::new(x, y),
+                Point::new(x, geometry.map.top_left.y),
                 MonoTextStyle::new(layout.small, DIM),
                 Baseline::Top,
             )
@@ -527,26 +611,15 @@ impl ScreenRenderer {
         exam: &Exam,
         show_current: bool,
     ) {
-        let rows = exam.protocol.per_side().max(1) as u32;
-        let gap = 3;
-        let cell_w = (area.size.width.saturating_sub(gap)) / 2;
-        let cell_h = (area.size.height.saturating_sub(gap * (rows - 1)) / rows)
-            .min(cell_w / 2)
-            .max(1);
-        let font = if cell_h >= 30 {
-            layout.large
-        } else {
-            layout.bold
-        };
+        let per_side = exam.protocol.per_side();
         for (index, name) in exam.protocol.zones().iter().enumerate() {
-            let side = (index as u32) / rows;
-            let row = (index as u32) % rows;
-            let top_left = area.top_left
-                + Point::new(
-                    (side * (cell_w + gap)) as i32,
-                    (row * (cell_h + gap)) as i32,
-                );
-            let cell = Rectangle::new(top_left, Size::new(cell_w, cell_h));
+            let cell = zone_cell(area, per_side, index);
+            let (top_left, cell_h) = (cell.top_left, cell.size.height);
+            let font = if cell_h >= 30 {
+                layout.large
+            } else {
+                layout.bold
+            };
             let zone = exam.zones[index];
             let (fill_colour, text_colour) = match zone {
                 Some(z) => (score_colour(z.score), Rgb888::new(0, 0, 0)),
