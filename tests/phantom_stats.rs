@@ -193,20 +193,18 @@ fn phantom_frames_match_real_frames_of_the_same_score() {
             "too few real clips of score {score}: {real:?}"
         );
         let phantom = phantom_stats(score);
-        for stat in 0..STATS {
-            let [lo, hi] = real.bounds[usize::from(score)][stat];
-            let ok = (lo..=hi).contains(&phantom[stat]);
+        let bounds = &real.bounds[usize::from(score)];
+        for (stat, (&[lo, hi], value)) in bounds.iter().zip(phantom).enumerate() {
+            let ok = (lo..=hi).contains(&value);
             eprintln!(
-                "score {score} {:<16} real [{lo:7.3}, {hi:7.3}] phantom {:7.3} {}",
+                "score {score} {:<16} real [{lo:7.3}, {hi:7.3}] phantom {value:7.3} {}",
                 name(stat),
-                phantom[stat],
                 if ok { "" } else { "OUT" }
             );
             if !ok {
                 failures.push(format!(
-                    "score {score}: {} {:.3} outside [{lo:.3}, {hi:.3}]",
-                    name(stat),
-                    phantom[stat]
+                    "score {score}: {} {value:.3} outside [{lo:.3}, {hi:.3}]",
+                    name(stat)
                 ));
             }
         }
