@@ -6,13 +6,13 @@
 //! the frame and tints the segmentation.
 
 use pleura::display::{
-    Bedside, Canvas, FbGeometry, Framebuffer, PixelFormat, Renderer, Rotation, ScreenRenderer,
-    ScreenState, annotate,
+    Bedside, Canvas, FbGeometry, PixelFormat, Renderer, Rotation, ScreenRenderer, ScreenState,
+    annotate,
 };
 use std::time::Instant;
 
-#[path = "../tests/common/scored.rs"]
-mod scored;
+#[path = "../tests/common/display.rs"]
+mod fixtures;
 
 const FRAMES: usize = 200;
 const ROUNDS: usize = 5;
@@ -34,7 +34,7 @@ fn median_ms(mut each: impl FnMut(usize)) -> f64 {
 }
 
 fn main() {
-    let frames = scored::phantom_scored_frames(FRAMES as u64, 320, 256);
+    let frames = fixtures::phantom_scored_frames(FRAMES as u64, 320, 256);
     let classes = ["background", "b_line", "consolidation"].map(String::from);
     let baseline = median_ms(|i| {
         std::hint::black_box(annotate(&frames[i], &classes));
@@ -57,20 +57,13 @@ fn main() {
         });
         let with_fb = |format: PixelFormat| {
             let path = dir.join(format!("pleura-bench-fb-{w}x{h}"));
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&path)
-                .expect("fake fb");
             let geometry = FbGeometry {
                 width: w,
                 height: h,
                 line_length: w as usize * format.bytes() + 64,
                 format,
             };
-            let fb = Framebuffer::with_geometry(file, &path, geometry, Rotation::R0).expect("fb");
+            let fb = fixtures::fake_framebuffer(&path, geometry, Rotation::R0);
             let (_inputs, inputs) = crossbeam_channel::unbounded();
             let mut bedside = Bedside::new(Box::new(fb), &classes, None, inputs);
             let ms = median_ms(|i| {

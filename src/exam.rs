@@ -410,6 +410,14 @@ fn now() -> u64 {
 mod tests {
     use super::*;
 
+    /// A journal in a fresh folder, with an exam of `protocol` started.
+    fn started(protocol: Protocol) -> (tempfile::TempDir, Journal) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(&dir.path().join("j.jsonl")).unwrap();
+        journal.command(Command::Start, protocol, None).unwrap();
+        (dir, journal)
+    }
+
     fn score(score: u8) -> Option<ZoneScore> {
         Some(ZoneScore {
             score,
@@ -420,11 +428,7 @@ mod tests {
 
     #[test]
     fn recording_keeps_the_zone_next_moves_on_and_the_total_sums() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut journal = Journal::open(&dir.path().join("j.jsonl")).unwrap();
-        journal
-            .command(Command::Start, Protocol::Blue6, None)
-            .unwrap();
+        let (_dir, mut journal) = started(Protocol::Blue6);
         journal
             .command(Command::Record, Protocol::Blue6, score(2))
             .unwrap();
@@ -442,11 +446,7 @@ mod tests {
 
     #[test]
     fn a_stable_score_does_not_overwrite_a_recorded_zone() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut journal = Journal::open(&dir.path().join("j.jsonl")).unwrap();
-        journal
-            .command(Command::Start, Protocol::Blue6, None)
-            .unwrap();
+        let (_dir, mut journal) = started(Protocol::Blue6);
         journal
             .command(Command::Record, Protocol::Blue6, score(3))
             .unwrap();
@@ -499,11 +499,7 @@ mod tests {
 
     #[test]
     fn a_zone_can_be_selected_but_not_past_the_protocol() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut journal = Journal::open(&dir.path().join("j.jsonl")).unwrap();
-        journal
-            .command(Command::Start, Protocol::Blue6, None)
-            .unwrap();
+        let (_dir, mut journal) = started(Protocol::Blue6);
         assert!(
             journal
                 .command(Command::SelectZone(4), Protocol::Blue6, None)

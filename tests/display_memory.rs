@@ -2,13 +2,13 @@
 //! that shows video for hours must not churn its heap. Counted with a
 //! global allocator that sees only this test's thread.
 
-use pleura::display::{Bedside, FbGeometry, Framebuffer, PixelFormat, Renderer, Rotation};
+use pleura::display::{Bedside, FbGeometry, PixelFormat, Renderer, Rotation};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-#[path = "common/scored.rs"]
-mod scored;
+#[path = "common/display.rs"]
+mod fixtures;
 
 struct Counting;
 
@@ -43,23 +43,16 @@ static ALLOCATOR: Counting = Counting;
 
 #[test]
 fn showing_frames_on_a_framebuffer_allocates_nothing_in_steady_state() {
-    let frames = scored::phantom_scored_frames(60, 320, 256);
+    let frames = fixtures::phantom_scored_frames(60, 320, 256);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fb0");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .unwrap();
     let geometry = FbGeometry {
         width: 800,
         height: 480,
         line_length: 800 * 4 + 64,
         format: PixelFormat::Xrgb8888,
     };
-    let fb = Framebuffer::with_geometry(file, &path, geometry, Rotation::R0).unwrap();
+    let fb = fixtures::fake_framebuffer(&path, geometry, Rotation::R0);
     let classes = ["background", "b_line", "consolidation"].map(String::from);
     let (_inputs, inputs) = crossbeam_channel::unbounded();
     let mut display = Bedside::new(Box::new(fb), &classes, None, inputs);

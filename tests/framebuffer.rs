@@ -6,8 +6,11 @@
 use embedded_graphics::pixelcolor::Rgb888;
 use embedded_graphics::prelude::*;
 use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
-use pleura::display::{Canvas, FbGeometry, Framebuffer, PixelFormat, Rotation};
-use std::fs::OpenOptions;
+use pleura::display::{Canvas, FbGeometry, PixelFormat, Rotation};
+
+#[path = "common/display.rs"]
+#[allow(dead_code)]
+mod fixtures;
 
 /// A picture where every pixel differs: red = x, green = y, blue = a
 /// marker rectangle in the top-left corner.
@@ -55,20 +58,13 @@ fn check(format: PixelFormat, rotation: Rotation) {
     let line_length = pw as usize * format.bytes() + padding;
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("fb0");
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .expect("fake fb");
     let geometry = FbGeometry {
         width: pw,
         height: ph,
         line_length,
         format,
     };
-    let mut fb = Framebuffer::with_geometry(file, &path, geometry, rotation).expect("fb");
+    let mut fb = fixtures::fake_framebuffer(&path, geometry, rotation);
     let size = fb.logical_size();
     let picture = test_picture(size.width, size.height);
     fb.present(&picture).expect("present");
@@ -122,14 +118,13 @@ fn every_rotation_turns_the_picture_upright() {
 fn a_picture_of_the_wrong_size_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("fb0");
-    let file = std::fs::File::create(&path).expect("fake fb");
     let geometry = FbGeometry {
         width: 40,
         height: 24,
         line_length: 80,
         format: PixelFormat::Rgb565,
     };
-    let mut fb = Framebuffer::with_geometry(file, &path, geometry, Rotation::R90).expect("fb");
+    let mut fb = fixtures::fake_framebuffer(&path, geometry, Rotation::R90);
     assert_eq!(fb.logical_size(), Size::new(24, 40));
     let err = fb
         .present(&Canvas::new(40, 24))

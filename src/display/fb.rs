@@ -95,14 +95,7 @@ pub struct Framebuffer {
 impl Framebuffer {
     /// Opens a framebuffer device and reads its geometry from the kernel.
     pub fn open(path: &Path, rotation: Rotation) -> Result<Self, DisplayError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|cause| DisplayError::Write {
-                path: path.to_path_buf(),
-                cause,
-            })?;
+        let file = open_device(path)?;
         let geometry = query_geometry(&file).map_err(|reason| DisplayError::Device {
             path: path.to_path_buf(),
             reason,
@@ -168,6 +161,18 @@ impl Framebuffer {
                 cause,
             })
     }
+}
+
+/// Opens a display device for reading and writing.
+pub(super) fn open_device(path: &Path) -> Result<File, DisplayError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|cause| DisplayError::Write {
+            path: path.to_path_buf(),
+            cause,
+        })
 }
 
 /// Converts the upright `canvas` into a panel buffer of `geometry`

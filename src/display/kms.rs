@@ -10,11 +10,11 @@
 use super::DisplayError;
 use super::annotate::Canvas;
 use super::bedside::Surface;
-use super::fb::{FbGeometry, PixelFormat, Rotation, convert, logical_size};
+use super::fb::{FbGeometry, PixelFormat, Rotation, convert, logical_size, open_device};
 use drm::buffer::{Buffer, DrmFourcc};
 use drm::control::{Device as ControlDevice, connector, dumbbuffer::DumbBuffer};
 use embedded_graphics::prelude::*;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
@@ -47,15 +47,7 @@ impl Kms {
             path: path.to_path_buf(),
             reason,
         };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|cause| DisplayError::Write {
-                path: path.to_path_buf(),
-                cause,
-            })?;
-        let card = Card(file);
+        let card = Card(open_device(path)?);
         let resources = card
             .resource_handles()
             .map_err(|e| device(format!("not a KMS device ({e})")))?;

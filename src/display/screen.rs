@@ -592,7 +592,7 @@ impl ScreenRenderer {
             .draw(canvas);
         } else {
             let _ = Text::with_baseline(
-                "no exam: press S to start",
+                "no exam (pleura run --exam)",
                 Point::new(x, geometry.map.top_left.y),
                 MonoTextStyle::new(layout.small, DIM),
                 Baseline::Top,

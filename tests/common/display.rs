@@ -1,11 +1,14 @@
-//! Scored frames without a model: phantom frames whose exact masks stand in
-//! for the segmentation, scored by the real clip tracker. Shared by the
-//! display tests and the display benchmark.
+//! Display fixtures shared by the display tests and the display benchmark:
+//! scored frames without a model (phantom frames whose exact masks stand in
+//! for the segmentation, scored by the real clip tracker), and a file that
+//! stands in for a framebuffer device.
 
+use pleura::display::{FbGeometry, Framebuffer, Rotation};
 use pleura::model::lusnet::FramePrediction;
 use pleura::phantom::{Phantom, PhantomParams, Probe};
 use pleura::preprocess::Roi;
 use pleura::scoring::{ClipTracker, ScoredFrame};
+use std::path::Path;
 use std::sync::Arc;
 
 /// Cells per side of the segmentation grid.
@@ -47,4 +50,16 @@ pub fn phantom_scored_frames(count: u64, width: usize, height: usize) -> Vec<Sco
         }
     })
     .collect()
+}
+
+/// A framebuffer of `geometry` backed by a new file at `path`.
+pub fn fake_framebuffer(path: &Path, geometry: FbGeometry, rotation: Rotation) -> Framebuffer {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .expect("fake framebuffer file");
+    Framebuffer::with_geometry(file, path, geometry, rotation).expect("fake framebuffer")
 }
