@@ -428,6 +428,7 @@ fn run_live(args: &RunArgs) -> Result<()> {
         screen: Size::new(args.screen.0 as u32, args.screen.1 as u32),
         exam,
         inputs,
+        input_sender: input_sender.clone(),
     })?;
     if !matches!(args.display, DisplaySpec::None | DisplaySpec::Frames(_)) {
         spawn_stdin_keys(KeyMap::default(), input_sender.clone());

@@ -9,7 +9,9 @@
 //!   ([`ScreenRenderer`] draws it). Its surfaces: the Linux framebuffer
 //!   (`fb:/dev/fb0`, [`Framebuffer`]), DRM/KMS dumb buffers
 //!   (`drm:/dev/dri/card0`, [`Kms`]) and PNG files (`png:DIR`,
-//!   [`PngScreens`]); `auto` takes the first of card0 and fb0 that opens.
+//!   [`PngScreens`]), and with the `window` feature a desktop window
+//!   (`window`, `WindowSurface`); `auto` takes the first that opens of
+//!   card0, fb0 and a window.
 //! * `frames:DIR` writes annotated frames and a contact sheet
 //!   ([`PngDisplay`]); `none` shows nothing.
 
@@ -19,6 +21,8 @@ mod fb;
 mod kms;
 mod png;
 mod screen;
+#[cfg(feature = "window")]
+mod window;
 
 pub use annotate::{Canvas, annotate, class_colour, score_colour};
 pub use bedside::{Bedside, ExamOptions, MIN_ZONE_HOLD, NO_SIGNAL_AFTER, PngScreens, Surface};
@@ -26,10 +30,12 @@ pub use fb::{FbGeometry, Framebuffer, PixelFormat, Rotation};
 pub use kms::Kms;
 pub use png::PngDisplay;
 pub use screen::{LOW_CONFIDENCE, ScreenKind, ScreenRenderer, ScreenState, tap_command};
+#[cfg(feature = "window")]
+pub use window::WindowSurface;
 
 use crate::input::Input;
 use crate::scoring::ScoredFrame;
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use embedded_graphics::prelude::Size;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -55,7 +61,7 @@ pub enum DisplayError {
     },
     /// A `--display` specification that names no known backend.
     #[error(
-        "unknown display '{0}' (use auto, none, png:DIR, frames:DIR, fb:/dev/fbN or \
+        "unknown display '{0}' (use auto, none, window, png:DIR, frames:DIR, fb:/dev/fbN or \
          drm:/dev/dri/cardN, optionally with ,rotate=90|180|270)"
     )]
     Spec(String),
@@ -113,8 +119,10 @@ pub enum DisplaySpec {
         /// How far the picture is turned on the panel.
         rotation: Rotation,
     },
+    /// The bedside screen in a desktop window (cargo feature `window`).
+    Window,
     /// The first display that works: `/dev/dri/card0`, then `/dev/fb0`,
-    /// else none.
+    /// then a desktop window (with the `window` feature), else none.
     Auto,
 }
 
@@ -127,6 +135,7 @@ impl std::str::FromStr for DisplaySpec {
         match spec.split_once(':') {
             None if spec == "none" => Ok(DisplaySpec::None),
             None if spec == "auto" => Ok(DisplaySpec::Auto),
+            None if spec == "window" => Ok(DisplaySpec::Window),
             Some(("png", dir)) if !dir.is_empty() => Ok(DisplaySpec::Png(dir.into())),
             Some(("frames", dir)) if !dir.is_empty() => Ok(DisplaySpec::Frames(dir.into())),
             Some((kind @ ("fb" | "drm"), rest)) if !rest.is_empty() => {
@@ -148,6 +157,25 @@ impl std::str::FromStr for DisplaySpec {
     }
 }
 
+/// A desktop window of the PNG screen size (`window` feature).
+fn open_window(setup: &DisplaySetup) -> Result<Box<dyn Surface>, DisplayError> {
+    #[cfg(feature = "window")]
+    {
+        Ok(Box::new(WindowSurface::open(
+            setup.screen,
+            setup.input_sender.clone(),
+        )?))
+    }
+    #[cfg(not(feature = "window"))]
+    {
+        let _ = setup;
+        Err(DisplayError::Device {
+            path: "window".into(),
+            reason: "this pleura was built without the `window` feature".into(),
+        })
+    }
+}
+
 /// What a display needs besides its specification.
 pub struct DisplaySetup {
     /// Segmentation class names, background first.
@@ -160,6 +188,8 @@ pub struct DisplaySetup {
     pub exam: Option<ExamOptions>,
     /// The clinician's keys, buttons and taps.
     pub inputs: Receiver<Input>,
+    /// Where a window sends its keys and clicks (the sender of `inputs`).
+    pub input_sender: Sender<Input>,
 }
 
 impl DisplaySpec {
@@ -188,13 +218,21 @@ impl DisplaySpec {
             DisplaySpec::Kms { path, rotation } => {
                 bedside(Box::new(Kms::open(path, *rotation)?), setup)
             }
+            DisplaySpec::Window => bedside(open_window(&setup)?, setup),
             DisplaySpec::Auto => {
                 let kms = Kms::open(Path::new("/dev/dri/card0"), Rotation::R0);
-                match kms.map(|k| Box::new(k) as Box<dyn Surface>).or_else(|e| {
-                    log::info!("--display auto: {e}");
-                    Framebuffer::open(Path::new("/dev/fb0"), Rotation::R0)
-                        .map(|f| Box::new(f) as Box<dyn Surface>)
-                }) {
+                let surface = kms
+                    .map(|k| Box::new(k) as Box<dyn Surface>)
+                    .or_else(|e| {
+                        log::info!("--display auto: {e}");
+                        Framebuffer::open(Path::new("/dev/fb0"), Rotation::R0)
+                            .map(|f| Box::new(f) as Box<dyn Surface>)
+                    })
+                    .or_else(|e| {
+                        log::info!("--display auto: {e}");
+                        open_window(&setup)
+                    });
+                match surface {
                     Ok(surface) => bedside(surface, setup),
                     Err(e) => {
                         log::warn!("--display auto: {e}; showing nothing");
@@ -231,11 +269,15 @@ mod tests {
             "png:out".parse::<DisplaySpec>().unwrap(),
             DisplaySpec::Png("out".into())
         );
+        assert_eq!(
+            "window".parse::<DisplaySpec>().unwrap(),
+            DisplaySpec::Window
+        );
         for bad in [
             "fb:",
             "fb:/dev/fb0,rotate=45",
             "fb:/dev/fb0,flip",
-            "window",
+            "windows",
             "png:",
         ] {
             assert!(bad.parse::<DisplaySpec>().is_err(), "{bad} accepted");
