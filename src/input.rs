@@ -102,7 +102,50 @@ impl Default for KeyMap {
     }
 }
 
+/// Why a key binding cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyMapError {
+    /// A command name that is not one of the exam commands.
+    #[error("unknown command '{0}' (use start, record, freeze, next, previous, redo, finish)")]
+    Command(String),
+    /// A key that is neither one character, a known `KEY_…` name nor a code.
+    #[error("unknown key '{0}' (use one character, a KEY_… name or a key code)")]
+    Key(String),
+}
+
 impl KeyMap {
+    /// A key map from bindings as a board profile writes them: each
+    /// command name with its keys, a key being one character (`"r"`, `" "`),
+    /// a Linux key name (`"KEY_ENTER"`) or a key code (`"28"`).
+    pub fn from_bindings<'a>(
+        bindings: impl IntoIterator<Item = (&'a str, &'a [String])>,
+    ) -> Result<Self, KeyMapError> {
+        let mut map = KeyMap {
+            characters: Vec::new(),
+            codes: Vec::new(),
+        };
+        for (name, keys) in bindings {
+            let command = match name {
+                "start" => Command::Start,
+                "record" => Command::Record,
+                "freeze" => Command::ToggleFreeze,
+                "next" => Command::NextZone,
+                "previous" => Command::PreviousZone,
+                "redo" => Command::Redo,
+                "finish" => Command::Finish,
+                other => return Err(KeyMapError::Command(other.to_string())),
+            };
+            for key in keys {
+                match (key.as_bytes(), key_code(key)) {
+                    (_, Some(code)) => map.codes.push((code, command)),
+                    ([c], None) => map.characters.push((c.to_ascii_lowercase(), command)),
+                    _ => return Err(KeyMapError::Key(key.clone())),
+                }
+            }
+        }
+        Ok(map)
+    }
+
     /// The command bound to a character, if any (letters in either case).
     pub fn command(&self, key: u8) -> Option<Command> {
         let key = key.to_ascii_lowercase();
@@ -116,6 +159,35 @@ impl KeyMap {
     pub fn command_for_code(&self, code: u16) -> Option<Command> {
         self.codes.iter().find(|(k, _)| *k == code).map(|&(_, c)| c)
     }
+}
+
+/// The code of a `KEY_…` name or of a number (more than one character).
+fn key_code(key: &str) -> Option<u16> {
+    use code::*;
+    const NAMES: [(&str, u16); 17] = [
+        ("KEY_ENTER", KEY_ENTER),
+        ("KEY_SPACE", KEY_SPACE),
+        ("KEY_S", KEY_S),
+        ("KEY_R", KEY_R),
+        ("KEY_F", KEY_F),
+        ("KEY_N", KEY_N),
+        ("KEY_P", KEY_P),
+        ("KEY_D", KEY_D),
+        ("KEY_X", KEY_X),
+        ("KEY_UP", KEY_UP),
+        ("KEY_LEFT", KEY_LEFT),
+        ("KEY_RIGHT", KEY_RIGHT),
+        ("KEY_DOWN", KEY_DOWN),
+        ("KEY_PAUSE", KEY_PAUSE),
+        ("KEY_RECORD", KEY_RECORD),
+        ("KEY_NEXT", KEY_NEXT),
+        ("KEY_PREVIOUS", KEY_PREVIOUS),
+    ];
+    NAMES
+        .iter()
+        .find(|(name, _)| *name == key)
+        .map(|&(_, code)| code)
+        .or_else(|| (key.len() > 1).then(|| key.parse().ok()).flatten())
 }
 
 /// Event types and axes of `<linux/input-event-codes.h>`.
@@ -302,6 +374,27 @@ mod tests {
             decoder.event(EV_KEY, code::BTN_TOUCH, 0),
             Some(Input::Tap { x: 0.5, y: 0.75 })
         );
+    }
+
+    #[test]
+    fn a_board_profile_binds_its_own_buttons() {
+        let record = ["KEY_ENTER".to_string(), "256".to_string(), "R".to_string()];
+        let next = ["KEY_NEXT".to_string()];
+        let map = KeyMap::from_bindings([("record", &record[..]), ("next", &next[..])]).unwrap();
+        assert_eq!(map.command_for_code(28), Some(Command::Record));
+        assert_eq!(
+            map.command_for_code(256),
+            Some(Command::Record),
+            "BTN_0 by its code"
+        );
+        assert_eq!(map.command(b'r'), Some(Command::Record));
+        assert_eq!(map.command_for_code(407), Some(Command::NextZone));
+        assert_eq!(map.command(b's'), None, "only what the profile binds");
+        let bad_key = ["KEY_BOGUS".to_string()];
+        let err = KeyMap::from_bindings([("record", &bad_key[..])]).unwrap_err();
+        assert!(err.to_string().contains("KEY_BOGUS"), "{err}");
+        let err = KeyMap::from_bindings([("launch", &record[..])]).unwrap_err();
+        assert!(err.to_string().contains("launch"), "{err}");
     }
 
     #[test]

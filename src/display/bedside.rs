@@ -9,7 +9,7 @@
 
 use super::annotate::Canvas;
 use super::screen::{ScreenKind, ScreenRenderer, ScreenState, tap_command};
-use super::{DisplayError, Framebuffer, Renderer};
+use super::{DisplayError, Framebuffer, Renderer, Rotation};
 use crate::atomic_write::{Durability, write_atomically};
 use crate::exam::{Command, Journal, Protocol, ZoneScore};
 use crate::input::Input;
@@ -33,6 +33,11 @@ pub trait Surface: Send {
     /// Shows one picture.
     fn present(&mut self, canvas: &Canvas) -> Result<(), DisplayError>;
 
+    /// How far the picture is turned on the panel (taps are turned back).
+    fn rotation(&self) -> Rotation {
+        Rotation::R0
+    }
+
     /// Shows the last picture of a run.
     fn present_last(&mut self, canvas: &Canvas) -> Result<(), DisplayError> {
         self.present(canvas)
@@ -42,6 +47,10 @@ pub trait Surface: Send {
 impl Surface for Framebuffer {
     fn size(&self) -> Size {
         self.logical_size()
+    }
+
+    fn rotation(&self) -> Rotation {
+        Framebuffer::rotation(self)
     }
 
     fn present(&mut self, canvas: &Canvas) -> Result<(), DisplayError> {
@@ -176,6 +185,7 @@ impl Bedside {
             let command = match input {
                 Input::Command(command) => command,
                 Input::Tap { x, y } => {
+                    let (x, y) = self.surface.rotation().panel_to_picture(x, y);
                     let size = self.canvas.size();
                     let point = Point::new(
                         (x * size.width as f32) as i32,

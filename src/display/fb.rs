@@ -54,6 +54,20 @@ pub enum Rotation {
     R270,
 }
 
+impl Rotation {
+    /// Where a point of the panel (as fractions of its width and height)
+    /// lies on the upright picture: how a tap on a turned touchscreen
+    /// finds what is drawn under the finger.
+    pub fn panel_to_picture(self, x: f32, y: f32) -> (f32, f32) {
+        match self {
+            Rotation::R0 => (x, y),
+            Rotation::R90 => (y, 1.0 - x),
+            Rotation::R180 => (1.0 - x, 1.0 - y),
+            Rotation::R270 => (1.0 - y, x),
+        }
+    }
+}
+
 impl std::str::FromStr for Rotation {
     type Err = DisplayError;
 
@@ -131,6 +145,11 @@ impl Framebuffer {
     /// The physical geometry.
     pub fn geometry(&self) -> FbGeometry {
         self.geometry
+    }
+
+    /// How far the picture is turned on the panel.
+    pub fn rotation(&self) -> Rotation {
+        self.rotation
     }
 
     /// The size of the upright picture to draw (width and height swap for
@@ -346,6 +365,17 @@ mod tests {
             err.contains("/dev/null") && err.contains("not a framebuffer"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_tap_on_a_turned_panel_lands_where_the_picture_shows_it() {
+        // The picture's top-left corner is drawn at the panel's top-right
+        // corner when turned a quarter clockwise (see `convert`).
+        assert_eq!(Rotation::R90.panel_to_picture(1.0, 0.0), (0.0, 0.0));
+        assert_eq!(Rotation::R270.panel_to_picture(0.0, 1.0), (0.0, 0.0));
+        assert_eq!(Rotation::R180.panel_to_picture(1.0, 1.0), (0.0, 0.0));
+        assert_eq!(Rotation::R0.panel_to_picture(0.25, 0.5), (0.25, 0.5));
+        assert_eq!(Rotation::R90.panel_to_picture(0.25, 0.5), (0.5, 0.75));
     }
 
     #[test]

@@ -114,6 +114,10 @@ impl Surface for Kms {
         logical_size(self.geometry, self.rotation)
     }
 
+    fn rotation(&self) -> Rotation {
+        self.rotation
+    }
+
     fn present(&mut self, canvas: &Canvas) -> Result<(), DisplayError> {
         if canvas.size() != self.size() {
             return Err(DisplayError::Device {
