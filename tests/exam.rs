@@ -6,13 +6,13 @@ mod common;
 
 use common::{pleura, succeed};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Stdio};
 use std::time::{Duration, Instant};
 
 /// A live run on a long phantom clip, in real time, with an exam journal;
 /// returns once it scores frames.
-fn start_exam_run(journal: &Path, screens: &Path) -> (Child, ChildStdin) {
+fn start_exam_run(journal: &Path, screens: &Path) -> (Child, ChildStdin, PathBuf) {
     let frame_log = screens.with_extension("frames.jsonl");
     let _ = std::fs::remove_file(&frame_log);
     let mut child = pleura()
@@ -36,15 +36,32 @@ fn start_exam_run(journal: &Path, screens: &Path) -> (Child, ChildStdin) {
         .spawn()
         .expect("pleura run starts");
     let stdin = child.stdin.take().expect("stdin");
+    wait_for_frames(&frame_log, 40);
+    (child, stdin, frame_log)
+}
+
+fn frames_scored(frame_log: &Path) -> usize {
+    std::fs::read_to_string(frame_log).map_or(0, |log| log.lines().count())
+}
+
+/// Waits until the run's frame log holds `count` frames.
+fn wait_for_frames(frame_log: &Path, count: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::read_to_string(&frame_log).map_or(0, |log| log.lines().count()) < 40 {
+    while frames_scored(frame_log) < count {
         assert!(
             Instant::now() < deadline,
-            "pleura run scored no frames in 60 s"
+            "pleura run scored no {count} frames in 60 s"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
-    (child, stdin)
+}
+
+/// Presses `key`, then waits for a few more frames: the display has then
+/// handled the key and seen frames of the zone it selected.
+fn press_and_settle(keys: &mut ChildStdin, key: &str, frame_log: &Path) {
+    let before = frames_scored(frame_log);
+    press(keys, key);
+    wait_for_frames(frame_log, before + 4);
 }
 
 fn press(keys: &mut ChildStdin, key: &str) {
@@ -98,7 +115,7 @@ fn stop(mut child: Child) {
 fn a_scripted_exam_records_zones_by_stability_and_by_key_and_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let (journal, screens) = (dir.path().join("exam.jsonl"), dir.path().join("screens"));
-    let (child, mut keys) = start_exam_run(&journal, &screens);
+    let (child, mut keys, frame_log) = start_exam_run(&journal, &screens);
 
     press(&mut keys, "s"); // start: zone R-up is selected and armed
     wait_for(&journal, "started", 1);
@@ -108,8 +125,7 @@ fn a_scripted_exam_records_zones_by_stability_and_by_key_and_finishes() {
         started.elapsed() >= pleura::display::MIN_ZONE_HOLD,
         "recorded before the probe was held"
     );
-    press(&mut keys, "n"); // next zone, armed
-    std::thread::sleep(Duration::from_millis(400));
+    press_and_settle(&mut keys, "n", &frame_log); // next zone, armed
     press(&mut keys, "r"); // recorded at once by the button
     wait_for(&journal, "recorded", 2);
     press(&mut keys, "d"); // redo R-low: cleared, armed again
@@ -153,11 +169,10 @@ fn a_scripted_exam_records_zones_by_stability_and_by_key_and_finishes() {
 fn zones_recorded_before_a_kill_9_are_there_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (journal, screens) = (dir.path().join("exam.jsonl"), dir.path().join("screens"));
-    let (mut child, mut keys) = start_exam_run(&journal, &screens);
+    let (mut child, mut keys, frame_log) = start_exam_run(&journal, &screens);
     press(&mut keys, "s");
     wait_for(&journal, "recorded", 1);
-    press(&mut keys, "n");
-    std::thread::sleep(Duration::from_millis(400));
+    press_and_settle(&mut keys, "n", &frame_log);
     press(&mut keys, "r");
     wait_for(&journal, "recorded", 2);
     let before = recovered(&journal);
@@ -179,9 +194,8 @@ fn zones_recorded_before_a_kill_9_are_there_after_a_restart() {
     assert_eq!(recorded, 2);
 
     // The restarted unit resumes the same exam and goes on recording.
-    let (child, mut keys) = start_exam_run(&journal, &screens);
-    press(&mut keys, "n");
-    std::thread::sleep(Duration::from_millis(400));
+    let (child, mut keys, frame_log) = start_exam_run(&journal, &screens);
+    press_and_settle(&mut keys, "n", &frame_log);
     press(&mut keys, "r");
     wait_for(&journal, "recorded", 3);
     stop(child);
