@@ -514,6 +514,26 @@ mod tests {
     }
 
     #[test]
+    fn a_full_disk_is_reported_by_name_and_the_zone_is_not_shown_as_recorded() {
+        let (_dir, mut journal) = started(Protocol::Blue6);
+        // Every write to /dev/full fails with ENOSPC, as on a full disk.
+        journal.file = OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let err = journal
+            .command(Command::Record, Protocol::Blue6, score(2))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("j.jsonl") && err.contains("No space left"),
+            "{err}"
+        );
+        assert_eq!(
+            journal.exam().unwrap().recorded(),
+            0,
+            "nothing recorded that is not saved"
+        );
+    }
+
+    #[test]
     fn protocols_have_their_zone_counts() {
         assert_eq!("12".parse::<Protocol>().unwrap().zones().len(), 12);
         assert_eq!("14".parse::<Protocol>().unwrap().zones().len(), 14);

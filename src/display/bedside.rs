@@ -210,32 +210,33 @@ impl Bedside {
             log::info!("no exam protocol given (--exam): {command:?} ignored");
             return;
         };
-        match exam
+        let changed = match exam
             .journal
             .command(command, exam.protocol, self.zone_score)
         {
-            Ok(changed) => log::info!(
-                "{command:?}: {}, zone {:?}",
-                if changed { "done" } else { "nothing to do" },
-                exam.journal.exam().map(|e| e.current_name())
-            ),
+            Ok(changed) => {
+                self.state.alert = None;
+                changed
+            }
             Err(e) => {
                 log::error!("{e}");
                 self.state.alert = Some("EXAM NOT SAVED");
+                false
             }
-        }
-        self.summary =
-            command == Command::Finish && exam.journal.exam().is_some_and(|e| e.finished);
-        // Selecting a zone (or starting over) arms it; its score starts afresh.
-        self.armed = matches!(
-            command,
-            Command::Start
-                | Command::NextZone
-                | Command::PreviousZone
-                | Command::SelectZone(_)
-                | Command::Redo
+        };
+        log::info!(
+            "{command:?}: {}, zone {:?}",
+            if changed { "done" } else { "nothing to do" },
+            exam.journal.exam().map(|e| e.current_name())
         );
+        if !changed {
+            return; // e.g. R before the zone has seen a frame: nothing moves
+        }
+        self.summary = command == Command::Finish;
         if command != Command::Finish {
+            // Selecting a zone (or starting over) arms it; recording disarms
+            // it. Either way its score starts afresh.
+            self.armed = command != Command::Record;
             self.restart_zone();
         }
     }
@@ -270,7 +271,10 @@ impl Bedside {
         if update.stable && self.armed && self.zone_since.elapsed() >= MIN_ZONE_HOLD {
             if let Some(exam) = self.exam.as_mut() {
                 match exam.journal.record_stable(score) {
-                    Ok(recorded) => self.armed = !recorded,
+                    Ok(recorded) => {
+                        self.armed = !recorded;
+                        self.state.alert = None;
+                    }
                     Err(e) => {
                         log::error!("{e}");
                         self.state.alert = Some("EXAM NOT SAVED");
