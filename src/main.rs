@@ -41,7 +41,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Play a source live: score every frame, show and record the results.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Score one clip: Soldati score, confidence and pathological areas.
     Score {
         /// The clip (any format ffmpeg decodes).
@@ -96,6 +96,8 @@ enum Command {
         #[command(subcommand)]
         command: DatasetCommand,
     },
+    /// List the V4L2 capture devices (grabbers) with their formats and sizes.
+    Devices,
     /// Exams: show the exam recovered from a journal.
     Exam {
         /// The exam journal.
@@ -253,6 +255,25 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run_live(&args),
+        Command::Devices => {
+            let devices = pleura::source::list_devices();
+            if devices.is_empty() {
+                println!("no V4L2 capture device found (/dev/video*)");
+            }
+            for device in devices {
+                println!(
+                    "{}  '{}'  bus {}  driver {}",
+                    device.path.display(),
+                    device.identity.card,
+                    device.identity.bus,
+                    device.driver
+                );
+                for (format, sizes) in device.formats {
+                    println!("    {format}: {}", sizes.join(", "));
+                }
+            }
+            Ok(())
+        }
         Command::Exam { journal } => {
             if !journal.exists() {
                 bail!("{}: no such exam journal", journal.display());
@@ -512,8 +533,17 @@ fn print_run(report: &RunReport) {
         report.end, f.scored, report.wall_s, report.fps
     );
     println!(
-        "frames        {} captured · {} dropped · {} corrupt · {} rejected · {} displayed",
-        f.captured, f.dropped, f.corrupt, f.rejected, f.rendered
+        "frames        {} captured · {} dropped · {} corrupt · {} rejected · {} displayed{}",
+        f.captured,
+        f.dropped,
+        f.corrupt,
+        f.rejected,
+        f.rendered,
+        if f.no_signal > 0 {
+            format!(" · {} no-signal reports", f.no_signal)
+        } else {
+            String::new()
+        }
     );
     let stage = |name: &str| report.latency.get(name).copied().unwrap_or_default();
     let (inference, total) = (stage("inference"), stage("end_to_end"));

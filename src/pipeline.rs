@@ -87,6 +87,7 @@ struct CaptureEnd {
     end: Option<EndReason>,
     captured: u64,
     corrupt: u64,
+    no_signal: u64,
     dropped: u64,
     clock: StageClock,
 }
@@ -197,6 +198,7 @@ pub fn run(
         frames: FrameCounts {
             captured: capture.captured,
             corrupt: capture.corrupt,
+            no_signal: capture.no_signal,
             dropped: capture.dropped,
             rejected: inference.rejected,
             scored: inference.scored,
@@ -287,6 +289,13 @@ fn capture_stage(
             Err(e) if e.is_frame_error() => {
                 out.corrupt += 1;
                 warn_sparsely(out.corrupt, &e.to_string());
+                continue;
+            }
+            Err(e) if e.is_signal_loss() => {
+                // The source is getting its device back; the display
+                // says NO SIGNAL meanwhile.
+                out.no_signal += 1;
+                warn_sparsely(out.no_signal, &e.to_string());
                 continue;
             }
             Err(e) => {

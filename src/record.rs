@@ -122,6 +122,9 @@ pub struct FrameCounts {
     pub captured: u64,
     /// Frames the source could not decode (skipped).
     pub corrupt: u64,
+    /// No-signal reports of a live device: the loss (timeout, unplug) and
+    /// each attempt to get the device back.
+    pub no_signal: u64,
     /// Frames dropped because inference was busy (newest frame wins).
     pub dropped: u64,
     /// Frames refused by preprocessing: wrong size, or outside `--roi`.

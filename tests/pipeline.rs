@@ -232,6 +232,87 @@ fn a_source_that_dies_mid_stream_is_reported_and_outputs_are_flushed() {
     assert_eq!(report.clips[0].frames as u64, report.frames.scored);
 }
 
+/// A source whose device is lost for a while: frames, then no-signal
+/// reports (each after a short wait, like a reconnect attempt), then
+/// frames again.
+struct LostAndBack {
+    script: Scripted,
+}
+
+impl FrameSource for LostAndBack {
+    fn next_frame(&mut self) -> Result<Option<GrayFrame>, SourceError> {
+        let next = self.script.next_frame();
+        if matches!(&next, Err(e) if e.is_signal_loss()) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        next
+    }
+
+    fn clip_name(&self) -> &str {
+        "grabber"
+    }
+
+    /// Played as a recording, so that the unpaced run loses no frame and
+    /// the counts are exact.
+    fn frame_rate(&self) -> Option<f64> {
+        Some(25.0)
+    }
+}
+
+/// Remembers how long the display was told it had no frame.
+struct IdleWatcher(Arc<std::sync::Mutex<Vec<Duration>>>);
+
+impl Renderer for IdleWatcher {
+    fn show(&mut self, _frame: &ScoredFrame) -> Result<bool, DisplayError> {
+        Ok(true)
+    }
+
+    fn idle(&mut self, since_last: Duration) -> Result<bool, DisplayError> {
+        self.0.lock().unwrap().push(since_last);
+        Ok(true)
+    }
+
+    fn finish(&mut self) -> Result<(), DisplayError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_grabber_that_loses_its_signal_is_waited_for_and_the_run_goes_on() {
+    let mut steps: VecDeque<_> = demo_frames(40).into_iter().map(Ok).collect();
+    for _ in 0..6 {
+        steps.push_back(Err(SourceError::NoSignal {
+            path: PathBuf::from("/dev/video0"),
+            reason: "the grabber was unplugged".into(),
+        }));
+    }
+    steps.extend(demo_frames(20).into_iter().map(Ok));
+    let idle = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let model = model();
+    let classes = model.meta().seg_classes.clone();
+    let stages = Stages {
+        source: Box::new(LostAndBack {
+            script: Scripted { steps, rate: None },
+        }),
+        model: &model,
+        renderer: Box::new(IdleWatcher(idle.clone())),
+        recorder: Recorder::new(classes, None),
+    };
+    let report = run(stages, &options(false), "v4l:/dev/video0", "shipped");
+    assert_eq!(report.end, EndReason::EndOfStream);
+    assert_eq!(report.frames.no_signal, 6);
+    assert_eq!(
+        report.frames.captured, 60,
+        "frames after the gap are captured"
+    );
+    assert_eq!(report.frames.scored, 60, "{:?}", report.frames);
+    let idle = idle.lock().unwrap();
+    assert!(
+        idle.iter().any(|gap| *gap >= Duration::from_millis(750)),
+        "the display heard of the 1.2 s gap: {idle:?}"
+    );
+}
+
 #[test]
 fn a_truncated_clip_is_scored_as_far_as_it_decodes() {
     let dir = tempfile::tempdir().unwrap();
@@ -356,7 +437,7 @@ fn a_display_that_panics_is_switched_off_and_recording_goes_on() {
     };
     let report = play(source, Box::new(PanickingDisplay), Some(&log));
     assert_eq!(report.end, EndReason::EndOfStream);
-    assert_eq!(report.frames.scored, 60);
+    assert_eq!(report.frames.scored, 60, "{:?}", report.frames);
     assert_eq!(line_count(&log), 60);
     assert!(report.frames.rendered < 60);
     assert!(

@@ -12,6 +12,7 @@
 mod dir;
 mod file;
 mod phantom;
+pub mod pixels;
 mod playlist;
 mod v4l;
 
@@ -19,7 +20,7 @@ pub use dir::DirSource;
 pub use file::{ClipInfo, FileSource, decode_clip};
 pub use phantom::PhantomSource;
 pub use playlist::Playlist;
-pub use v4l::V4lSource;
+pub use v4l::{DeviceIdentity, DeviceListing, V4lOptions, V4lSource, list_devices};
 
 use crate::frame::GrayFrame;
 use crate::phantom::PhantomParams;
@@ -78,6 +79,15 @@ pub enum SourceError {
         /// What the device refused or lacks.
         reason: String,
     },
+    /// A live device lost its signal (timeout, unplug); the source tries
+    /// to get it back, and the run goes on without frames meanwhile.
+    #[error("{path}: no signal: {reason}")]
+    NoSignal {
+        /// The device.
+        path: PathBuf,
+        /// What happened.
+        reason: String,
+    },
     /// A `--source` specification that names no known source.
     #[error(
         "unknown source '{0}' (use demo, file:PATH, dir:PATH, v4l:/dev/videoN or phantom:score=N)"
@@ -89,6 +99,11 @@ impl SourceError {
     /// Whether only one frame was lost and the stream can go on.
     pub fn is_frame_error(&self) -> bool {
         matches!(self, SourceError::BadFrame { .. })
+    }
+
+    /// Whether a live device lost its signal and may come back.
+    pub fn is_signal_loss(&self) -> bool {
+        matches!(self, SourceError::NoSignal { .. })
     }
 }
 
@@ -120,7 +135,7 @@ pub enum SourceSpec {
     /// A folder of PNG or JPEG frames, in name order.
     Dir(PathBuf),
     /// A V4L2 capture device.
-    V4l(PathBuf),
+    V4l(PathBuf, V4lOptions),
     /// A synthetic phantom clip.
     Phantom(PhantomParams),
 }
@@ -142,7 +157,12 @@ impl std::str::FromStr for SourceSpec {
                 .map_err(|reason| SourceError::Spec(format!("{spec}: {reason}"))),
             Some(("file", p)) => path(p).map(SourceSpec::File),
             Some(("dir", p)) => path(p).map(SourceSpec::Dir),
-            Some(("v4l", p)) => path(p).map(SourceSpec::V4l),
+            Some(("v4l", rest)) => {
+                let (device, options) = rest.split_once(',').unwrap_or((rest, ""));
+                let options = V4lOptions::parse(options)
+                    .map_err(|reason| SourceError::Spec(format!("{spec}: {reason}")))?;
+                path(device).map(|p| SourceSpec::V4l(p, options))
+            }
             _ => Err(SourceError::Spec(spec.to_string())),
         }
     }
@@ -154,7 +174,7 @@ impl std::fmt::Display for SourceSpec {
             SourceSpec::Demo => write!(f, "demo"),
             SourceSpec::File(p) => write!(f, "file:{}", p.display()),
             SourceSpec::Dir(p) => write!(f, "dir:{}", p.display()),
-            SourceSpec::V4l(p) => write!(f, "v4l:{}", p.display()),
+            SourceSpec::V4l(p, _) => write!(f, "v4l:{}", p.display()),
             SourceSpec::Phantom(p) => write!(
                 f,
                 "phantom:score={},probe={:?},frames={},seed={},size={}x{}",
@@ -171,7 +191,7 @@ impl SourceSpec {
             SourceSpec::Demo => Box::new(Playlist::demo(demo_dir)?),
             SourceSpec::File(path) => Box::new(Playlist::new(vec![path.clone()])?),
             SourceSpec::Dir(path) => Box::new(DirSource::open(path)?),
-            SourceSpec::V4l(path) => Box::new(V4lSource::open(path)?),
+            SourceSpec::V4l(path, options) => Box::new(V4lSource::open(path, options.clone())?),
             SourceSpec::Phantom(params) => Box::new(PhantomSource::new(*params)),
         })
     }
@@ -226,7 +246,7 @@ mod tests {
         );
         assert_eq!(
             "v4l:/dev/video0".parse::<SourceSpec>().unwrap(),
-            SourceSpec::V4l("/dev/video0".into())
+            SourceSpec::V4l("/dev/video0".into(), V4lOptions::default())
         );
         let SourceSpec::Phantom(p) = "phantom:score=2,probe=linear,seed=9".parse().unwrap() else {
             panic!("not a phantom");
