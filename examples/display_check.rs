@@ -13,7 +13,9 @@
 
 use embedded_graphics::prelude::*;
 use evdev::uinput::VirtualDevice;
-use evdev::{AbsInfo, AbsoluteAxisCode, AttributeSet, EventType, InputEvent, KeyCode, UinputAbsSetup};
+use evdev::{
+    AbsInfo, AbsoluteAxisCode, AttributeSet, EventType, InputEvent, KeyCode, UinputAbsSetup,
+};
 use pleura::display::{Canvas, Framebuffer, Kms, PixelFormat, Rotation, Surface};
 use pleura::exam::Command;
 use pleura::input::{Input, KeyMap, spawn_evdev};
@@ -50,7 +52,8 @@ fn pattern(size: Size) -> Canvas {
 }
 
 fn framebuffer() -> Result<String, String> {
-    let mut fb = Framebuffer::open(Path::new("/dev/fb0"), Rotation::R0).map_err(|e| e.to_string())?;
+    let mut fb =
+        Framebuffer::open(Path::new("/dev/fb0"), Rotation::R0).map_err(|e| e.to_string())?;
     let geometry = fb.geometry();
     let picture = pattern(fb.logical_size());
     fb.present(&picture).map_err(|e| e.to_string())?;
@@ -73,7 +76,10 @@ fn framebuffer() -> Result<String, String> {
             };
             let at = y as usize * geometry.line_length + x as usize * bpp;
             if bytes[at..at + want.len()] != want[..] {
-                return Err(format!("pixel ({x},{y}) reads {:?}, wrote {want:?}", &bytes[at..at + bpp]));
+                return Err(format!(
+                    "pixel ({x},{y}) reads {:?}, wrote {want:?}",
+                    &bytes[at..at + bpp]
+                ));
             }
             checked += 1;
         }
@@ -85,7 +91,8 @@ fn framebuffer() -> Result<String, String> {
 }
 
 fn kms() -> Result<String, String> {
-    let mut kms = Kms::open(Path::new("/dev/dri/card0"), Rotation::R0).map_err(|e| e.to_string())?;
+    let mut kms =
+        Kms::open(Path::new("/dev/dri/card0"), Rotation::R0).map_err(|e| e.to_string())?;
     let size = Surface::size(&kms);
     let picture = pattern(size);
     for _ in 0..3 {
@@ -135,15 +142,20 @@ fn evdev_input() -> Result<String, String> {
         })
         .and_then(|()| device.emit(&[event(key, KeyCode::BTN_TOUCH.0, 0)]))
         .map_err(io)?;
-    let first = inputs.recv_timeout(Duration::from_secs(3)).map_err(|_| "no input from the button")?;
+    let first = inputs
+        .recv_timeout(Duration::from_secs(3))
+        .map_err(|_| "no input from the button")?;
     if first != Input::Command(Command::Record) {
         return Err(format!("the Record button gave {first:?}"));
     }
-    let second = inputs.recv_timeout(Duration::from_secs(3)).map_err(|_| "no input from the tap")?;
+    let second = inputs
+        .recv_timeout(Duration::from_secs(3))
+        .map_err(|_| "no input from the tap")?;
     match second {
-        Input::Tap { x, y } if (x - 0.25).abs() < 1e-3 && (y - 0.75).abs() < 1e-3 => {
-            Ok(format!("{}: Record button, then a tap at ({x:.2}, {y:.2})", node.display()))
-        }
+        Input::Tap { x, y } if (x - 0.25).abs() < 1e-3 && (y - 0.75).abs() < 1e-3 => Ok(format!(
+            "{}: Record button, then a tap at ({x:.2}, {y:.2})",
+            node.display()
+        )),
         other => Err(format!("the tap gave {other:?}")),
     }
 }
