@@ -28,6 +28,8 @@
 //! * [`exam`] walks the zones of an exam protocol and keeps their scores in
 //!   a crash-safe journal; [`input`] maps the clinician's keys to exam
 //!   commands.
+//! * [`board`] reads the board profiles (`boards/*.toml`): CPU, display,
+//!   grabber, inputs and paths of each kind of unit.
 //! * [`pipeline`] wires the stages into threads joined by bounded
 //!   channels; it holds no stage logic.
 //! * [`eval`] runs the same path over labelled datasets to measure agreement
@@ -38,6 +40,7 @@
 //! Pleura is decision support for research settings, not a diagnostic device.
 
 pub mod atomic_write;
+pub mod board;
 pub mod display;
 pub mod eval;
 pub mod exam;

@@ -3,6 +3,7 @@
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use embedded_graphics::prelude::Size;
+use pleura::board::BoardProfile;
 use pleura::display::{DisplaySetup, DisplaySpec, ExamOptions};
 use pleura::eval::dataset::DatasetKind;
 use pleura::eval::{EvalReport, evaluate, export_dataset, predict_clip, prepare_clip};
@@ -98,6 +99,15 @@ enum Command {
     },
     /// List the V4L2 capture devices (grabbers) with their formats and sizes.
     Devices,
+    /// Show a board profile: the named one, or the one this machine is
+    /// recognised as (from /proc/device-tree/model).
+    Board {
+        /// Profile name (a file boards/NAME.toml).
+        name: Option<String>,
+        /// Folder of the profiles.
+        #[arg(long, default_value = "boards")]
+        boards: PathBuf,
+    },
     /// Exams: show the exam recovered from a journal.
     Exam {
         /// The exam journal.
@@ -255,6 +265,17 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run_live(&args),
+        Command::Board { name, boards } => {
+            let profile = match name {
+                Some(name) => BoardProfile::named(&boards, &name)?,
+                None => {
+                    let model = std::fs::read_to_string("/proc/device-tree/model").ok();
+                    BoardProfile::detect(&boards, model.as_deref())?
+                }
+            };
+            println!("{profile:#?}");
+            Ok(())
+        }
         Command::Devices => {
             let devices = pleura::source::list_devices();
             if devices.is_empty() {
