@@ -8,12 +8,13 @@
 
 use pleura::display::{Canvas, ScreenKind, ScreenRenderer, ScreenState};
 use pleura::exam::{Command, Exam, Journal, Protocol, ZoneScore};
-use pleura::phantom::{Phantom, PhantomParams, Probe};
-use pleura::preprocess::Roi;
 use std::path::PathBuf;
 
+#[path = "common/display.rs"]
+#[allow(dead_code)]
+mod fixtures;
+
 const SIZES: [(u32, u32); 2] = [(800, 480), (480, 320)];
-const SEG: usize = 32;
 
 fn classes() -> Vec<String> {
     ["background", "b_line", "consolidation"]
@@ -24,31 +25,18 @@ fn classes() -> Vec<String> {
 /// A screen state showing phantom frame 12 of a score-2 clip, its mask
 /// sampled onto the 32×32 segmentation grid.
 fn phantom_state(kind: ScreenKind) -> ScreenState {
-    let frame = Phantom::new(PhantomParams {
-        score: 2,
-        probe: Probe::Convex,
-        frames: 13,
-        width: 320,
-        height: 256,
-        seed: 7,
-    })
-    .last()
-    .expect("phantom frames");
-    let (w, h) = (frame.image.width, frame.image.height);
-    let seg_labels = (0..SEG * SEG)
-        .map(|i| {
-            frame.mask
-                [((i / SEG) * h / SEG + h / (2 * SEG)) * w + (i % SEG) * w / SEG + w / (2 * SEG)]
-        })
-        .collect();
+    let scored = fixtures::phantom_scored_frames(13, 320, 256)
+        .pop()
+        .expect("phantom frames");
+    let (w, h) = (scored.frame.width, scored.frame.height);
     ScreenState {
         kind,
-        pixels: frame.image.pixels,
+        pixels: scored.frame.pixels,
         width: w,
         height: h,
-        sector: Roi { x: 0, y: 0, w, h },
-        seg_labels,
-        seg_size: SEG,
+        sector: scored.sector,
+        seg_labels: scored.prediction.seg_labels,
+        seg_size: scored.prediction.seg_size,
         live: (2, 0.71),
         clip: (2, 0.64),
         stable: true,

@@ -70,10 +70,7 @@ pub struct PngScreens {
 impl PngScreens {
     /// Creates `dir` if needed.
     pub fn create(dir: &Path, size: Size, every: u64) -> Result<Self, DisplayError> {
-        std::fs::create_dir_all(dir).map_err(|cause| DisplayError::Write {
-            path: dir.to_path_buf(),
-            cause,
-        })?;
+        super::create_dir(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             size,

@@ -67,6 +67,14 @@ pub enum DisplayError {
     Spec(String),
 }
 
+/// Creates the output folder of a file backend.
+fn create_dir(dir: &Path) -> Result<(), DisplayError> {
+    std::fs::create_dir_all(dir).map_err(|cause| DisplayError::Write {
+        path: dir.to_path_buf(),
+        cause,
+    })
+}
+
 /// Something that shows scored frames.
 pub trait Renderer: Send {
     /// Shows one frame. Returns whether it drew anything: a backend may

@@ -35,10 +35,7 @@ pub struct PngDisplay {
 impl PngDisplay {
     /// Creates `dir` if needed; draws one frame in `every` (at least 1).
     pub fn create(dir: &Path, classes: &[String], every: u64) -> Result<Self, DisplayError> {
-        std::fs::create_dir_all(dir).map_err(|cause| DisplayError::Write {
-            path: dir.to_path_buf(),
-            cause,
-        })?;
+        super::create_dir(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             classes: classes.to_vec(),

@@ -4,7 +4,8 @@
 //! SDL windows belong to the thread that made them, while the display runs
 //! wherever the pipeline puts it. So the window lives on a thread of its
 //! own: [`WindowSurface::present`] copies the picture into one of two
-//! buffers that travel back and forth between the threads (no allocation
+//! buffers (both made when the window opens) that travel back and forth
+//! between the threads (no allocation
 //! per frame; when the window is still busy with the last picture, the new
 //! one is skipped). The window thread turns keys and clicks into
 //! [`Input`]s, as a keyboard and a touchscreen would.
@@ -29,7 +30,8 @@ pub struct WindowSurface {
     size: Size,
     to_window: Sender<Vec<u8>>,
     from_window: Receiver<Vec<u8>>,
-    spare: Option<Vec<u8>>,
+    /// Buffers not at the window: both at first, then the ones it gave back.
+    spare: Vec<Vec<u8>>,
 }
 
 impl WindowSurface {
@@ -47,7 +49,7 @@ impl WindowSurface {
                 size,
                 to_window,
                 from_window,
-                spare: Some(vec![0; (size.width * size.height * 3) as usize]),
+                spare: vec![vec![0; (size.width * size.height * 3) as usize]; 2],
             }),
             Ok(Err(reason)) => Err(unavailable(reason)),
             Err(_) => Err(unavailable("the window thread ended".into())),
@@ -70,7 +72,7 @@ impl Surface for WindowSurface {
     fn present(&mut self, canvas: &Canvas) -> Result<(), DisplayError> {
         let Some(mut buffer) = self
             .spare
-            .take()
+            .pop()
             .or_else(|| self.from_window.try_recv().ok())
         else {
             return Ok(()); // the window is still showing the last picture
@@ -105,8 +107,6 @@ fn window_thread(
     }
     let keys = KeyMap::default();
     let (width, height) = (size.width as i32, size.height as i32);
-    // The spare buffer (if any) is with the surface; the second one is made here once.
-    let mut second = Some(vec![0u8; (size.width * size.height * 3) as usize]);
     while let Ok(buffer) = frames.recv() {
         let pixels = buffer
             .chunks_exact(3)
@@ -133,9 +133,6 @@ fn window_thread(
         }
         if returns.send(buffer).is_err() {
             return;
-        }
-        if let Some(extra) = second.take() {
-            let _ = returns.send(extra);
         }
     }
 }

@@ -252,15 +252,23 @@ impl V4lSource {
     }
 }
 
-/// The card and bus of a device node, if it is a capture device.
-fn identity_of(path: &Path) -> Option<DeviceIdentity> {
-    let caps = Device::with_path(path).ok()?.query_caps().ok()?;
+/// The device at `path` and what it says of itself, if it is a capture
+/// device.
+fn capture_device(path: &Path) -> Option<(Device, v4l::Capabilities)> {
+    let device = Device::with_path(path).ok()?;
+    let caps = device.query_caps().ok()?;
     caps.capabilities
         .contains(v4l::capability::Flags::VIDEO_CAPTURE)
-        .then_some(DeviceIdentity {
-            card: caps.card,
-            bus: caps.bus,
-        })
+        .then_some((device, caps))
+}
+
+/// The card and bus of a device node, if it is a capture device.
+fn identity_of(path: &Path) -> Option<DeviceIdentity> {
+    let (_, caps) = capture_device(path)?;
+    Some(DeviceIdentity {
+        card: caps.card,
+        bus: caps.bus,
+    })
 }
 
 /// Opens `path`, negotiates the format and size, and starts streaming.
@@ -435,14 +443,7 @@ pub fn list_devices() -> Vec<DeviceListing> {
     nodes
         .iter()
         .filter_map(|node| {
-            let device = Device::with_path(node.path()).ok()?;
-            let caps = device.query_caps().ok()?;
-            if !caps
-                .capabilities
-                .contains(v4l::capability::Flags::VIDEO_CAPTURE)
-            {
-                return None;
-            }
+            let (device, caps) = capture_device(node.path())?;
             let formats = device
                 .enum_formats()
                 .unwrap_or_default()
