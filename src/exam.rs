@@ -245,39 +245,7 @@ impl Journal {
             path: path.to_path_buf(),
             cause,
         };
-        let mut exam: Option<Exam> = None;
-        let mut good_len = 0u64;
-        if path.exists() {
-            let reader = BufReader::new(File::open(path).map_err(io)?);
-            let mut lines = reader.split(b'\n').enumerate().peekable();
-            while let Some((index, line)) = lines.next() {
-                let line = line.map_err(io)?;
-                let is_last = lines.peek().is_none();
-                match serde_json::from_slice::<JournalEntry>(&line) {
-                    Ok(entry) => {
-                        exam.get_or_insert_with(|| Exam::new(Protocol::Zones12));
-                        if let Some(exam) = exam.as_mut() {
-                            exam.apply(&entry);
-                        }
-                        good_len += line.len() as u64 + 1;
-                    }
-                    Err(_) if line.is_empty() => good_len += 1,
-                    Err(cause) if is_last => {
-                        log::warn!(
-                            "exam journal {}: ignoring a cut-off last line ({cause})",
-                            path.display()
-                        );
-                    }
-                    Err(cause) => {
-                        return Err(ExamError::Corrupt {
-                            path: path.to_path_buf(),
-                            line: index + 1,
-                            cause,
-                        });
-                    }
-                }
-            }
-        }
+        let (exam, good_len) = replay(path)?;
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -293,14 +261,15 @@ impl Journal {
         })
     }
 
+    /// The exam a journal holds, read without changing the file (a torn
+    /// last line is skipped, not cut off).
+    pub fn read(path: &Path) -> Result<Option<Exam>, ExamError> {
+        replay(path).map(|(exam, _)| exam)
+    }
+
     /// The exam in progress or last finished, if any.
     pub fn exam(&self) -> Option<&Exam> {
         self.exam.as_ref()
-    }
-
-    /// The journal's path.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Appends `entry`, fsyncs it, then applies it to the exam. When this
@@ -399,6 +368,47 @@ impl Journal {
     }
 }
 
+/// Replays a journal: the exam it holds and the length of its intact
+/// part (everything but a torn last line). A missing file holds nothing.
+fn replay(path: &Path) -> Result<(Option<Exam>, u64), ExamError> {
+    let io = |cause| ExamError::Journal {
+        path: path.to_path_buf(),
+        cause,
+    };
+    let mut exam: Option<Exam> = None;
+    let mut good_len = 0u64;
+    if path.exists() {
+        let reader = BufReader::new(File::open(path).map_err(io)?);
+        let mut lines = reader.split(b'\n').enumerate().peekable();
+        while let Some((index, line)) = lines.next() {
+            let line = line.map_err(io)?;
+            let is_last = lines.peek().is_none();
+            match serde_json::from_slice::<JournalEntry>(&line) {
+                Ok(entry) => {
+                    exam.get_or_insert_with(|| Exam::new(Protocol::Zones12))
+                        .apply(&entry);
+                    good_len += line.len() as u64 + 1;
+                }
+                Err(_) if line.is_empty() => good_len += 1,
+                Err(cause) if is_last => {
+                    log::warn!(
+                        "exam journal {}: ignoring a cut-off last line ({cause})",
+                        path.display()
+                    );
+                }
+                Err(cause) => {
+                    return Err(ExamError::Corrupt {
+                        path: path.to_path_buf(),
+                        line: index + 1,
+                        cause,
+                    });
+                }
+            }
+        }
+    }
+    Ok((exam, good_len))
+}
+
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -482,6 +492,30 @@ mod tests {
         drop(journal);
         let journal = Journal::open(&path).unwrap();
         assert_eq!(journal.exam().unwrap().total(), 3);
+    }
+
+    #[test]
+    fn reading_a_journal_changes_nothing_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let mut journal = Journal::open(&path).unwrap();
+        journal
+            .command(Command::Start, Protocol::Blue6, None)
+            .unwrap();
+        journal
+            .command(Command::Record, Protocol::Blue6, score(1))
+            .unwrap();
+        drop(journal);
+        let mut torn = std::fs::read(&path).unwrap();
+        torn.extend_from_slice(b"{\"event\":\"reco");
+        std::fs::write(&path, &torn).unwrap();
+        assert_eq!(Journal::read(&path).unwrap().unwrap().total(), 1);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            torn,
+            "the torn line is still there"
+        );
+        assert_eq!(Journal::read(&dir.path().join("none.jsonl")).unwrap(), None);
     }
 
     #[test]

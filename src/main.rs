@@ -299,10 +299,8 @@ fn run(cli: Cli) -> Result<()> {
             if !journal.exists() {
                 bail!("{}: no such exam journal", journal.display());
             }
-            let journal = Journal::open(&journal)?;
-            let exam = journal
-                .exam()
-                .with_context(|| format!("{}: holds no exam", journal.path().display()))?;
+            let exam = Journal::read(&journal)?
+                .with_context(|| format!("{}: holds no exam", journal.display()))?;
             #[derive(serde::Serialize)]
             struct Shown<'a> {
                 #[serde(flatten)]
@@ -312,7 +310,7 @@ fn run(cli: Cli) -> Result<()> {
                 max_total: u32,
             }
             let shown = Shown {
-                exam,
+                exam: &exam,
                 zone_names: exam.protocol.zones(),
                 total: exam.total(),
                 max_total: exam.max_total(),
