@@ -9,7 +9,10 @@
 //!
 //! A malformed profile is refused with the file, the line and the field.
 
+use crate::display::{DisplaySpec, Rotation};
 use crate::input::{KeyMap, KeyMapError};
+use crate::source::pixels::PixelFormat;
+use crate::source::{SourceSpec, V4lOptions};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -74,6 +77,9 @@ pub struct BoardProfile {
     pub input: InputProfile,
     /// Where things are kept.
     pub paths: PathsProfile,
+    /// How a firmware update proves itself.
+    #[serde(default)]
+    pub update: UpdateProfile,
 }
 
 /// The board's CPU.
@@ -137,6 +143,28 @@ pub struct PathsProfile {
     pub slots: PathBuf,
 }
 
+/// How a new firmware version is put on trial after an update.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProfile {
+    /// Frames the new version must score before it is confirmed.
+    pub health_frames: u64,
+    /// Seconds it has to score them after it starts.
+    pub health_timeout_s: u64,
+    /// Starts it gets before the unit rolls back to the previous version.
+    pub max_starts: u32,
+}
+
+impl Default for UpdateProfile {
+    fn default() -> Self {
+        Self {
+            health_frames: 100,
+            health_timeout_s: 120,
+            max_starts: 3,
+        }
+    }
+}
+
 impl BoardProfile {
     /// Reads and checks a profile file.
     pub fn load(path: &Path) -> Result<Self, BoardError> {
@@ -164,7 +192,47 @@ impl BoardProfile {
                 profile.display.rotation
             )));
         }
+        if let Err(e) = profile.display_spec() {
+            return Err(invalid(format!("field `display.backend`: {e}")));
+        }
+        if let Err(e) = profile.capture_formats() {
+            return Err(invalid(format!("field `capture.formats`: {e}")));
+        }
+        if profile.update.health_frames == 0 || profile.update.max_starts == 0 {
+            return Err(invalid(
+                "fields `update.health_frames` and `update.max_starts` must be at least 1".into(),
+            ));
+        }
         Ok(profile)
+    }
+
+    /// The screen: the backend, turned by the mounting rotation.
+    pub fn display_spec(&self) -> Result<DisplaySpec, crate::display::DisplayError> {
+        let rotation: Rotation = self.display.rotation.to_string().parse()?;
+        Ok(match self.display.backend.parse()? {
+            DisplaySpec::Framebuffer { path, .. } => DisplaySpec::Framebuffer { path, rotation },
+            DisplaySpec::Kms { path, .. } => DisplaySpec::Kms { path, rotation },
+            other => other,
+        })
+    }
+
+    /// The grabber, with the board's format preferences, size and rate.
+    pub fn source_spec(&self) -> SourceSpec {
+        let options = V4lOptions {
+            formats: self.capture_formats().unwrap_or_default(),
+            size: self.capture.size.map(|[w, h]| (w, h)),
+            fps: self.capture.fps,
+        };
+        SourceSpec::V4l(self.capture.device.clone(), options)
+    }
+
+    /// The exam journal, in the data folder.
+    pub fn journal(&self) -> PathBuf {
+        self.paths.data.join("exam.jsonl")
+    }
+
+    fn capture_formats(&self) -> Result<Vec<PixelFormat>, String> {
+        self.capture.formats.iter().map(|f| f.parse()).collect()
     }
 
     /// The key map of the board's buttons (the default map when the

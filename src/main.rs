@@ -8,7 +8,7 @@ use pleura::display::{DisplaySetup, DisplaySpec, ExamOptions};
 use pleura::eval::dataset::DatasetKind;
 use pleura::eval::{EvalReport, evaluate, export_dataset, predict_clip, prepare_clip};
 use pleura::exam::{Journal, Protocol};
-use pleura::input::{KeyMap, spawn_evdev, spawn_stdin_keys};
+use pleura::input::{spawn_evdev, spawn_stdin_keys};
 use pleura::model::import::{Quantization, import_safetensors};
 use pleura::model::lusnet::macs_per_frame;
 use pleura::model::{LusNet, Precision};
@@ -37,6 +37,13 @@ const DEMO_DIR: &str = "tests/demo";
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Board profile (a file BOARDS/NAME.toml); recognised from
+    /// /proc/device-tree/model when not given, else x86_64-dev.
+    #[arg(long, global = true, env = "PLEURA_BOARD")]
+    board: Option<String>,
+    /// Folder of the board profiles.
+    #[arg(long, global = true, env = "PLEURA_BOARDS", default_value = "boards")]
+    boards: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -99,15 +106,9 @@ enum Command {
     },
     /// List the V4L2 capture devices (grabbers) with their formats and sizes.
     Devices,
-    /// Show a board profile: the named one, or the one this machine is
-    /// recognised as (from /proc/device-tree/model).
-    Board {
-        /// Profile name (a file boards/NAME.toml).
-        name: Option<String>,
-        /// Folder of the profiles.
-        #[arg(long, default_value = "boards")]
-        boards: PathBuf,
-    },
+    /// Show the board profile in use: the one --board names, or the one
+    /// this machine is recognised as (from /proc/device-tree/model).
+    Board,
     /// Exams: show the exam recovered from a journal.
     Exam {
         /// The exam journal.
@@ -118,9 +119,10 @@ enum Command {
 #[derive(clap::Args)]
 struct RunArgs {
     /// Where frames come from: demo (the bundled clips), file:PATH,
-    /// dir:PATH (PNG/JPEG frames in name order) or v4l:/dev/videoN.
-    #[arg(long, default_value = "demo")]
-    source: SourceSpec,
+    /// dir:PATH (PNG/JPEG frames in name order) or v4l:/dev/videoN. The
+    /// board's grabber when not given.
+    #[arg(long)]
+    source: Option<SourceSpec>,
     #[command(flatten)]
     model: ModelArgs,
     /// Use this sector (x,y,w,h in pixels) instead of finding it.
@@ -130,29 +132,32 @@ struct RunArgs {
     /// of in real time.
     #[arg(long)]
     no_pace: bool,
-    /// Where to show frames: none; auto (/dev/fb0 if it opens); fb:/dev/fbN
-    /// (optionally ,rotate=90|180|270) for the bedside screen on a
-    /// framebuffer; png:DIR for the bedside screen as PNG files; frames:DIR
-    /// for annotated frames and a contact sheet.
-    #[arg(long, default_value = "none")]
-    display: DisplaySpec,
+    /// Where to show frames: none; auto (the first of card0, fb0, a window
+    /// that opens); fb:/dev/fbN or drm:/dev/dri/cardN (optionally
+    /// ,rotate=90|180|270) for the bedside screen; window; png:DIR for the
+    /// bedside screen as PNG files; frames:DIR for annotated frames and a
+    /// contact sheet. The board's screen when not given.
+    #[arg(long)]
+    display: Option<DisplaySpec>,
     /// Write one picture in this many (png and frames displays).
     #[arg(long, default_value_t = 10)]
     every: u64,
-    /// Size of the PNG bedside screen, WxH.
-    #[arg(long, default_value = "800x480", value_parser = parse_size)]
-    screen: (usize, usize),
+    /// Size of the PNG or window bedside screen, WxH; the board's screen
+    /// size when not given.
+    #[arg(long, value_parser = parse_size)]
+    screen: Option<(usize, usize)>,
     /// Exam protocol (12, 14 or blue): keys then start an exam (s), record
     /// (r or space), freeze (f), go to the next (n) or previous (p) zone,
     /// redo a zone (d) and finish (x).
     #[arg(long)]
     exam: Option<Protocol>,
     /// The exam journal (JSON lines, fsynced); an unfinished exam in it is
-    /// resumed.
-    #[arg(long, default_value = "pleura-exam.jsonl")]
-    journal: PathBuf,
+    /// resumed. DATA/exam.jsonl in the board's data folder when not given.
+    #[arg(long)]
+    journal: Option<PathBuf>,
     /// Input devices (/dev/input/eventN: buttons, keypads, touchscreens);
-    /// may be given several times. Keys are also read from standard input.
+    /// may be given several times; the board's when none is given. Keys are
+    /// also read from standard input.
     #[arg(long)]
     input: Vec<PathBuf>,
     /// Write the run report (scores, series, drops, latencies) as JSON here.
@@ -168,9 +173,9 @@ struct RunArgs {
 
 #[derive(clap::Args)]
 struct ModelArgs {
-    /// Model file (GGUF).
-    #[arg(long, default_value = DEFAULT_MODEL)]
-    model: PathBuf,
+    /// Model file (GGUF); models/lusnet-v2.gguf, or the board's for `run`.
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Inference path over the Q8_0 weights: `f32` (weights dequantized once,
     /// f32 products) or `q8` (candle's quantized matmul, currently ~17× slower
     /// at convolution shapes). Both give the same decisions on ≥ 99 % of frames.
@@ -264,16 +269,9 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Run(args) => run_live(&args),
-        Command::Board { name, boards } => {
-            let profile = match name {
-                Some(name) => BoardProfile::named(&boards, &name)?,
-                None => {
-                    let model = std::fs::read_to_string("/proc/device-tree/model").ok();
-                    BoardProfile::detect(&boards, model.as_deref())?
-                }
-            };
-            println!("{profile:#?}");
+        Command::Run(args) => run_live(&args, &board(&cli.board, &cli.boards)?),
+        Command::Board => {
+            println!("{:#?}", board(&cli.board, &cli.boards)?);
             Ok(())
         }
         Command::Devices => {
@@ -446,34 +444,62 @@ fn stop_on_signal() -> Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
-fn run_live(args: &RunArgs) -> Result<()> {
+/// The board profile: the one named, else the one this machine is.
+fn board(name: &Option<String>, boards: &Path) -> Result<BoardProfile> {
+    Ok(match name {
+        Some(name) => BoardProfile::named(boards, name)?,
+        None => {
+            let model = std::fs::read_to_string("/proc/device-tree/model").ok();
+            BoardProfile::detect(boards, model.as_deref())?
+        }
+    })
+}
+
+fn run_live(args: &RunArgs, board: &BoardProfile) -> Result<()> {
+    pleura::model::set_threads(board.threads);
     let stop = stop_on_signal()?;
-    let model = load_model(&args.model)?;
+    let model_path = args.model.model.clone().unwrap_or(board.model.clone());
+    let model = LusNet::load(&model_path, args.model.precision)
+        .with_context(|| "cannot load the model".to_string())?;
     let classes = model.meta().seg_classes.clone();
-    let source = args
-        .source
+    let source_spec = args.source.clone().unwrap_or_else(|| board.source_spec());
+    let source = source_spec
         .open(&args.demo_dir)
-        .with_context(|| format!("cannot open the source {}", args.source))?;
+        .with_context(|| format!("cannot open the source {source_spec}"))?;
     let (input_sender, inputs) = crossbeam_channel::unbounded();
     let exam = match args.exam {
         Some(protocol) => Some(ExamOptions {
             protocol,
-            journal: Journal::open(&args.journal)?,
+            journal: Journal::open(&args.journal.clone().unwrap_or_else(|| board.journal()))?,
         }),
         None => None,
     };
-    let renderer = args.display.open(DisplaySetup {
+    let display = match &args.display {
+        Some(display) => display.clone(),
+        None => board.display_spec()?,
+    };
+    let (width, height) = args.screen.unwrap_or((
+        board.display.size[0] as usize,
+        board.display.size[1] as usize,
+    ));
+    let renderer = display.open(DisplaySetup {
         classes: classes.clone(),
         every: args.every,
-        screen: Size::new(args.screen.0 as u32, args.screen.1 as u32),
+        screen: Size::new(width as u32, height as u32),
         exam,
         inputs,
         input_sender: input_sender.clone(),
     })?;
-    if !matches!(args.display, DisplaySpec::None | DisplaySpec::Frames(_)) {
-        spawn_stdin_keys(KeyMap::default(), input_sender.clone());
-        for device in &args.input {
-            if let Err(e) = spawn_evdev(device, KeyMap::default(), input_sender.clone()) {
+    if !matches!(display, DisplaySpec::None | DisplaySpec::Frames(_)) {
+        let keys = board.key_map()?;
+        spawn_stdin_keys(keys.clone(), input_sender.clone());
+        let devices = if args.input.is_empty() {
+            &board.input.devices
+        } else {
+            &args.input
+        };
+        for device in devices {
+            if let Err(e) = spawn_evdev(device, keys.clone(), input_sender.clone()) {
                 log::warn!(
                     "input device {}: {e}; going on without it",
                     device.display()
@@ -496,8 +522,8 @@ fn run_live(args: &RunArgs) -> Result<()> {
     let report = pleura::pipeline::run(
         stages,
         &options,
-        &args.source.to_string(),
-        &args.model.model.display().to_string(),
+        &source_spec.to_string(),
+        &model_path.display().to_string(),
     );
     print_run(&report);
     if let Some(path) = &args.report {
@@ -576,7 +602,8 @@ fn print_run(report: &RunReport) {
 }
 
 fn load_model(args: &ModelArgs) -> Result<LusNet> {
-    LusNet::load(&args.model, args.precision).with_context(|| "cannot load the model".to_string())
+    let path = args.model.as_deref().unwrap_or(Path::new(DEFAULT_MODEL));
+    LusNet::load(path, args.precision).with_context(|| "cannot load the model".to_string())
 }
 
 fn score(clip: &Path, args: &ModelArgs) -> Result<()> {

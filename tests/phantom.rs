@@ -144,6 +144,8 @@ fn the_phantom_plays_through_the_pipeline() {
                 "run",
                 "--source",
                 "phantom:score=3,frames=40,seed=2",
+                "--display",
+                "none",
                 "--no-pace",
                 "--report",
             ])

@@ -176,7 +176,7 @@ fn a_corrupt_or_short_frame_mid_stream_is_skipped_and_counted() {
     let output = pleura()
         .arg("run")
         .arg(format!("--source=dir:{}", dir.path().display()))
-        .arg("--no-pace")
+        .args(["--display", "none", "--no-pace"])
         .arg("--report")
         .arg(&report)
         .output()
@@ -332,7 +332,7 @@ fn a_truncated_clip_is_scored_as_far_as_it_decodes() {
     let output = pleura()
         .arg("run")
         .arg(format!("--source=file:{}", ts.display()))
-        .args(["--no-pace", "--report"])
+        .args(["--display", "none", "--no-pace", "--report"])
         .arg(&report)
         .output()
         .unwrap();
@@ -365,7 +365,12 @@ fn a_missing_clip_or_model_a_bad_spec_or_a_wrong_roi_is_named() {
         ),
     ];
     for (args, expected) in cases {
-        let output = pleura().arg("run").args(args).output().unwrap();
+        let output = pleura()
+            .arg("run")
+            .args(["--display", "none"])
+            .args(args)
+            .output()
+            .unwrap();
         assert!(!output.status.success(), "{args:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
@@ -452,7 +457,7 @@ fn sigterm_stops_a_live_run_and_flushes_every_output() {
     let dir = tempfile::tempdir().unwrap();
     let (report, log) = (dir.path().join("r.json"), dir.path().join("f.jsonl"));
     let mut child = pleura()
-        .arg("run")
+        .args(["run", "--source", "demo", "--display", "none"])
         .arg("--report")
         .arg(&report)
         .arg("--log")

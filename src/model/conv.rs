@@ -61,10 +61,7 @@ const MIN_ROWS_PER_THREAD: usize = 256;
 /// and splits the rows across cores itself.
 fn quantized_product(q: &QMatMul, rows: &Tensor) -> candle_core::Result<Tensor> {
     let m = rows.dim(0)?;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(m / MIN_ROWS_PER_THREAD)
-        .max(1);
+    let threads = crate::model::threads().min(m / MIN_ROWS_PER_THREAD).max(1);
     if threads == 1 {
         return q.forward(rows);
     }

@@ -22,6 +22,29 @@ pub const SCORE_CLASSES: usize = 4;
 
 /// Environment variable read by candle's quantized thread pool.
 const CANDLE_THREADS_VAR: &str = "CANDLE_NUM_THREADS";
+/// Environment variable read by candle's f32 products (gemm), and by Pleura
+/// for its own split of quantized products.
+const THREADS_VAR: &str = "RAYON_NUM_THREADS";
+
+/// Uses `threads` threads for inference (a board profile's choice), unless
+/// the user set `RAYON_NUM_THREADS`. Call it before the model's first
+/// product and before other threads start.
+pub fn set_threads(threads: usize) {
+    if std::env::var_os(THREADS_VAR).is_none() {
+        // SAFETY: called while the program is single-threaded, before the
+        // first product reads the variable.
+        unsafe { std::env::set_var(THREADS_VAR, threads.max(1).to_string()) };
+    }
+}
+
+/// Threads for inference: `RAYON_NUM_THREADS`, else every core.
+pub fn threads() -> usize {
+    std::env::var(THREADS_VAR)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
 
 /// Sets candle's quantized thread pool to one thread unless the user chose
 /// otherwise; Pleura parallelizes quantized products itself (see

@@ -1,0 +1,126 @@
+//! `pleura run` takes its settings from the board profile: the model, the
+//! screen, the grabber, the exam journal's folder and the threads. Flags
+//! given on the command line win over the profile.
+
+mod common;
+
+use common::pleura;
+use std::path::Path;
+
+/// A profile in `dir` whose screen is PNG files in `screens` and whose data
+/// folder is `data`.
+fn write_profile(dir: &Path, model: &Path, screens: &Path, data: &Path) {
+    let text = format!(
+        r#"name = "bench"
+target = "x86_64-unknown-linux-gnu"
+threads = 1
+model = "{model}"
+
+[cpu]
+cores = ["x86-64"]
+features = []
+
+[display]
+backend = "png:{screens}"
+size = [480, 320]
+
+[capture]
+device = "/dev/pleura-no-such-grabber"
+formats = ["YUYV"]
+
+[paths]
+data = "{data}"
+slots = "{data}/slots"
+"#,
+        model = model.display(),
+        screens = screens.display(),
+        data = data.display(),
+    );
+    std::fs::write(dir.join("bench.toml"), text).unwrap();
+}
+
+#[test]
+fn run_uses_the_boards_screen_model_journal_and_grabber() {
+    let dir = tempfile::tempdir().unwrap();
+    let (screens, data) = (dir.path().join("screens"), dir.path().join("data"));
+    std::fs::create_dir_all(&data).unwrap();
+    write_profile(dir.path(), &common::shipped_model(), &screens, &data);
+    let board = ["--boards", dir.path().to_str().unwrap(), "--board", "bench"];
+
+    let output = common::succeed(pleura().args(board).args([
+        "run",
+        "--source",
+        "phantom:score=1,frames=40",
+        "--no-pace",
+        "--exam",
+        "blue",
+        "--every",
+        "20",
+    ]));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("frames        40"), "{stdout}");
+    let screen = image::open(screens.join("last.png")).unwrap();
+    assert_eq!((screen.width(), screen.height()), (480, 320), "board size");
+    assert!(
+        data.join("exam.jsonl").exists(),
+        "journal in the data folder"
+    );
+
+    // Without --source, the board's grabber is opened, and named when absent.
+    let output = pleura()
+        .args(board)
+        .args(["run", "--display", "none"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/dev/pleura-no-such-grabber"), "{stderr}");
+}
+
+#[test]
+fn command_line_flags_win_over_the_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let (screens, data) = (dir.path().join("screens"), dir.path().join("data"));
+    let missing = dir.path().join("no-model.gguf");
+    write_profile(dir.path(), &missing, &screens, &data);
+    let board = ["--boards", dir.path().to_str().unwrap(), "--board", "bench"];
+    let run = ["run", "--source", "phantom:score=0,frames=10", "--no-pace"];
+
+    let output = pleura().args(board).args(run).output().unwrap();
+    assert!(!output.status.success(), "the profile's model is missing");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no-model.gguf"), "{stderr}");
+
+    let model = common::shipped_model();
+    common::succeed(pleura().args(board).args(run).args([
+        "--model",
+        model.to_str().unwrap(),
+        "--display",
+        "none",
+    ]));
+    assert!(
+        !screens.exists(),
+        "--display none replaced the board's screen"
+    );
+}
+
+#[test]
+fn pleura_board_shows_the_named_or_the_fallback_profile() {
+    let output = common::succeed(pleura().args(["--board", "rpi4", "board"]));
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        shown.contains("cortex-a72") && shown.contains("aarch64"),
+        "{shown}"
+    );
+
+    let output = pleura()
+        .args(["--board", "rpi9", "board"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("rpi9") && stderr.contains("rpi4"),
+        "{stderr}"
+    );
+}
