@@ -107,6 +107,7 @@ fn pipeline(
         model,
         renderer,
         recorder: Recorder::new(model.meta().seg_classes.clone(), None),
+        heartbeat: None,
     };
     run(stages, &options, "bench", "shipped")
 }

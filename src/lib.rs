@@ -30,6 +30,8 @@
 //!   commands.
 //! * [`board`] reads the board profiles (`boards/*.toml`): CPU, display,
 //!   grabber, inputs and paths of each kind of unit.
+//! * [`update`] installs signed firmware bundles into A/B slots, puts a
+//!   new version on trial and rolls it back if it never proves healthy.
 //! * [`pipeline`] wires the stages into threads joined by bounded
 //!   channels; it holds no stage logic.
 //! * [`eval`] runs the same path over labelled datasets to measure agreement
@@ -52,4 +54,6 @@ pub mod pipeline;
 pub mod preprocess;
 pub mod record;
 pub mod scoring;
+pub mod service;
 pub mod source;
+pub mod update;

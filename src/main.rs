@@ -18,10 +18,15 @@ use pleura::preprocess::{Roi, SectorMode};
 use pleura::record::{EndReason, FrameLog, Recorder, RunReport};
 use pleura::scoring::{clip_score, mean_class_fraction};
 use pleura::source::SourceSpec;
+use pleura::update::BootOutcome;
+use pleura::update::health::self_test;
+use pleura::update::manifest::Manifest;
+use pleura::update::unit::Unit;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 /// The model shipped with Pleura.
 const DEFAULT_MODEL: &str = "models/lusnet-v2.gguf";
@@ -109,10 +114,51 @@ enum Command {
     /// Show the board profile in use: the one --board names, or the one
     /// this machine is recognised as (from /proc/device-tree/model).
     Board,
+    /// Firmware updates: install a signed bundle, the check before each
+    /// start, confirmation, status, and (on the build host) manifests.
+    Update {
+        #[command(subcommand)]
+        command: UpdateCommand,
+        /// The installation's root; the board's slots folder when not given.
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
     /// Exams: show the exam recovered from a journal.
     Exam {
         /// The exam journal.
         journal: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum UpdateCommand {
+    /// Verify a bundle and install it into the inactive slot, on trial.
+    Install {
+        /// The bundle (.tar made by scripts/make-update).
+        bundle: PathBuf,
+    },
+    /// Before each start (run by the confirmed version): finish interrupted
+    /// steps, count a trial's starts, roll back a failed trial, and check
+    /// the version about to start against its signed manifest.
+    Boot,
+    /// Confirm the version on trial (`pleura run` does this itself once its
+    /// self-test passes).
+    Confirm,
+    /// Show the slots, their versions and any trial, as JSON.
+    Status,
+    /// Write the manifest for a payload folder (on the build host).
+    Manifest {
+        /// The payload folder.
+        dir: PathBuf,
+        /// The version of this build.
+        #[arg(long)]
+        version: semver::Version,
+        /// The oldest installed version it may update.
+        #[arg(long)]
+        min_installed: semver::Version,
+        /// The boards it runs on (repeat for several).
+        #[arg(long = "for-board", required = true)]
+        for_boards: Vec<String>,
     },
 }
 
@@ -293,6 +339,16 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Update { command, root } => {
+            let board = || board(&cli.board, &cli.boards);
+            let unit = || -> Result<Unit> {
+                Ok(Unit::new(&match &root {
+                    Some(root) => root.clone(),
+                    None => board()?.paths.slots,
+                }))
+            };
+            update(command, unit, board)
+        }
         Command::Exam { journal } => {
             if !journal.exists() {
                 bail!("{}: no such exam journal", journal.display());
@@ -455,12 +511,101 @@ fn board(name: &Option<String>, boards: &Path) -> Result<BoardProfile> {
     })
 }
 
+fn update(
+    command: UpdateCommand,
+    unit: impl Fn() -> Result<Unit>,
+    board: impl Fn() -> Result<BoardProfile>,
+) -> Result<()> {
+    match command {
+        UpdateCommand::Install { bundle } => {
+            let board = board()?;
+            let done = pleura::update::install(&unit()?, &bundle, &board.name, &board.update)?;
+            if done.on_trial {
+                println!(
+                    "installed {} into slot {}; it starts on trial at the next start and is \
+                     kept once it proves healthy",
+                    done.version, done.slot
+                );
+            } else {
+                println!("installed {} into slot {}", done.version, done.slot);
+            }
+        }
+        UpdateCommand::Boot => match pleura::update::boot(&unit()?)? {
+            BootOutcome::Confirmed(version) => println!("starting {version}"),
+            BootOutcome::Trial {
+                version,
+                start,
+                max_starts,
+            } => println!("starting {version} on trial (start {start} of {max_starts})"),
+            BootOutcome::RolledBack { from, to, reason } => {
+                println!("rolled back from {from} to {to}: {reason}")
+            }
+        },
+        UpdateCommand::Confirm => match pleura::update::confirm(&unit()?)? {
+            Some(version) => println!("confirmed {version}"),
+            None => println!("no version is on trial"),
+        },
+        UpdateCommand::Status => {
+            let status = pleura::update::status(&unit()?)?;
+            println!("{}", serde_json::to_string_pretty(&status)?);
+        }
+        UpdateCommand::Manifest {
+            dir,
+            version,
+            min_installed,
+            for_boards,
+        } => {
+            let manifest = Manifest::describe(&dir, version, min_installed, for_boards)?;
+            println!("{}", serde_json::to_string_pretty(&manifest)?);
+        }
+    }
+    Ok(())
+}
+
+/// On a version's trial start, proves it healthy with the self-test and
+/// confirms it; otherwise fails, and the next start counts toward rollback.
+fn prove_trial(model: &LusNet, board: &BoardProfile, started: Instant) -> Result<()> {
+    let unit = Unit::new(&board.paths.slots);
+    let trial = match pleura::update::running_trial(&unit) {
+        Ok(Some(trial)) => trial,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            log::warn!("cannot read the update state: {e}");
+            return Ok(());
+        }
+    };
+    eprintln!("pleura: version {} is on trial; self-test", trial.version);
+    let heartbeat = Box::new(pleura::service::Watchdog::new());
+    match self_test(model, &board.update, started, Some(heartbeat)) {
+        Ok(healthy) => {
+            pleura::update::confirm(&unit)?;
+            eprintln!(
+                "pleura: version {} confirmed: {} frames scored {:.1} s after start",
+                trial.version,
+                healthy.frames,
+                healthy.after.as_secs_f64()
+            );
+            Ok(())
+        }
+        Err(reason) => bail!(
+            "version {} on trial failed its self-test: {reason}; the next start counts \
+             toward rolling back to {}",
+            trial.version,
+            trial
+                .previous
+                .map_or("the previous version".to_string(), |v| v.to_string())
+        ),
+    }
+}
+
 fn run_live(args: &RunArgs, board: &BoardProfile) -> Result<()> {
+    let started = Instant::now();
     pleura::model::set_threads(board.threads);
     let stop = stop_on_signal()?;
     let model_path = args.model.model.clone().unwrap_or(board.model.clone());
     let model = LusNet::load(&model_path, args.model.precision)
         .with_context(|| "cannot load the model".to_string())?;
+    prove_trial(&model, board, started)?;
     let classes = model.meta().seg_classes.clone();
     let source_spec = args.source.clone().unwrap_or_else(|| board.source_spec());
     let source = source_spec
@@ -518,7 +663,9 @@ fn run_live(args: &RunArgs, board: &BoardProfile) -> Result<()> {
         model: &model,
         renderer,
         recorder: Recorder::new(classes, log),
+        heartbeat: Some(Box::new(pleura::service::Watchdog::new())),
     };
+    pleura::service::ready(&format!("scoring {source_spec}"));
     let report = pleura::pipeline::run(
         stages,
         &options,

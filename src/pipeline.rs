@@ -73,6 +73,17 @@ pub struct Stages<'a> {
     pub renderer: Box<dyn Renderer>,
     /// Where results are kept.
     pub recorder: Recorder,
+    /// Who hears that the run is alive (a service manager's watchdog).
+    pub heartbeat: Option<Box<dyn Heartbeat>>,
+}
+
+/// Hears from the output thread, after every batch of frames and at least
+/// every quarter second while none comes, how many frames were recorded.
+/// A hung stage stops the beats; a service manager's watchdog then
+/// restarts the program.
+pub trait Heartbeat: Send {
+    /// The run is alive; `recorded` frames so far.
+    fn beat(&mut self, recorded: u64);
 }
 
 /// A frame on its way from capture to inference.
@@ -126,6 +137,7 @@ pub fn run(
         model,
         renderer,
         recorder,
+        heartbeat,
     } = stages;
     let started = Instant::now();
     let (frame_tx, frame_rx) = bounded::<Captured>(CAPTURE_QUEUE);
@@ -146,7 +158,7 @@ pub fn run(
             let _raise = RaiseOnDrop(&inference_done);
             inference_stage(model, frame_rx, scored_tx, options.sector)
         });
-        let output = scope.spawn(|| output_stage(scored_rx, renderer, recorder));
+        let output = scope.spawn(|| output_stage(scored_rx, renderer, recorder, heartbeat));
         (
             capture.join().unwrap_or_else(|_| CaptureEnd {
                 end: Some(EndReason::SourceFailed {
@@ -488,6 +500,7 @@ fn output_stage(
     scored: Receiver<ScoredFrame>,
     mut renderer: Box<dyn Renderer>,
     mut recorder: Recorder,
+    mut heartbeat: Option<Box<dyn Heartbeat>>,
 ) -> OutputEnd {
     let mut render = StageClock::default();
     let mut end_to_end = StageClock::default();
@@ -496,7 +509,11 @@ fn output_stage(
     let mut display_ok = true;
     let mut waiting = Vec::with_capacity(OUTPUT_QUEUE + 1);
     let mut last_frame = Instant::now();
+    let mut recorded = 0;
     loop {
+        if let Some(heartbeat) = heartbeat.as_mut() {
+            heartbeat.beat(recorded);
+        }
         let first = match scored.recv_timeout(IDLE_TICK) {
             Ok(frame) => frame,
             Err(RecvTimeoutError::Timeout) => {
@@ -517,6 +534,7 @@ fn output_stage(
         for frame in &waiting {
             recorder.record(frame);
         }
+        recorded += waiting.len() as u64;
         if let Some(newest) = waiting.last().filter(|_| display_ok) {
             let started = Instant::now();
             match guarded(|| renderer.show(newest)) {

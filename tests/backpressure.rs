@@ -65,6 +65,7 @@ fn a_slow_consumer_drops_frames_and_memory_stays_flat() {
         model: &model,
         renderer: Box::new(NoDisplay),
         recorder: Recorder::new(model.meta().seg_classes.clone(), None),
+        heartbeat: None,
     };
     let options = RunOptions {
         pace: true,

@@ -75,6 +75,7 @@ fn play(source: Scripted, renderer: Box<dyn Renderer>, log: Option<&Path>) -> Ru
         model: &model,
         renderer,
         recorder: Recorder::new(classes, log),
+        heartbeat: None,
     };
     run(stages, &options(false), "scripted", "shipped")
 }
@@ -297,6 +298,7 @@ fn a_grabber_that_loses_its_signal_is_waited_for_and_the_run_goes_on() {
         model: &model,
         renderer: Box::new(IdleWatcher(idle.clone())),
         recorder: Recorder::new(classes, None),
+        heartbeat: None,
     };
     let report = run(stages, &options(false), "v4l:/dev/video0", "shipped");
     assert_eq!(report.end, EndReason::EndOfStream);

@@ -1,0 +1,81 @@
+//! The proof a version on trial gives before it is confirmed.
+//!
+//! It must score the board's `health_frames` frames through the whole
+//! pipeline (capture, sector search, the network, scoring, recording)
+//! within `health_timeout_s` seconds of starting. The frames come from a
+//! synthetic phantom clip rather than the grabber: a unit updated with the
+//! probe unplugged must not roll back a good version, and a version whose
+//! network cannot run on this CPU (an illegal instruction, a model it
+//! cannot read) must not be confirmed.
+
+use crate::board::UpdateProfile;
+use crate::display::NoDisplay;
+use crate::model::LusNet;
+use crate::phantom::PhantomParams;
+use crate::pipeline::{Heartbeat, RunOptions, Stages};
+use crate::preprocess::SectorMode;
+use crate::record::{EndReason, Recorder};
+use crate::source::PhantomSource;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+/// The outcome of a self-test that passed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Healthy {
+    /// Frames scored.
+    pub frames: u64,
+    /// Seconds since the program started.
+    pub after: Duration,
+}
+
+/// Scores `profile.health_frames` phantom frames; `started` is when the
+/// program started. Fails, with the reason, if fewer were scored or it took
+/// longer than `profile.health_timeout_s`.
+pub fn self_test(
+    model: &LusNet,
+    profile: &UpdateProfile,
+    started: Instant,
+    heartbeat: Option<Box<dyn Heartbeat>>,
+) -> Result<Healthy, String> {
+    let params = PhantomParams {
+        score: 2,
+        frames: profile.health_frames,
+        ..PhantomParams::default()
+    };
+    let stages = Stages {
+        source: Box::new(PhantomSource::new(params)),
+        model,
+        renderer: Box::new(NoDisplay),
+        recorder: Recorder::new(model.meta().seg_classes.clone(), None),
+        heartbeat,
+    };
+    let options = RunOptions {
+        pace: false,
+        sector: SectorMode::Auto,
+        stop: Arc::new(AtomicBool::new(false)),
+    };
+    let report = crate::pipeline::run(stages, &options, "self-test phantom", "model");
+    let after = started.elapsed();
+    if report.end != EndReason::EndOfStream {
+        return Err(format!("the self-test stopped: {}", report.end));
+    }
+    if report.frames.scored < profile.health_frames {
+        return Err(format!(
+            "the self-test scored {} of {} frames",
+            report.frames.scored, profile.health_frames
+        ));
+    }
+    if after > Duration::from_secs(profile.health_timeout_s) {
+        return Err(format!(
+            "{} frames took until {:.1} s after start; the limit is {} s",
+            report.frames.scored,
+            after.as_secs_f64(),
+            profile.health_timeout_s
+        ));
+    }
+    Ok(Healthy {
+        frames: report.frames.scored,
+        after,
+    })
+}

@@ -1,0 +1,412 @@
+//! Signed firmware updates with A/B slots, a trial start and rollback.
+//!
+//! A unit in the field is updated by a script, often by someone who is not
+//! an engineer and sometimes on bad power. The rules:
+//!
+//! 1. **Nothing unsigned runs.** A bundle's manifest is signed with
+//!    minisign (Ed25519); the manifest gives every payload file's size and
+//!    SHA-256. The unit trusts the keys in `ROOT/keys/`; several may be
+//!    trusted at once, for key rotation.
+//! 2. **Nothing unchecked is written.** The whole bundle is checked before
+//!    the first byte is written: the signature, the product and board, the
+//!    version (no downgrade below the installed one, and the installed one
+//!    must be at least the bundle's `min_installed`), and every payload
+//!    entry (listed, plain relative path, regular file, size and hash).
+//! 3. **The running version is never touched.** The payload goes to the
+//!    other slot, each file synced; then the trial is recorded and `current`
+//!    is switched by `rename(2)`.
+//! 4. **A new version must prove itself.** It starts on trial and is
+//!    confirmed once it has scored the board's `health_frames` frames within
+//!    `health_timeout_s` seconds of starting (`pleura run` checks this with
+//!    a self-test before it opens the grabber). Before every start the last
+//!    confirmed version's binary runs [`boot`], which counts the starts and,
+//!    after `max_starts` without a confirmation, switches back.
+//! 5. **Any interruption is recoverable.** Every step ends in a state that
+//!    [`unit::Unit::recover`] completes, and [`boot`] also checks the slot
+//!    about to start against its signed manifest, falling back to the other
+//!    slot if it is damaged. A power cut at any step boundary leaves a unit
+//!    that starts a good, signed version (tested by killing the installer
+//!    at each boundary).
+//!
+//! While a version is on trial a second update is refused: the trial must
+//! end (confirmed or rolled back) first, so that there is always a
+//! confirmed version to fall back to.
+
+pub mod bundle;
+pub mod health;
+pub mod manifest;
+pub mod unit;
+
+use crate::board::UpdateProfile;
+use bundle::{Keys, SignedBundle};
+use manifest::{MANIFEST, SIGNATURE};
+use semver::Version;
+use std::path::{Path, PathBuf};
+use unit::{CURRENT, GOOD, SLOTS, TrialState, Unit, sync_dir, write_synced};
+
+/// Test hook: the environment variable naming a step boundary at which the
+/// updater kills itself with SIGKILL, as a power cut would stop it.
+pub const CRASH_AT: &str = "PLEURA_CRASH_AT";
+
+/// The step boundaries of [`install`], in order. `file` comes after each
+/// payload file is written and synced (the hook fires at the first).
+pub const INSTALL_STEPS: [&str; 6] = [
+    "verified",
+    "cleared",
+    "file",
+    "payload-synced",
+    "trial-recorded",
+    "switched",
+];
+/// The step boundaries of [`confirm`].
+pub const CONFIRM_STEPS: [&str; 2] = ["trial-cleared", "confirmed"];
+/// The step boundaries of [`boot`].
+pub const BOOT_STEPS: [&str; 2] = ["start-counted", "rolled-back"];
+
+/// Why an update step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    /// The bundle was refused; nothing on the unit was changed.
+    #[error("update refused: {0}")]
+    Rejected(String),
+    /// A file could not be read or written.
+    #[error("{path}: {cause}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        cause: std::io::Error,
+    },
+    /// No key to check signatures with.
+    #[error("no trusted update key (*.pub) in {0}")]
+    NoKeys(PathBuf),
+    /// Nothing is installed under the root.
+    #[error("no Pleura version is installed in {0}")]
+    NothingInstalled(PathBuf),
+    /// A version is on trial.
+    #[error(
+        "update refused: version {0} is still on trial; start Pleura until it is confirmed \
+         (or rolled back), then update again"
+    )]
+    TrialPending(Version),
+    /// An installed slot does not match its signed manifest.
+    #[error("installation damaged: {0}")]
+    Damaged(String),
+}
+
+impl UpdateError {
+    fn io(path: &Path, cause: std::io::Error) -> Self {
+        UpdateError::Io {
+            path: path.to_path_buf(),
+            cause,
+        }
+    }
+}
+
+/// What [`install`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Installed {
+    /// The slot written.
+    pub slot: String,
+    /// The version installed.
+    pub version: Version,
+    /// Whether it starts on trial (false for a first installation).
+    pub on_trial: bool,
+}
+
+/// Installs a bundle on the unit under `unit`, for the board `board`.
+pub fn install(
+    unit: &Unit,
+    bundle: &Path,
+    board: &str,
+    trial: &UpdateProfile,
+) -> Result<Installed, UpdateError> {
+    let keys = Keys::load(&unit.keys_dir())?;
+    let signed = SignedBundle::open(bundle, &keys)?;
+    let manifest = &signed.manifest;
+    let installed = match unit.recover() {
+        Ok(()) => Some(installed_state(unit)?),
+        Err(UpdateError::NothingInstalled(_)) => None,
+        Err(e) => return Err(e),
+    };
+    if !manifest.boards.iter().any(|b| b == board) {
+        return Err(UpdateError::Rejected(format!(
+            "the bundle is for {}, and this unit is a {board}",
+            manifest.boards.join(", ")
+        )));
+    }
+    if let Some((good, version, pending)) = &installed {
+        if let Some(pending) = pending {
+            return Err(UpdateError::TrialPending(pending.version.clone()));
+        }
+        if manifest.version < *version {
+            return Err(UpdateError::Rejected(format!(
+                "version {} is older than the installed {version} (no downgrades)",
+                manifest.version
+            )));
+        }
+        if *version < manifest.min_installed {
+            return Err(UpdateError::Rejected(format!(
+                "version {} needs {} or newer installed first; this unit has {version}",
+                manifest.version, manifest.min_installed
+            )));
+        }
+        log::info!(
+            "update: slot {good} holds {version}; installing {}",
+            manifest.version
+        );
+    }
+    signed.check_payload()?;
+    step("verified");
+
+    let good = installed.as_ref().map(|(good, ..)| good.as_str());
+    let slot = SLOTS
+        .into_iter()
+        .find(|s| Some(*s) != good)
+        .unwrap_or(SLOTS[0]);
+    let dir = unit.slot_dir(slot);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| UpdateError::io(&dir, e))?;
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| UpdateError::io(&dir, e))?;
+    sync_dir(dir.parent().unwrap_or(unit.root()))?;
+    step("cleared");
+
+    signed.unpack(&dir, |_| {
+        step("file");
+        Ok(())
+    })?;
+    write_synced(&dir.join(MANIFEST), &signed.manifest_bytes)?;
+    write_synced(&dir.join(SIGNATURE), signed.signature.as_bytes())?;
+    sync_tree(&dir)?;
+    step("payload-synced");
+
+    let version = manifest.version.clone();
+    let Some((_, previous, _)) = installed else {
+        // A first installation: nothing to fall back to, so no trial.
+        unit.point(CURRENT, slot)?;
+        unit.point(GOOD, slot)?;
+        return Ok(Installed {
+            slot: slot.into(),
+            version,
+            on_trial: false,
+        });
+    };
+    unit.write_trial(&TrialState {
+        slot: slot.into(),
+        version: version.clone(),
+        previous: Some(previous),
+        starts: 0,
+        max_starts: trial.max_starts,
+    })?;
+    step("trial-recorded");
+    unit.point(CURRENT, slot)?;
+    step("switched");
+    Ok(Installed {
+        slot: slot.into(),
+        version,
+        on_trial: true,
+    })
+}
+
+/// What the start check decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BootOutcome {
+    /// The confirmed version starts.
+    Confirmed(Version),
+    /// A version on trial starts; this is its `start`-th start.
+    Trial {
+        /// Its version.
+        version: Version,
+        /// This start's number, from 1.
+        start: u32,
+        /// Starts allowed.
+        max_starts: u32,
+    },
+    /// The trial failed; the previous version starts again.
+    RolledBack {
+        /// The version abandoned.
+        from: Version,
+        /// The version that starts.
+        to: Version,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The check before every start, run by the last confirmed version's
+/// binary (systemd's `ExecStartPre`): finishes interrupted steps, counts a
+/// trial's starts and rolls it back when they are used up, and makes sure
+/// that what starts matches its signed manifest.
+pub fn boot(unit: &Unit) -> Result<BootOutcome, UpdateError> {
+    let keys = Keys::load(&unit.keys_dir())?;
+    unit.recover()?;
+    let current = unit
+        .slot_of(CURRENT)?
+        .ok_or_else(|| UpdateError::NothingInstalled(unit.root().into()))?;
+    if let Some(mut trial) = unit.trial()? {
+        let verdict = if trial.starts >= trial.max_starts {
+            Err(format!(
+                "it did not report healthy in {} start(s)",
+                trial.starts
+            ))
+        } else {
+            unit.verify_slot(&current, &keys).map_err(|e| e.to_string())
+        };
+        return match verdict {
+            Ok(_) => {
+                trial.starts += 1;
+                unit.write_trial(&trial)?;
+                step("start-counted");
+                Ok(BootOutcome::Trial {
+                    version: trial.version,
+                    start: trial.starts,
+                    max_starts: trial.max_starts,
+                })
+            }
+            Err(reason) => {
+                let good = unit
+                    .slot_of(GOOD)?
+                    .ok_or_else(|| UpdateError::NothingInstalled(unit.root().into()))?;
+                let to = unit.verify_slot(&good, &keys)?.version;
+                unit.point(CURRENT, &good)?;
+                step("rolled-back");
+                unit.clear_trial()?;
+                log::error!(
+                    "update: rolled back from {} to {to}: {reason}",
+                    trial.version
+                );
+                Ok(BootOutcome::RolledBack {
+                    from: trial.version,
+                    to,
+                    reason,
+                })
+            }
+        };
+    }
+    match unit.verify_slot(&current, &keys) {
+        Ok(manifest) => Ok(BootOutcome::Confirmed(manifest.version)),
+        Err(damage) => {
+            // The confirmed version is damaged (a failing card?): start the
+            // other slot if it still holds a good signed version.
+            let other = SLOTS
+                .into_iter()
+                .find(|s| *s != current)
+                .unwrap_or(SLOTS[0]);
+            let manifest = unit.verify_slot(other, &keys).map_err(|_| damage)?;
+            log::error!(
+                "update: slot {current} is damaged; starting slot {other} ({})",
+                manifest.version
+            );
+            unit.point(CURRENT, other)?;
+            unit.point(GOOD, other)?;
+            Ok(BootOutcome::Confirmed(manifest.version))
+        }
+    }
+}
+
+/// Confirms the version on trial, if any: it becomes the one to fall back
+/// to. Returns its version.
+pub fn confirm(unit: &Unit) -> Result<Option<Version>, UpdateError> {
+    let Some(trial) = unit.trial()? else {
+        return Ok(None);
+    };
+    if unit.slot_of(CURRENT)?.as_deref() != Some(trial.slot.as_str()) {
+        return Err(UpdateError::Damaged(format!(
+            "the trial is of slot {}, but {CURRENT} points elsewhere",
+            trial.slot
+        )));
+    }
+    unit.clear_trial()?;
+    step("trial-cleared");
+    unit.point(GOOD, &trial.slot)?;
+    step("confirmed");
+    Ok(Some(trial.version))
+}
+
+/// The trial that the running program belongs to, if it was started from
+/// the slot on trial: only that program may confirm it.
+pub fn running_trial(unit: &Unit) -> Result<Option<TrialState>, UpdateError> {
+    let Some(trial) = unit.trial()? else {
+        return Ok(None);
+    };
+    if unit.slot_of(CURRENT)?.as_deref() != Some(trial.slot.as_str()) {
+        return Ok(None);
+    }
+    let exe = std::env::current_exe().and_then(|p| p.canonicalize());
+    let slot = unit.slot_dir(&trial.slot).canonicalize();
+    Ok(match (exe, slot) {
+        (Ok(exe), Ok(slot)) if exe.starts_with(&slot) => Some(trial),
+        _ => None,
+    })
+}
+
+/// What is installed, for `pleura update status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    /// The root folder.
+    pub root: PathBuf,
+    /// The slot `current` points to, and its version.
+    pub current: Option<(String, Version)>,
+    /// The slot `good` points to, and its version.
+    pub good: Option<(String, Version)>,
+    /// The trial, if one is pending.
+    pub trial: Option<TrialState>,
+}
+
+/// Reads the state without changing anything.
+pub fn status(unit: &Unit) -> Result<Status, UpdateError> {
+    let version_of = |link| -> Result<Option<(String, Version)>, UpdateError> {
+        Ok(match unit.slot_of(link)? {
+            Some(slot) => {
+                let version = unit.manifest(&slot)?.version;
+                Some((slot, version))
+            }
+            None => None,
+        })
+    };
+    Ok(Status {
+        root: unit.root().to_path_buf(),
+        current: version_of(CURRENT)?,
+        good: version_of(GOOD)?,
+        trial: unit.trial()?,
+    })
+}
+
+/// The confirmed slot, its version, and the pending trial.
+fn installed_state(unit: &Unit) -> Result<(String, Version, Option<TrialState>), UpdateError> {
+    let good = unit
+        .slot_of(GOOD)?
+        .ok_or_else(|| UpdateError::NothingInstalled(unit.root().into()))?;
+    let version = unit.manifest(&good)?.version;
+    Ok((good, version, unit.trial()?))
+}
+
+/// Syncs every folder under `dir`, deepest first, then `dir`'s parent.
+fn sync_tree(dir: &Path) -> Result<(), UpdateError> {
+    let mut folders = vec![dir.to_path_buf()];
+    let mut index = 0;
+    while index < folders.len() {
+        let entries =
+            std::fs::read_dir(&folders[index]).map_err(|e| UpdateError::io(&folders[index], e))?;
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                folders.push(entry.path());
+            }
+        }
+        index += 1;
+    }
+    for folder in folders.iter().rev() {
+        sync_dir(folder)?;
+    }
+    sync_dir(dir.parent().unwrap_or(dir))
+}
+
+/// Marks a step boundary (see [`CRASH_AT`]).
+fn step(name: &str) {
+    log::debug!("update: step {name}");
+    if std::env::var_os(CRASH_AT).is_some_and(|at| at == name) {
+        // SAFETY: raise(2) has no memory-safety preconditions.
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
+}
