@@ -650,6 +650,7 @@ fn make_update_builds_a_bundle_the_unit_accepts() {
     assert_eq!(names[..2], [MANIFEST, SIGNATURE], "manifest first");
     for expected in [
         "bin/pleura",
+        "bin/install-update",
         "models/lusnet-v2.gguf",
         "boards/rpi4.toml",
         "systemd/pleura.service",
