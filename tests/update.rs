@@ -417,6 +417,10 @@ fn a_version_that_never_proves_healthy_is_rolled_back() {
     assert!(status["trial"].is_null());
     assert_eq!(status["current"], status["good"]);
     assert_eq!(unit.verified_version(CURRENT), Version::new(1, 0, 0));
+    assert!(
+        !unit.root.join("slots/b").exists(),
+        "the failed version is removed, never to be started as a fallback"
+    );
 }
 
 #[test]
@@ -663,4 +667,44 @@ fn make_update_builds_a_bundle_the_unit_accepts() {
     // The bundle is for x86_64-dev: this test unit refuses it, after the
     // signature checked out.
     assert_failed_with(&unit.install(&out, None), "this unit is a unit");
+}
+
+#[test]
+fn a_slot_that_no_longer_matches_its_signed_manifest_is_never_started() {
+    let signer = Signer::new();
+    let unit = TestUnit::provision(&signer, &[&signer]);
+    let corrupt = |slot: &str| {
+        let model = unit
+            .root
+            .join("slots")
+            .join(slot)
+            .join("models/lusnet-v2.gguf");
+        let mut bytes = std::fs::read(&model).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x40;
+        std::fs::write(&model, bytes).unwrap();
+    };
+    // A trial whose files were damaged after installation rolls back at once.
+    assert_ok(&unit.install(&unit.bundle(&signer, "1.1.0", None), None));
+    corrupt("b");
+    let (boot, run) = unit.start(None);
+    assert!(
+        text(&boot).contains("rolled back from 1.1.0 to 1.0.0")
+            && text(&boot).contains("differs from its manifest"),
+        "{}",
+        text(&boot)
+    );
+    assert_ok(&run);
+
+    // A confirmed version damaged later (a failing card) gives way to the
+    // other slot's good signed version.
+    assert_ok(&unit.install(&unit.bundle(&signer, "1.1.0", None), None));
+    assert_ok(&unit.start(None).1);
+    assert_eq!(unit.verified_version(GOOD), Version::new(1, 1, 0));
+    corrupt("b");
+    let (boot, run) = unit.start(None);
+    assert!(text(&boot).contains("starting 1.0.0"), "{}", text(&boot));
+    assert_ok(&run);
+    assert_eq!(unit.verified_version(CURRENT), Version::new(1, 0, 0));
+    assert_eq!(unit.verified_version(GOOD), Version::new(1, 0, 0));
 }

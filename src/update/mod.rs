@@ -272,6 +272,12 @@ pub fn boot(unit: &Unit) -> Result<BootOutcome, UpdateError> {
                 unit.point(CURRENT, &good)?;
                 step("rolled-back");
                 unit.clear_trial()?;
+                // The failed version must never be started again, not even
+                // as a fallback for a damaged slot: remove it.
+                let failed = unit.slot_dir(&trial.slot);
+                if let Err(e) = std::fs::remove_dir_all(&failed) {
+                    log::warn!("update: cannot remove {}: {e}", failed.display());
+                }
                 log::error!(
                     "update: rolled back from {} to {to}: {reason}",
                     trial.version
