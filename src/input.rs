@@ -296,10 +296,9 @@ pub fn spawn_evdev(path: &Path, map: KeyMap, inputs: Sender<Input>) -> std::io::
                 for event in events {
                     if let Some(input) =
                         decoder.event(event.event_type().0, event.code(), event.value())
+                        && inputs.send(input).is_err()
                     {
-                        if inputs.send(input).is_err() {
-                            return;
-                        }
+                        return;
                     }
                 }
             }
@@ -316,10 +315,10 @@ pub fn spawn_stdin_keys(map: KeyMap, inputs: Sender<Input>) {
             let mut byte = [0u8; 1];
             let mut stdin = std::io::stdin().lock();
             while let Ok(1) = stdin.read(&mut byte) {
-                if let Some(command) = map.command(byte[0]) {
-                    if inputs.send(Input::Command(command)).is_err() {
-                        break;
-                    }
+                if let Some(command) = map.command(byte[0])
+                    && inputs.send(Input::Command(command)).is_err()
+                {
+                    break;
                 }
             }
         });

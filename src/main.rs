@@ -300,7 +300,8 @@ fn parse_precision(s: &str) -> Result<Precision, String> {
     match s {
         "q8" | "q8_0" | "quantized" => Ok(Precision::Quantized),
         "f32" => Ok(Precision::F32),
-        other => Err(format!("unknown precision '{other}' (use q8 or f32)")),
+        "int8" | "i8" => Ok(Precision::Int8),
+        other => Err(format!("unknown precision '{other}' (use f32, int8 or q8)")),
     }
 }
 

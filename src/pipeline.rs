@@ -323,12 +323,12 @@ fn capture_stage(
             clip = Some(Arc::from(source.clip_name()));
             pacer = Pacer::default();
         }
-        if options.pace {
-            if let Some(fps) = source.frame_rate() {
-                pacer.wait(fps, &options.stop);
-                // A replayed frame "arrives" when its time comes.
-                frame.captured = Instant::now();
-            }
+        if options.pace
+            && let Some(fps) = source.frame_rate()
+        {
+            pacer.wait(fps, &options.stop);
+            // A replayed frame "arrives" when its time comes.
+            frame.captured = Instant::now();
         }
         let item = Captured {
             clip: clip.clone().unwrap_or_else(|| Arc::from("")),
@@ -517,12 +517,10 @@ fn output_stage(
         let first = match scored.recv_timeout(IDLE_TICK) {
             Ok(frame) => frame,
             Err(RecvTimeoutError::Timeout) => {
-                if display_ok {
-                    if let Err(e) = guarded(|| renderer.idle(last_frame.elapsed())) {
-                        log::error!("display stopped: {e}");
-                        errors.push(format!("display: {e}"));
-                        display_ok = false;
-                    }
+                if display_ok && let Err(e) = guarded(|| renderer.idle(last_frame.elapsed())) {
+                    log::error!("display stopped: {e}");
+                    errors.push(format!("display: {e}"));
+                    display_ok = false;
                 }
                 continue;
             }
@@ -554,11 +552,9 @@ fn output_stage(
             end_to_end.since(frame.frame.captured);
         }
     }
-    if display_ok {
-        if let Err(e) = guarded(|| renderer.finish()) {
-            log::error!("display: {e}");
-            errors.push(format!("display: {e}"));
-        }
+    if display_ok && let Err(e) = guarded(|| renderer.finish()) {
+        log::error!("display: {e}");
+        errors.push(format!("display: {e}"));
     }
     OutputEnd {
         recorder,

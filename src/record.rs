@@ -299,12 +299,12 @@ impl Recorder {
             stable: scored.scores.stable,
             areas: areas(&frame_fractions),
         };
-        if let Some(log) = &mut self.log {
-            if let Err(e) = log.append(&scored.clip, &record) {
-                log::error!("frame log stopped: {e}");
-                self.errors.push(format!("frame log: {e}"));
-                self.log = None;
-            }
+        if let Some(log) = &mut self.log
+            && let Err(e) = log.append(&scored.clip, &record)
+        {
+            log::error!("frame log stopped: {e}");
+            self.errors.push(format!("frame log: {e}"));
+            self.log = None;
         }
         let clip_areas = areas(&scored.scores.class_fractions);
         let is_new_clip = self.clips.last().is_none_or(|c| *c.name != *scored.clip);
@@ -343,10 +343,10 @@ impl Recorder {
     /// Closes the frame log (flushed and synced) and hands back the clips
     /// and any output errors.
     pub fn finish(mut self) -> (Vec<ClipReport>, Vec<String>) {
-        if let Some(log) = self.log.take() {
-            if let Err(e) = log.close() {
-                self.errors.push(format!("frame log: {e}"));
-            }
+        if let Some(log) = self.log.take()
+            && let Err(e) = log.close()
+        {
+            self.errors.push(format!("frame log: {e}"));
         }
         (self.clips, self.errors)
     }

@@ -207,10 +207,10 @@ impl TestUnit {
         let boards = unit.bundles.join("boards");
         std::fs::create_dir_all(&boards).unwrap();
         for entry in payload(&unit.root, None) {
-            if let Entry::File(name, data) = entry {
-                if let Some(file) = name.strip_prefix("boards/") {
-                    std::fs::write(boards.join(file), data).unwrap();
-                }
+            if let Entry::File(name, data) = entry
+                && let Some(file) = name.strip_prefix("boards/")
+            {
+                std::fs::write(boards.join(file), data).unwrap();
             }
         }
         let output = common::pleura()

@@ -265,17 +265,19 @@ impl Bedside {
         };
         self.zone_score = Some(score);
         self.zone_stable = update.stable;
-        if update.stable && self.armed && self.zone_since.elapsed() >= MIN_ZONE_HOLD {
-            if let Some(exam) = self.exam.as_mut() {
-                match exam.journal.record_stable(score) {
-                    Ok(recorded) => {
-                        self.armed = !recorded;
-                        self.state.alert = None;
-                    }
-                    Err(e) => {
-                        log::error!("{e}");
-                        self.state.alert = Some("EXAM NOT SAVED");
-                    }
+        if update.stable
+            && self.armed
+            && self.zone_since.elapsed() >= MIN_ZONE_HOLD
+            && let Some(exam) = self.exam.as_mut()
+        {
+            match exam.journal.record_stable(score) {
+                Ok(recorded) => {
+                    self.armed = !recorded;
+                    self.state.alert = None;
+                }
+                Err(e) => {
+                    log::error!("{e}");
+                    self.state.alert = Some("EXAM NOT SAVED");
                 }
             }
         }
@@ -299,11 +301,11 @@ impl Bedside {
             Some(_) if self.armed => Some("hold: records when stable"),
             Some(_) => Some("N/P select, R record"),
         };
-        if exam.is_some_and(|e| !e.finished) {
-            if let Some(zone) = self.zone_score {
-                self.state.clip = (zone.score, zone.confidence);
-                self.state.stable = self.zone_stable;
-            }
+        if exam.is_some_and(|e| !e.finished)
+            && let Some(zone) = self.zone_score
+        {
+            self.state.clip = (zone.score, zone.confidence);
+            self.state.stable = self.zone_stable;
         }
         self.renderer
             .draw(&mut self.canvas, &self.state, exam, &self.classes);

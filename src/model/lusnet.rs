@@ -136,6 +136,12 @@ impl LusNet {
             .into_iter()
             .map(|(name, spec)| {
                 let (weight, bias) = file.layer(name, spec.weight_shape())?;
+                // The stem reads the normalized frame, which is signed: the
+                // int8 path (7-bit unsigned activations) leaves it in f32.
+                let precision = match precision {
+                    Precision::Int8 if name == "stem" => Precision::F32,
+                    other => other,
+                };
                 Conv2d::new(spec, weight, bias, precision)
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -7,6 +7,7 @@
 pub mod conv;
 pub mod gguf;
 pub mod import;
+pub mod int8;
 pub mod lusnet;
 
 pub use lusnet::{LusNet, ModelOutput};
@@ -66,6 +67,11 @@ pub enum Precision {
     /// Weights kept as stored (Q8_0) and multiplied with candle's `QMatMul`,
     /// which quantizes activations to 8 bits on the fly.
     Quantized,
+    /// Pleura's integer convolutions ([`int8`]): weights per output channel
+    /// in i8, activations in 7 bits scaled per tensor and frame, i32 sums,
+    /// with bias and ReLU fused into the conversion back. The stem (whose
+    /// input, the normalized frame, is signed) and the score head stay f32.
+    Int8,
 }
 
 /// Everything about a model file except its weights.

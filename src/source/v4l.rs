@@ -311,11 +311,11 @@ fn open_device(path: &Path, options: &V4lOptions) -> Result<(Open, DeviceIdentit
         };
         // Drivers may silently answer with another format: trust only
         // what came back.
-        if let Some(format) = PixelFormat::from_fourcc(got.fourcc.repr) {
-            if options.formats.contains(&format) {
-                chosen = Some((format, got));
-                break;
-            }
+        if let Some(format) = PixelFormat::from_fourcc(got.fourcc.repr)
+            && options.formats.contains(&format)
+        {
+            chosen = Some((format, got));
+            break;
         }
     }
     let Some((format, got)) = chosen else {
@@ -326,20 +326,20 @@ fn open_device(path: &Path, options: &V4lOptions) -> Result<(Open, DeviceIdentit
             current.fourcc
         )));
     };
-    if let Some((w, h)) = options.size {
-        if (got.width, got.height) != (w, h) {
-            log::warn!(
-                "{}: asked for {w}x{h}, the driver gives {}x{}",
-                path.display(),
-                got.width,
-                got.height
-            );
-        }
+    if let Some((w, h)) = options.size
+        && (got.width, got.height) != (w, h)
+    {
+        log::warn!(
+            "{}: asked for {w}x{h}, the driver gives {}x{}",
+            path.display(),
+            got.width,
+            got.height
+        );
     }
-    if let Some(fps) = options.fps {
-        if let Err(e) = device.set_params(&v4l::video::capture::Parameters::with_fps(fps)) {
-            log::warn!("{}: cannot set {fps} fps: {e}", path.display());
-        }
+    if let Some(fps) = options.fps
+        && let Err(e) = device.set_params(&v4l::video::capture::Parameters::with_fps(fps))
+    {
+        log::warn!("{}: cannot set {fps} fps: {e}", path.display());
     }
     let (width, height) = (got.width as usize, got.height as usize);
     let row_bytes = format.row_bytes(width).unwrap_or(0);
