@@ -345,6 +345,7 @@ pub struct Int8Weights {
     /// `[out, k]`, row-major (scalar and NEON kernels).
     values: Vec<i8>,
     /// The x86 layout (see `mod x86`); empty for the others.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     packed: Vec<i8>,
     scales: Vec<f32>,
     k: usize,
