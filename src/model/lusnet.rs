@@ -137,9 +137,11 @@ impl LusNet {
             .map(|(name, spec)| {
                 let (weight, bias) = file.layer(name, spec.weight_shape())?;
                 // The stem reads the normalized frame, which is signed: the
-                // int8 path (7-bit unsigned activations) leaves it in f32.
+                // int8 path (7-bit unsigned activations) leaves it in f32, and
+                // the 1×1 segmentation head too (0.1 % of the work; its logits
+                // decide the rare consolidation pixels).
                 let precision = match precision {
-                    Precision::Int8 if name == "stem" => Precision::F32,
+                    Precision::Int8 if name == "stem" || name == "seg" => Precision::F32,
                     other => other,
                 };
                 Conv2d::new(spec, weight, bias, precision)

@@ -1,0 +1,107 @@
+//! The int8 path agrees with the f32 path of the shipped model: the clip
+//! score is the same on ≥ 99 % of the development clips, and the B-line
+//! mask has an IoU ≥ 0.95 against f32's.
+//!
+//! The consolidation mask does NOT yet reach issue 8's 0.95: measured on
+//! the 238 BLUES clips it is 0.943 (a rare class: 0.4 % of the pixels, so
+//! a few boundary pixels move it). It is held at ≥ 0.93 here so that it
+//! cannot silently get worse.
+//!
+//! Runs on the BLUES development clips when `../shared/data` is beside the
+//! checkout (as in CI), else on the bundled demo clips; under emulation
+//! `PLEURA_AGREEMENT_STRIDE=N` takes every Nth clip (see tests/agreement.rs).
+
+mod common;
+
+use pleura::eval::prepare_clip;
+use pleura::model::{LusNet, Precision};
+use std::path::PathBuf;
+
+/// Frames taken from each clip, evenly spaced.
+const FRAMES_PER_CLIP: usize = 8;
+
+fn clips() -> Vec<PathBuf> {
+    match common::dev_data("blues-dev") {
+        Some(dir) => {
+            let mut clips: Vec<PathBuf> = std::fs::read_dir(dir.join("videos"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "mp4"))
+                .collect();
+            clips.sort();
+            let stride = std::env::var("PLEURA_AGREEMENT_STRIDE").map_or(1, |n| {
+                n.parse().expect("PLEURA_AGREEMENT_STRIDE is a number")
+            });
+            clips.into_iter().step_by(stride).collect()
+        }
+        None => std::fs::read_dir(common::repo("tests/demo"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "mp4"))
+            .collect(),
+    }
+}
+
+#[test]
+fn int8_and_f32_agree_on_clip_scores_and_segmentation() {
+    common::init_threads();
+    let int8 = LusNet::load(&common::shipped_model(), Precision::Int8).unwrap();
+    let float = LusNet::load(&common::shipped_model(), Precision::F32).unwrap();
+    let size = float.meta().input_size;
+    let classes = float.meta().seg_classes.len();
+    let (mut clip_count, mut clip_agree, mut frames, mut frame_agree) = (0, 0, 0, 0);
+    // Per class: pixels in both masks, in either.
+    let mut both = vec![0usize; classes];
+    let mut either = vec![0usize; classes];
+    for clip in clips() {
+        let prepared = prepare_clip(&clip, size, Some(FRAMES_PER_CLIP)).unwrap();
+        let views: Vec<&[u8]> = prepared.frames.iter().map(Vec::as_slice).collect();
+        let q = int8.predict(&views).unwrap();
+        let f = float.predict(&views).unwrap();
+        for (a, b) in q.iter().zip(&f) {
+            frames += 1;
+            frame_agree += usize::from(a.score() == b.score());
+            for (&x, &y) in a.seg_labels.iter().zip(&b.seg_labels) {
+                if x == y {
+                    both[x as usize] += 1;
+                    either[x as usize] += 1;
+                } else {
+                    either[x as usize] += 1;
+                    either[y as usize] += 1;
+                }
+            }
+        }
+        let (cq, cf) = (
+            pleura::scoring::clip_score(&q).unwrap(),
+            pleura::scoring::clip_score(&f).unwrap(),
+        );
+        clip_count += 1;
+        clip_agree += usize::from(cq.score == cf.score);
+    }
+    let clip_rate = clip_agree as f64 / clip_count as f64;
+    let frame_rate = frame_agree as f64 / frames as f64;
+    let iou: Vec<f64> = both
+        .iter()
+        .zip(&either)
+        .map(|(&b, &e)| if e == 0 { 1.0 } else { b as f64 / e as f64 })
+        .collect();
+    eprintln!(
+        "{clip_count} clips, {frames} frames: clip score agreement {clip_rate:.4}, \
+         frame score agreement {frame_rate:.4}, mask IoU per class {:?} {iou:.4?} \
+         (pixels in either mask {either:?})",
+        float.meta().seg_classes
+    );
+    assert!(clip_rate >= 0.99, "clip score agreement {clip_rate:.4}");
+    // Classes: background, b_line, consolidation. A class nearly absent
+    // from every mask (the demo clips' consolidations) has no meaningful IoU.
+    for (class, bound) in [(1, 0.95), (2, 0.93)] {
+        if either[class] >= 1000 {
+            assert!(
+                iou[class] >= bound,
+                "class {class}: IoU {:.4} over {} pixels",
+                iou[class],
+                either[class]
+            );
+        }
+    }
+}
