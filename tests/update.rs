@@ -136,7 +136,7 @@ data = "{root}/data"
 slots = "{root}"
 
 [update]
-health_frames = 20
+health_frames = 5
 health_timeout_s = 600
 max_starts = 2
 "#,
