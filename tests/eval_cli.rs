@@ -3,14 +3,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 fn pleura(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_pleura"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("pleura runs")
+    common::pleura().args(args).output().expect("pleura runs")
 }
 
 /// A tiny BLUES-layout dataset: one patient, two real clips and one corrupt one.

@@ -10,12 +10,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Stdio};
 use std::time::{Duration, Instant};
 
+/// A `pleura run` child process, killed when dropped: a failed test does not
+/// leave its live run (a clip of 100000 frames) behind.
+struct Run(Child);
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// A live run on a long phantom clip, in real time, with an exam journal;
 /// returns once it scores frames.
-fn start_exam_run(journal: &Path, screens: &Path) -> (Child, ChildStdin, PathBuf) {
+fn start_exam_run(journal: &Path, screens: &Path) -> (Run, ChildStdin, PathBuf) {
     let frame_log = screens.with_extension("frames.jsonl");
     let _ = std::fs::remove_file(&frame_log);
-    let mut child = pleura()
+    let mut child = Run(pleura()
         .args([
             "run",
             "--source",
@@ -34,8 +47,8 @@ fn start_exam_run(journal: &Path, screens: &Path) -> (Child, ChildStdin, PathBuf
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("pleura run starts");
-    let stdin = child.stdin.take().expect("stdin");
+        .expect("pleura run starts"));
+    let stdin = child.0.stdin.take().expect("stdin");
     wait_for_frames(&frame_log, 40);
     (child, stdin, frame_log)
 }
@@ -104,10 +117,10 @@ fn recovered(journal: &Path) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("exam JSON")
 }
 
-fn stop(mut child: Child) {
+fn stop(mut child: Run) {
     // SAFETY: sending SIGTERM to our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().expect("pleura exits");
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    let status = child.0.wait().expect("pleura exits");
     assert!(status.success(), "pleura run ended with {status}");
 }
 
@@ -176,8 +189,8 @@ fn zones_recorded_before_a_kill_9_are_there_after_a_restart() {
     press(&mut keys, "r");
     wait_for(&journal, "recorded", 2);
     let before = recovered(&journal);
-    child.kill().expect("SIGKILL"); // no chance to flush or clean up
-    child.wait().expect("reaped");
+    child.0.kill().expect("SIGKILL"); // no chance to flush or clean up
+    child.0.wait().expect("reaped");
 
     let after = recovered(&journal);
     assert_eq!(

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn model() -> LusNet {
     common::init_threads();
@@ -379,12 +379,31 @@ fn a_missing_clip_or_model_a_bad_spec_or_a_wrong_roi_is_named() {
     }
 }
 
-/// A display that takes 30 ms per frame.
-struct SlowDisplay;
+/// A display much slower than the scorer: per frame, four times what
+/// scoring a frame takes on this machine, and at least 30 ms. (A fixed
+/// 30 ms is faster than the scorer under emulation or on a small board.)
+struct SlowDisplay(Duration);
+
+impl SlowDisplay {
+    fn new() -> Self {
+        let model = model();
+        let size = model.meta().input_size;
+        let frame = vec![128u8; size * size];
+        let scoring = (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                model.predict(&[frame.as_slice()]).unwrap();
+                start.elapsed()
+            })
+            .min()
+            .unwrap();
+        Self((4 * scoring).max(Duration::from_millis(30)))
+    }
+}
 
 impl Renderer for SlowDisplay {
     fn show(&mut self, _frame: &ScoredFrame) -> Result<bool, DisplayError> {
-        std::thread::sleep(Duration::from_millis(30));
+        std::thread::sleep(self.0);
         Ok(true)
     }
 
@@ -403,7 +422,7 @@ fn a_slow_display_shows_the_newest_frames_but_every_frame_is_recorded() {
             steps,
             rate: Some(25.0),
         },
-        Box::new(SlowDisplay),
+        Box::new(SlowDisplay::new()),
         Some(&log),
     );
     assert_eq!(report.end, EndReason::EndOfStream);

@@ -238,17 +238,7 @@ impl TestUnit {
     /// A program in the installation, run as the unit runs it (under the
     /// test's emulator when there is one).
     fn program(&self, link: &str) -> Command {
-        let binary = self.root.join(link).join("bin/pleura");
-        let runner = std::env::var("PLEURA_TEST_RUNNER").unwrap_or_default();
-        let mut words = runner.split_whitespace();
-        let mut command = match words.next() {
-            Some(emulator) => {
-                let mut command = Command::new(emulator);
-                command.args(words).arg(binary);
-                command
-            }
-            None => Command::new(binary),
-        };
+        let mut command = common::emulated(&self.root.join(link).join("bin/pleura"));
         command.current_dir(self.root.join(link));
         command
     }

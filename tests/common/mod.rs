@@ -1,7 +1,7 @@
 //! Paths shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A file inside the repository.
 pub fn repo(path: &str) -> PathBuf {
@@ -26,11 +26,46 @@ pub fn init_threads() {
     ONCE.call_once(pleura::model::init_threads);
 }
 
-/// The `pleura` binary, run from the repository root.
+/// The `pleura` binary, run from the repository root (under the test
+/// runner, see [`target_program`]).
 pub fn pleura() -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pleura"));
+    let mut command = emulated(Path::new(env!("CARGO_BIN_EXE_pleura")));
     command.current_dir(repo(""));
     command
+}
+
+/// A command running `binary` (built for the target), under the emulator
+/// named in `PLEURA_TEST_RUNNER` when there is one.
+pub fn emulated(binary: &Path) -> std::process::Command {
+    let runner = std::env::var("PLEURA_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(emulator) => {
+            let mut command = std::process::Command::new(emulator);
+            command.args(words).arg(binary);
+            command
+        }
+        None => std::process::Command::new(binary),
+    }
+}
+
+/// A program built for the target, e.g. `pleura`. When the tests run under
+/// an emulator (`scripts/arm-test` runs aarch64 builds under qemu-user,
+/// where the kernel cannot exec an aarch64 binary by itself),
+/// `PLEURA_TEST_RUNNER` holds the emulator's command line, e.g.
+/// `qemu-aarch64 -cpu cortex-a72 -L /usr/aarch64-linux-gnu`, and the
+/// program runs under it. Host programs (ffmpeg, kill) need none of this.
+pub fn target_program(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let runner = std::env::var("PLEURA_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(emulator) => {
+            let mut command = std::process::Command::new(emulator);
+            command.args(words).arg(program);
+            command
+        }
+        None => std::process::Command::new(program),
+    }
 }
 
 /// Runs `command` and checks that it succeeded, showing its stderr if not.
