@@ -16,24 +16,7 @@ use std::path::PathBuf;
 const FRAMES_PER_CLIP: usize = 4;
 
 fn clips() -> Vec<PathBuf> {
-    match common::dev_data("blues-dev") {
-        Some(dir) => {
-            let mut clips: Vec<PathBuf> = std::fs::read_dir(dir.join("videos"))
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|e| e == "mp4"))
-                .collect();
-            clips.sort();
-            let stride = std::env::var("PLEURA_AGREEMENT_STRIDE").map_or(1, |n| {
-                n.parse().expect("PLEURA_AGREEMENT_STRIDE is a number")
-            });
-            clips.into_iter().step_by(stride).collect()
-        }
-        None => ["healthy-score0.mp4", "covid-score2.mp4"]
-            .iter()
-            .map(|c| common::repo(&format!("tests/demo/{c}")))
-            .collect(),
-    }
+    common::agreement_clips(&["healthy-score0.mp4", "covid-score2.mp4"])
 }
 
 #[test]

@@ -29,25 +29,13 @@ fn frames_per_clip() -> usize {
 }
 
 fn clips() -> Vec<PathBuf> {
-    match common::dev_data("blues-dev") {
-        Some(dir) => {
-            let mut clips: Vec<PathBuf> = std::fs::read_dir(dir.join("videos"))
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|e| e == "mp4"))
-                .collect();
-            clips.sort();
-            let stride = std::env::var("PLEURA_AGREEMENT_STRIDE").map_or(1, |n| {
-                n.parse().expect("PLEURA_AGREEMENT_STRIDE is a number")
-            });
-            clips.into_iter().step_by(stride).collect()
-        }
-        None => std::fs::read_dir(common::repo("tests/demo"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "mp4"))
-            .collect(),
-    }
+    common::agreement_clips(&[
+        "covid-score1.mp4",
+        "covid-score2.mp4",
+        "h1n1-whitelung.mp4",
+        "healthy-score0.mp4",
+        "viral-linear-score2.mp4",
+    ])
 }
 
 #[test]

@@ -79,3 +79,27 @@ pub fn succeed(command: &mut std::process::Command) -> std::process::Output {
     );
     output
 }
+
+/// The clips the agreement tests compare paths on: the BLUES development
+/// clips when `../shared/data` is present (every Nth under emulation, N
+/// from `PLEURA_AGREEMENT_STRIDE`), else the named demo clips.
+pub fn agreement_clips(demo_fallback: &[&str]) -> Vec<PathBuf> {
+    match dev_data("blues-dev") {
+        Some(dir) => {
+            let mut clips: Vec<PathBuf> = std::fs::read_dir(dir.join("videos"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "mp4"))
+                .collect();
+            clips.sort();
+            let stride = std::env::var("PLEURA_AGREEMENT_STRIDE").map_or(1, |n| {
+                n.parse().expect("PLEURA_AGREEMENT_STRIDE is a number")
+            });
+            clips.into_iter().step_by(stride).collect()
+        }
+        None => demo_fallback
+            .iter()
+            .map(|c| repo(&format!("tests/demo/{c}")))
+            .collect(),
+    }
+}
