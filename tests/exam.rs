@@ -57,13 +57,24 @@ fn frames_scored(frame_log: &Path) -> usize {
     std::fs::read_to_string(frame_log).map_or(0, |log| log.lines().count())
 }
 
+/// How long to wait for the run: a minute, or ten under emulation (where
+/// the network runs ~100 times slower and the host may be busy).
+fn patience() -> Duration {
+    if std::env::var_os("PLEURA_TEST_RUNNER").is_some() {
+        Duration::from_secs(600)
+    } else {
+        Duration::from_secs(60)
+    }
+}
+
 /// Waits until the run's frame log holds `count` frames.
 fn wait_for_frames(frame_log: &Path, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + patience();
     while frames_scored(frame_log) < count {
         assert!(
             Instant::now() < deadline,
-            "pleura run scored no {count} frames in 60 s"
+            "pleura run scored no {count} frames in {:?}",
+            patience()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -93,7 +104,7 @@ fn events(journal: &Path) -> Vec<serde_json::Value> {
 
 /// Waits until the journal holds `count` events of `kind`.
 fn wait_for(journal: &Path, kind: &str, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + patience();
     loop {
         let seen = events(journal)
             .iter()
@@ -104,7 +115,8 @@ fn wait_for(journal: &Path, kind: &str, count: usize) {
         }
         assert!(
             Instant::now() < deadline,
-            "no {count} '{kind}' events in 60 s: {:?}",
+            "no {count} '{kind}' events in {:?}: {:?}",
+            patience(),
             events(journal)
         );
         std::thread::sleep(Duration::from_millis(50));
