@@ -437,7 +437,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Dataset {
             command: DatasetCommand::Dice { dir, model },
         } => {
-            let model = load_model(&model)?;
+            let model = load_model(model_path(&model), model.precision)?;
             let result = pleura::eval::segmentation::phantom_dice(&model, &dir)?;
             println!("frames        {}", result.frames);
             for (name, dice) in result.classes.iter().zip(&result.dice) {
@@ -604,8 +604,7 @@ fn run_live(args: &RunArgs, board: &BoardProfile) -> Result<()> {
     pleura::model::set_threads(board.threads);
     let stop = stop_on_signal()?;
     let model_path = args.model.model.clone().unwrap_or(board.model.clone());
-    let model = LusNet::load(&model_path, args.model.precision)
-        .with_context(|| "cannot load the model".to_string())?;
+    let model = load_model(&model_path, args.model.precision)?;
     prove_trial(&model, board, started)?;
     let classes = model.meta().seg_classes.clone();
     let source_spec = args.source.clone().unwrap_or_else(|| board.source_spec());
@@ -749,13 +748,17 @@ fn print_run(report: &RunReport) {
     }
 }
 
-fn load_model(args: &ModelArgs) -> Result<LusNet> {
-    let path = args.model.as_deref().unwrap_or(Path::new(DEFAULT_MODEL));
-    LusNet::load(path, args.precision).with_context(|| "cannot load the model".to_string())
+fn load_model(path: &Path, precision: Precision) -> Result<LusNet> {
+    LusNet::load(path, precision).with_context(|| "cannot load the model".to_string())
+}
+
+/// The model `--model` names, else the shipped one.
+fn model_path(args: &ModelArgs) -> &Path {
+    args.model.as_deref().unwrap_or(Path::new(DEFAULT_MODEL))
 }
 
 fn score(clip: &Path, args: &ModelArgs) -> Result<()> {
-    let model = load_model(args)?;
+    let model = load_model(model_path(args), args.precision)?;
     let meta = model.meta();
     let prepared = prepare_clip(clip, meta.input_size, None)?;
     let predictions = predict_clip(&model, &prepared)?;
@@ -792,7 +795,7 @@ fn eval(
     json: Option<&Path>,
     max_frames: Option<usize>,
 ) -> Result<()> {
-    let model = load_model(args)?;
+    let model = load_model(model_path(args), args.precision)?;
     let report = evaluate(dataset, dir, &model, max_frames, progress_line)?;
     for s in &report.skipped {
         eprintln!("skipped {}: {}", s.name, s.reason);

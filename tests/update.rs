@@ -238,7 +238,7 @@ impl TestUnit {
     /// A program in the installation, run as the unit runs it (under the
     /// test's emulator when there is one).
     fn program(&self, link: &str) -> Command {
-        let mut command = common::emulated(&self.root.join(link).join("bin/pleura"));
+        let mut command = common::target_program(self.root.join(link).join("bin/pleura"));
         command.current_dir(self.root.join(link));
         command
     }

@@ -1,7 +1,7 @@
 //! Paths shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A file inside the repository.
 pub fn repo(path: &str) -> PathBuf {
@@ -29,24 +29,9 @@ pub fn init_threads() {
 /// The `pleura` binary, run from the repository root (under the test
 /// runner, see [`target_program`]).
 pub fn pleura() -> std::process::Command {
-    let mut command = emulated(Path::new(env!("CARGO_BIN_EXE_pleura")));
+    let mut command = target_program(env!("CARGO_BIN_EXE_pleura"));
     command.current_dir(repo(""));
     command
-}
-
-/// A command running `binary` (built for the target), under the emulator
-/// named in `PLEURA_TEST_RUNNER` when there is one.
-pub fn emulated(binary: &Path) -> std::process::Command {
-    let runner = std::env::var("PLEURA_TEST_RUNNER").unwrap_or_default();
-    let mut words = runner.split_whitespace();
-    match words.next() {
-        Some(emulator) => {
-            let mut command = std::process::Command::new(emulator);
-            command.args(words).arg(binary);
-            command
-        }
-        None => std::process::Command::new(binary),
-    }
 }
 
 /// A program built for the target, e.g. `pleura`. When the tests run under
