@@ -6,11 +6,16 @@
 //! in rounds, and the median and p99 over all rounds are reported, with
 //! each path's median as a ratio to f32's.
 //!
-//! Writes `target/bench/model-threads-N.json` (N from `RAYON_NUM_THREADS`).
+//! Writes `target/bench/model-threads-N.json` (N from `RAYON_NUM_THREADS`;
+//! `PLEURA_BENCH_OUT` names another file) with every latency sample, and
+//! the model inputs it timed, u8 `[N, S, S]`, to
+//! `target/bench/frames.safetensors`, so that `scripts/bench` times ONNX
+//! Runtime on the very same frames.
 
 use pleura::model::{LusNet, Precision};
 use pleura::preprocess::{crop_resize, detect_sector};
 use pleura::source::decode_clip;
+use std::path::PathBuf;
 use std::time::Instant;
 
 const ROUNDS: usize = 5;
@@ -48,6 +53,17 @@ fn main() {
         .iter()
         .map(|f| crop_resize(f, roi, size).expect("crop"))
         .collect();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&dir).expect("target/bench");
+    let frames_tensor = candle_core::Tensor::from_vec(
+        inputs.concat(),
+        (inputs.len(), size, size),
+        &candle_core::Device::Cpu,
+    )
+    .expect("frames tensor");
+    frames_tensor
+        .save_safetensors("frames", dir.join("frames.safetensors"))
+        .expect("write the frames");
     let mut latencies = vec![Vec::new(); paths.len()];
     for round in 0..=ROUNDS {
         for (i, ((_, precision), model)) in paths.iter().zip(&models).enumerate() {
@@ -84,11 +100,12 @@ fn main() {
             "p99_ms": p99,
             "ratio_to_f32": ratio,
             "frames": values.len(),
+            "samples_ms": values,
         }));
     }
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
-    std::fs::create_dir_all(&dir).expect("target/bench");
-    let path = dir.join(format!("model-threads-{threads}.json"));
+    let path = std::env::var_os("PLEURA_BENCH_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.join(format!("model-threads-{threads}.json")));
     std::fs::write(&path, serde_json::to_vec_pretty(&results).expect("json")).expect("write");
     println!("wrote {}", path.display());
 }

@@ -6,9 +6,6 @@
 //! stored `[out, K]` with K ordered `(ky, kx, in)` and zero-padded to a
 //! multiple of 32, the Q8_0 block size, so every layer can be quantized.
 
-use super::int8::{
-    Int8Weights, Kernel, activation_scale, product_threaded, quantize_activation, requantize,
-};
 use super::{ModelError, Precision};
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{Module, Tensor};
@@ -29,15 +26,12 @@ enum Product {
     F32(Tensor),
     /// Candle's quantized product.
     Quantized(QMatMul),
-    /// Pleura's integer product, with the bias it fuses.
-    Int8 {
-        weights: Int8Weights,
-        bias: Vec<f32>,
-    },
 }
 
 impl Product {
-    fn new(weight: Arc<QTensor>, bias: &Tensor, precision: Precision) -> Result<Self, ModelError> {
+    /// The product for `precision`; the integer path has its own layers
+    /// (`int8_lusnet`), so `Int8` is refused here.
+    fn new(weight: Arc<QTensor>, precision: Precision) -> Result<Self, ModelError> {
         Ok(match precision {
             Precision::F32 => {
                 let w = weight.dequantize(&candle_core::Device::Cpu)?;
@@ -45,16 +39,9 @@ impl Product {
             }
             Precision::Quantized => Product::Quantized(QMatMul::from_arc(weight)?),
             Precision::Int8 => {
-                let w = weight.dequantize(&candle_core::Device::Cpu)?;
-                let out = w.dim(0)?;
-                Product::Int8 {
-                    weights: Int8Weights::quantize(
-                        &w.flatten_all()?.to_vec1()?,
-                        out,
-                        Kernel::detect(),
-                    ),
-                    bias: bias.to_vec1()?,
-                }
+                return Err(ModelError::Input(
+                    "candle layers run f32 or q8; int8 runs in int8_lusnet".into(),
+                ));
             }
         })
     }
@@ -64,9 +51,6 @@ impl Product {
         match self {
             Product::F32(w) => rows.matmul(w),
             Product::Quantized(q) => quantized_product(q, rows),
-            Product::Int8 { .. } => Err(candle_core::Error::Msg(
-                "the int8 product takes quantized rows (Conv2d::forward)".into(),
-            )),
         }
     }
 }
@@ -154,7 +138,7 @@ impl Conv2d {
     ) -> Result<Self, ModelError> {
         Ok(Self {
             spec,
-            product: Product::new(weight, &bias, precision)?,
+            product: Product::new(weight, precision)?,
             bias,
         })
     }
@@ -173,26 +157,6 @@ impl Conv2d {
         let oh = (h + 2 * pad - kernel) / stride + 1;
         let ow = (w + 2 * pad - kernel) / stride + 1;
         let data = x.flatten_all()?.to_vec1::<f32>()?;
-        if let Product::Int8 { weights, bias } = &self.product {
-            // Inputs follow a ReLU: one scale for the frame's whole tensor.
-            let scale = activation_scale(data.iter().fold(0f32, |m, &v| m.max(v)));
-            let inverse = 1.0 / scale;
-            let quantized: Vec<u8> = data
-                .iter()
-                .map(|&v| quantize_activation(v, inverse))
-                .collect();
-            let rows = unfold(&quantized, [n, h, w, c], kernel, stride, weights.k());
-            let m = n * oh * ow;
-            let mut sums = vec![0i32; m * weights.stride()];
-            product_threaded(&rows, weights, &mut sums, crate::model::threads());
-            let mut y = vec![0f32; m * weights.out()];
-            requantize(&sums, weights, scale, bias, self.spec.relu, &mut y);
-            return Ok(Tensor::from_vec(
-                y,
-                (n, oh, ow, self.spec.out_channels),
-                x.device(),
-            )?);
-        }
         let k = padded_k(kernel * kernel * c);
         let rows = im2col(&data, [n, h, w, c], kernel, stride, k);
         let rows = Tensor::from_vec(rows, (n * oh * ow, k), x.device())?;
@@ -205,22 +169,17 @@ impl Conv2d {
 /// Unfolds NHWC `data` into one row per output pixel holding its
 /// `kernel × kernel × C` neighbourhood (zeros outside the image), each row
 /// zero-padded to `k` values.
-pub fn im2col(data: &[f32], dims: [usize; 4], kernel: usize, stride: usize, k: usize) -> Vec<f32> {
-    unfold(data, dims, kernel, stride, k)
-}
-
-/// [`im2col`] for any element type (f32, or quantized u8).
-fn unfold<T: Copy + Default>(
-    data: &[T],
+pub fn im2col(
+    data: &[f32],
     [n, h, w, c]: [usize; 4],
     kernel: usize,
     stride: usize,
     k: usize,
-) -> Vec<T> {
+) -> Vec<f32> {
     let pad = kernel / 2;
     let oh = (h + 2 * pad - kernel) / stride + 1;
     let ow = (w + 2 * pad - kernel) / stride + 1;
-    let mut rows = vec![T::default(); n * oh * ow * k];
+    let mut rows = vec![0f32; n * oh * ow * k];
     for (row_index, row) in rows.chunks_exact_mut(k).enumerate() {
         let b = row_index / (oh * ow);
         let (oy, ox) = ((row_index / ow) % oh, row_index % ow);
@@ -257,13 +216,8 @@ impl Linear {
         bias: Tensor,
         precision: Precision,
     ) -> Result<Self, ModelError> {
-        // The score head is tiny: it stays f32 on the int8 path.
-        let precision = match precision {
-            Precision::Int8 => Precision::F32,
-            other => other,
-        };
         Ok(Self {
-            product: Product::new(weight, &bias, precision)?,
+            product: Product::new(weight, precision)?,
             bias,
         })
     }

@@ -20,7 +20,7 @@
 //! at once, reusing each activation load four times.
 
 /// Row lengths are multiples of this (the widest kernel's step).
-pub const K_STEP: usize = 64;
+pub const K_STEP: usize = 16;
 /// Output channels computed together.
 const COLUMNS: usize = 4;
 
@@ -459,24 +459,6 @@ pub fn requantize(
     }
 }
 
-/// `rows [M, k]` (0..=127) times the weights, into `sums [M, stride]`,
-/// split by rows across `threads` of rayon's pool (whose size
-/// `RAYON_NUM_THREADS`, set from the board profile, bounds).
-pub fn product_threaded(rows: &[u8], weights: &Int8Weights, sums: &mut [i32], threads: usize) {
-    use rayon::prelude::*;
-    let (k, stride, kernel) = (weights.k, weights.stride, weights.kernel);
-    let m = rows.len() / k;
-    let threads = threads.clamp(1, m.max(1));
-    if threads == 1 {
-        kernel.product(rows, weights, sums);
-        return;
-    }
-    let chunk = m.div_ceil(threads);
-    rows.par_chunks(chunk * k)
-        .zip(sums.par_chunks_mut(chunk * stride))
-        .for_each(|(rows, sums)| kernel.product(rows, weights, sums));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,7 +521,7 @@ mod tests {
             }
         }
         let mut sums = vec![0; m * weights.stride()];
-        product_threaded(&rows, &weights, &mut sums, 2);
+        weights.kernel().product(&rows, &weights, &mut sums);
         let mut y = vec![0f32; m * out];
         requantize(&sums, &weights, scale, &bias, false, &mut y);
         let mut worst = 0f32;

@@ -21,6 +21,7 @@
 
 use super::conv::{Conv2d, ConvSpec, Linear};
 use super::gguf::ModelFile;
+use super::int8_lusnet::Int8LusNet;
 use super::{ModelError, ModelMeta, Precision, SCORE_CLASSES};
 use candle_core::{D, Device, Tensor};
 use std::path::Path;
@@ -118,9 +119,17 @@ impl FramePrediction {
 #[derive(Debug)]
 pub struct LusNet {
     meta: ModelMeta,
-    convs: Vec<Conv2d>,
-    score: Linear,
+    layers: Layers,
     device: Device,
+}
+
+/// The network's layers, as one precision runs them.
+#[derive(Debug)]
+enum Layers {
+    /// Candle tensors: f32 products, or candle's quantized ones.
+    Candle { convs: Vec<Conv2d>, score: Linear },
+    /// Pleura's integer path, with its buffers.
+    Int8(Box<Int8LusNet>),
 }
 
 impl LusNet {
@@ -131,28 +140,23 @@ impl LusNet {
 
     /// Builds the network from a model file already in memory.
     pub fn from_file(file: ModelFile, precision: Precision) -> Result<Self, ModelError> {
-        let meta = file.meta.clone();
-        let convs = conv_specs(meta.widths, meta.seg_classes.len())
-            .into_iter()
-            .map(|(name, spec)| {
-                let (weight, bias) = file.layer(name, spec.weight_shape())?;
-                // The stem reads the normalized frame, which is signed: the
-                // int8 path (7-bit unsigned activations) leaves it in f32, and
-                // the 1×1 segmentation head too (0.1 % of the work; its logits
-                // decide the rare consolidation pixels).
-                let precision = match precision {
-                    Precision::Int8 if name == "stem" || name == "seg" => Precision::F32,
-                    other => other,
-                };
-                Conv2d::new(spec, weight, bias, precision)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let (weight, bias) = file.layer("score", score_shape(meta.widths))?;
-        let score = Linear::new(weight, bias, precision)?;
+        let layers = if precision == Precision::Int8 {
+            Layers::Int8(Box::new(Int8LusNet::new(&file)?))
+        } else {
+            let convs = conv_specs(file.meta.widths, file.meta.seg_classes.len())
+                .into_iter()
+                .map(|(name, spec)| {
+                    let (weight, bias) = file.layer(name, spec.weight_shape())?;
+                    Conv2d::new(spec, weight, bias, precision)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let (weight, bias) = file.layer("score", score_shape(file.meta.widths))?;
+            let score = Linear::new(weight, bias, precision)?;
+            Layers::Candle { convs, score }
+        };
         Ok(Self {
-            meta,
-            convs,
-            score,
+            meta: file.meta,
+            layers,
             device: Device::Cpu,
         })
     }
@@ -169,10 +173,7 @@ impl LusNet {
         let mut data = Vec::with_capacity(frames.len() * s * s);
         for frame in frames {
             if frame.len() != s * s {
-                return Err(ModelError::Input(format!(
-                    "frame has {} pixels, the model takes {s}×{s}",
-                    frame.len()
-                )));
+                return Err(frame_size_error(frame.len(), s));
             }
             data.extend(frame.iter().map(|&p| (f32::from(p) / 255.0 - mean) / std));
         }
@@ -192,6 +193,10 @@ impl LusNet {
                 "input is {h}×{w}, the model takes {s}×{s}"
             )));
         }
+        let (convs, score) = match &self.layers {
+            Layers::Candle { convs, score } => (convs, score),
+            Layers::Int8(net) => return self.forward_int8(net, x),
+        };
         let [
             stem,
             stem2,
@@ -204,7 +209,7 @@ impl LusNet {
             up2,
             up1,
             seg,
-        ] = self.convs.as_slice()
+        ] = convs.as_slice()
         else {
             return Err(ModelError::Input(
                 "model has the wrong number of layers".into(),
@@ -216,7 +221,7 @@ impl LusNet {
         let s16 = block3.forward(&down3.forward(&s8)?)?;
 
         let pooled = Tensor::cat(&[s16.mean((1, 2))?, s16.max(1)?.max(1)?], 1)?;
-        let score_logits = self.score.forward(&pooled)?;
+        let score_logits = score.forward(&pooled)?;
 
         let d8 = up2.forward(&Tensor::cat(&[upsample2(&s16)?, s8], 3)?)?;
         let d4 = up1.forward(&Tensor::cat(&[upsample2(&d8)?, s4], 3)?)?;
@@ -227,10 +232,38 @@ impl LusNet {
         })
     }
 
+    /// [`LusNet::forward`] on the integer path, frame by frame.
+    fn forward_int8(&self, net: &Int8LusNet, x: &Tensor) -> Result<ModelOutput, ModelError> {
+        let (n, s, _, _) = x.dims4()?;
+        let side = s / 4;
+        let classes = self.meta.seg_classes.len();
+        let (mut score, mut seg) = (Vec::new(), Vec::new());
+        for frame in x.flatten_all()?.to_vec1::<f32>()?.chunks_exact(s * s) {
+            net.run(frame.iter().copied(), |score_logits, seg_logits| {
+                score.extend_from_slice(score_logits);
+                seg.extend_from_slice(seg_logits);
+            });
+        }
+        Ok(ModelOutput {
+            score_logits: Tensor::from_vec(score, (n, SCORE_CLASSES), &self.device)?,
+            seg_logits: Tensor::from_vec(seg, (n, side, side, classes), &self.device)?,
+        })
+    }
+
     /// Runs preprocessed `S×S` frames through the network.
     pub fn predict(&self, frames: &[&[u8]]) -> Result<Vec<FramePrediction>, ModelError> {
         if frames.is_empty() {
             return Ok(Vec::new());
+        }
+        if let Layers::Int8(net) = &self.layers {
+            let s = self.meta.input_size;
+            return frames
+                .iter()
+                .map(|frame| match frame.len() == s * s {
+                    true => Ok(net.predict(frame)),
+                    false => Err(frame_size_error(frame.len(), s)),
+                })
+                .collect();
         }
         let out = self.forward(&self.input_tensor(frames)?)?;
         let probs = candle_nn::ops::softmax(&out.score_logits, D::Minus1)?.to_vec2::<f32>()?;
@@ -252,6 +285,13 @@ impl LusNet {
             })
             .collect())
     }
+}
+
+/// The error for a frame that is not `side × side`.
+fn frame_size_error(pixels: usize, side: usize) -> ModelError {
+    ModelError::Input(format!(
+        "frame has {pixels} pixels, the model takes {side}×{side}"
+    ))
 }
 
 /// Nearest-neighbour ×2 upsampling of an NHWC tensor.

@@ -8,6 +8,7 @@ pub mod conv;
 pub mod gguf;
 pub mod import;
 pub mod int8;
+pub mod int8_lusnet;
 pub mod lusnet;
 
 pub use lusnet::{LusNet, ModelOutput};

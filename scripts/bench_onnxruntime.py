@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""ONNX Runtime's side of `scripts/bench`, and the report that joins both sides.
+
+    bench_onnxruntime.py time --onnx-dir DIR --frames FRAMES --weights W --threads N --out OUT.json
+    bench_onnxruntime.py report RUN.json [RUN.json ...] --out results.json --table results.md
+
+`time` runs `DIR/lusnet.onnx` (f32) and `DIR/lusnet-int8.onnx` (QDQ) on the
+frames `benches/model.rs` timed (normalized as the runtime does, from the
+weights' metadata) at N intra-op threads, in rounds like the Rust bench,
+and writes every latency sample. Before timing, it checks that the f32
+graph gives the logits of the parity fixture, so the graph is the network
+Pleura runs.
+
+`report` pools the samples of every run per path and thread count, and
+writes the median and p99 per frame, the ratios the targets are stated in
+(int8 against candle f32, and against ONNX Runtime int8 at the same
+threads), as JSON and as a Markdown table.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import load_file
+
+ROUNDS = 5
+FRAMES_PER_ROUND = 40
+ROOT = Path(__file__).resolve().parents[1]
+PARITY = ROOT / "tests" / "fixtures" / "parity.safetensors"
+
+
+def session(path, threads):
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def normalize(frames, meta):
+    mean, std = float(meta["norm_mean"]), float(meta["norm_std"])
+    return ((frames.astype(np.float32) / 255.0 - mean) / std)[:, None]
+
+
+def check_parity(sess, meta):
+    """The f32 graph reproduces the trainer's logits on the parity fixture's frames."""
+    fixture = load_file(str(PARITY))
+    inputs = normalize(fixture["frames"], meta)
+    worst = 0.0
+    for i, x in enumerate(inputs):
+        score, seg = sess.run(None, {"frame": x[None]})
+        worst = max(worst, float(np.abs(score[0] - fixture["score_logits"][i]).max()),
+                    float(np.abs(seg[0].transpose(1, 2, 0) - fixture["seg_logits"][i]).max()))
+    if worst > 1e-3:
+        sys.exit(f"bench: {sess._model_path} differs from the parity fixture by {worst:.2e}; "
+                 f"not the network Pleura runs")
+    return worst
+
+
+def time_paths(args):
+    with safe_open(str(args.weights), "np") as f:
+        meta = f.metadata()
+    inputs = normalize(load_file(str(args.frames))["frames"], meta)
+    paths = [("ort-f32", args.onnx_dir / "lusnet.onnx"), ("ort-int8", args.onnx_dir / "lusnet-int8.onnx")]
+    sessions = [session(p, args.threads) for _, p in paths]
+    worst = check_parity(sessions[0], meta)
+    samples = [[] for _ in paths]
+    for round_ in range(ROUNDS + 1):
+        for i, sess in enumerate(sessions):
+            for j in range(FRAMES_PER_ROUND):
+                x = inputs[(round_ * FRAMES_PER_ROUND + j) % len(inputs)][None]
+                started = time.perf_counter()
+                sess.run(None, {"frame": x})
+                if round_ > 0:  # round 0 warms caches and thread pools
+                    samples[i].append((time.perf_counter() - started) * 1e3)
+    results = [{"path": name, "threads": args.threads, "samples_ms": s, "frames": len(s)}
+               for (name, _), s in zip(paths, samples)]
+    args.out.write_text(json.dumps(results))
+    for r in results:
+        print(f"{r['path']:<9} threads {args.threads} median {np.median(r['samples_ms']):.2f} ms")
+    print(f"parity of the f32 graph: max |diff| {worst:.1e}; wrote {args.out}")
+
+
+ORDER = ["int8", "f32", "q8", "ort-f32", "ort-int8"]
+NAMES = {
+    "int8": "Pleura int8 (src/model/int8.rs)",
+    "f32": "candle f32 (im2col + gemm)",
+    "q8": "candle QMatMul (Q8_0)",
+    "ort-f32": "ONNX Runtime f32",
+    "ort-int8": "ONNX Runtime int8 (QDQ, static)",
+}
+
+
+def report(args):
+    pooled = {}
+    for run in args.runs:
+        for r in json.loads(run.read_text()):
+            pooled.setdefault((r["path"], r["threads"]), []).extend(r["samples_ms"])
+    stats = {}
+    for (path, threads), s in pooled.items():
+        s = np.sort(np.array(s))
+        stats[(path, threads)] = {"path": path, "threads": threads, "frames": int(len(s)),
+                                  "median_ms": float(np.median(s)),
+                                  "p99_ms": float(s[round((len(s) - 1) * 0.99)])}
+    threads = sorted({t for _, t in stats})
+    targets = []
+    for t in threads:
+        int8 = stats[("int8", t)]["median_ms"]
+        for path, stat in stats.items():
+            if path[1] == t:
+                stat["ratio_to_f32"] = stat["median_ms"] / stats[("f32", t)]["median_ms"]
+        targets += [
+            {"threads": t, "target": "int8 <= 0.5x candle f32",
+             "ratio": int8 / stats[("f32", t)]["median_ms"], "limit": 0.5},
+            {"threads": t, "target": "int8 <= 1.0x ONNX Runtime int8",
+             "ratio": int8 / stats[("ort-int8", t)]["median_ms"], "limit": 1.0},
+        ]
+    for target in targets:
+        target["met"] = target["ratio"] <= target["limit"]
+    rows = [stats[(p, t)] for t in threads for p in ORDER if (p, t) in stats]
+    args.out.write_text(json.dumps({"paths": rows, "targets": targets}, indent=1))
+
+    lines = ["| path | threads | median ms | p99 ms | × candle f32 |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {NAMES.get(r['path'], r['path'])} | {r['threads']} | {r['median_ms']:.2f} | "
+                     f"{r['p99_ms']:.2f} | {r['ratio_to_f32']:.2f} |")
+    lines += ["", "| target | threads | ratio | met |", "|---|---|---|---|"]
+    for t in targets:
+        lines.append(f"| {t['target']} | {t['threads']} | {t['ratio']:.2f} | {'yes' if t['met'] else 'no'} |")
+    table = "\n".join(lines) + "\n"
+    args.table.write_text(table)
+    print(table, end="")
+    print(f"wrote {args.out} and {args.table}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("time")
+    t.add_argument("--onnx-dir", type=Path, required=True)
+    t.add_argument("--frames", type=Path, required=True)
+    t.add_argument("--weights", type=Path, required=True)
+    t.add_argument("--threads", type=int, required=True)
+    t.add_argument("--out", type=Path, required=True)
+    r = sub.add_parser("report")
+    r.add_argument("runs", type=Path, nargs="+")
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--table", type=Path, required=True)
+    args = ap.parse_args()
+    (time_paths if args.command == "time" else report)(args)
+
+
+if __name__ == "__main__":
+    main()
