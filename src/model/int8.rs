@@ -426,14 +426,25 @@ pub fn activation_scale(max: f32) -> f32 {
 }
 
 /// One activation to 0..=127 given `1 / scale`, rounded to nearest
-/// (negative values, which a ReLU never gives, become 0: `as` saturates).
+/// (negative values, which a ReLU never gives, and NaN become 0). Clamped
+/// as a float first, so that loops over it vectorize without the checks
+/// of a saturating conversion.
 #[inline]
+#[allow(clippy::manual_clamp)] // `clamp` keeps NaN, `max` turns it into 0
 pub fn quantize_activation(value: f32, inverse_scale: f32) -> u8 {
-    (value * inverse_scale + 0.5).min(127.0) as u8
+    let q = (value * inverse_scale + 0.5).max(0.0).min(127.0);
+    // SAFETY: `max` turns NaN into 0, so q is a finite value in 0..=127.
+    unsafe { q.to_int_unchecked::<i32>() as u8 }
 }
 
 /// Turns i32 sums back into f32 outputs with bias and optional ReLU fused:
 /// `out = sum · a_scale · w_scale[o] + bias[o]`.
+///
+/// Like the other element-wise loops around the products, this is plain
+/// Rust for the compiler to vectorize, built twice on x86-64 (its baseline,
+/// SSE2, scalarizes the conversions): for AVX2 + FMA, chosen at run time,
+/// and for the baseline. AArch64's baseline has NEON.
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
 pub fn requantize(
     sums: &[i32],
     weights: &Int8Weights,

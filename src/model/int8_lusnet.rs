@@ -55,8 +55,21 @@ impl FeatureMap {
         }
     }
 
+    /// The largest value, 0 for an all-negative map (16 lanes, so that the
+    /// compiler vectorizes it).
+    #[inline(always)]
     fn max(&self) -> f32 {
-        self.data.iter().fold(0f32, |m, &v| m.max(v))
+        let mut lanes = [0f32; 16];
+        let chunks = self.data.chunks_exact(16);
+        let rest = chunks.remainder();
+        for chunk in chunks {
+            for (lane, &v) in lanes.iter_mut().zip(chunk) {
+                *lane = if v > *lane { v } else { *lane };
+            }
+        }
+        rest.iter()
+            .chain(&lanes)
+            .fold(0f32, |m, &v| if v > m { v } else { m })
     }
 }
 
@@ -84,44 +97,12 @@ impl QuantizedInput {
     /// Quantizes the channel-wise concatenation of `parts`, each map
     /// upsampled (nearest) by its factor to `side`, with one scale.
     fn fill(&mut self, side: usize, parts: &[(&FeatureMap, usize)]) {
-        let channels: usize = parts.iter().map(|(map, _)| map.channels).sum();
-        let max = parts.iter().map(|(map, _)| map.max()).fold(0f32, f32::max);
-        self.scale = activation_scale(max);
-        self.side = side;
-        self.channels = channels;
-        let inverse = 1.0 / self.scale;
-        let row_len = (side + 2) * channels;
-        let data = &mut self.data[..(side + 2) * row_len];
-        data[..row_len].fill(0);
-        data[(side + 1) * row_len..].fill(0);
-        for (y, row) in data[row_len..(side + 1) * row_len]
-            .chunks_exact_mut(row_len)
-            .enumerate()
-        {
-            row[..channels].fill(0);
-            row[(side + 1) * channels..].fill(0);
-            for (x, pixel) in row[channels..(side + 1) * channels]
-                .chunks_exact_mut(channels)
-                .enumerate()
-            {
-                let mut at = 0;
-                for (map, up) in parts {
-                    let src = ((y / up) * map.side + x / up) * map.channels;
-                    let values = &map.data[src..src + map.channels];
-                    for (q, &v) in pixel[at..at + map.channels].iter_mut().zip(values) {
-                        *q = quantize_activation(v, inverse);
-                    }
-                    at += map.channels;
-                }
-            }
-        }
+        fill_quantized(self, side, parts);
     }
 
-    /// Copies the 3×3 neighbourhood of output pixel `index` (of a
-    /// `out_side`-wide output at `stride`) into `row`, `(ky, kx, c)` order,
-    /// zeros after.
-    fn gather(&self, stride: usize, out_side: usize, index: usize, row: &mut [u8]) {
-        let (oy, ox) = (index / out_side, index % out_side);
+    /// Copies the 3×3 neighbourhood of output pixel (`oy`, `ox`) of a
+    /// convolution at `stride` into `row`, `(ky, kx, c)` order, zeros after.
+    fn gather(&self, stride: usize, oy: usize, ox: usize, row: &mut [u8]) {
         let run = 3 * self.channels;
         let row_len = (self.side + 2) * self.channels;
         for ky in 0..3 {
@@ -129,6 +110,53 @@ impl QuantizedInput {
             row[ky * run..(ky + 1) * run].copy_from_slice(&self.data[src..src + run]);
         }
         row[3 * run..].fill(0);
+    }
+}
+
+/// [`QuantizedInput::fill`]: plain loops for the compiler to vectorize,
+/// built for AVX2 + FMA as well on x86-64 (see [`requantize`]).
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn fill_quantized(input: &mut QuantizedInput, side: usize, parts: &[(&FeatureMap, usize)]) {
+    let channels: usize = parts.iter().map(|(map, _)| map.channels).sum();
+    let max = parts.iter().map(|(map, _)| map.max()).fold(0f32, f32::max);
+    input.scale = activation_scale(max);
+    input.side = side;
+    input.channels = channels;
+    let inverse = 1.0 / input.scale;
+    let row_len = (side + 2) * channels;
+    let data = &mut input.data[..(side + 2) * row_len];
+    data[..row_len].fill(0);
+    data[(side + 1) * row_len..].fill(0);
+    for (y, row) in data[row_len..(side + 1) * row_len]
+        .chunks_exact_mut(row_len)
+        .enumerate()
+    {
+        row[..channels].fill(0);
+        row[(side + 1) * channels..].fill(0);
+        let pixels = &mut row[channels..(side + 1) * channels];
+        if let [(map, 1)] = parts {
+            // One map at its own size: the whole row at once.
+            let src = y * side * channels;
+            quantize_run(&map.data[src..src + side * channels], inverse, pixels);
+            continue;
+        }
+        for (x, pixel) in pixels.chunks_exact_mut(channels).enumerate() {
+            let mut at = 0;
+            for (map, up) in parts {
+                let src = ((y / up) * map.side + x / up) * map.channels;
+                let values = &map.data[src..src + map.channels];
+                quantize_run(values, inverse, &mut pixel[at..at + map.channels]);
+                at += map.channels;
+            }
+        }
+    }
+}
+
+/// `values` quantized into `out` (same length) given `1 / scale`.
+#[inline(always)]
+fn quantize_run(values: &[f32], inverse: f32, out: &mut [u8]) {
+    for (q, &v) in out.iter_mut().zip(values) {
+        *q = quantize_activation(v, inverse);
     }
 }
 
@@ -217,9 +245,14 @@ impl Int8Conv {
             for (p, sums) in sums.chunks_mut(rows_per_panel * stride).enumerate() {
                 let rows = sums.len() / stride;
                 let panel = &mut panel[..rows * k];
-                for (i, row) in panel.chunks_exact_mut(k).enumerate() {
-                    let index = first + p * rows_per_panel + i;
-                    input.gather(self.spec.stride, out_side, index, row);
+                let start = first + p * rows_per_panel;
+                let (mut oy, mut ox) = (start / out_side, start % out_side);
+                for row in panel.chunks_exact_mut(k) {
+                    input.gather(self.spec.stride, oy, ox, row);
+                    ox += 1;
+                    if ox == out_side {
+                        (oy, ox) = (oy + 1, 0);
+                    }
                 }
                 self.weights.kernel().product(panel, &self.weights, sums);
             }
@@ -227,31 +260,70 @@ impl Int8Conv {
     }
 }
 
+/// Output channels the stem computes together, in registers.
+const STEM_LANES: usize = 16;
+
 /// The f32 stem: a 3×3 convolution of the one-channel normalized frame.
 #[derive(Debug)]
 struct Stem {
-    /// `[9 taps][out]`.
-    weights: Vec<f32>,
-    bias: Vec<f32>,
+    /// Per block of [`STEM_LANES`] output channels (the last one padded
+    /// with zeros): `[9 taps][lanes]`.
+    weights: Vec<[[f32; STEM_LANES]; 9]>,
+    /// Per block, like the weights.
+    bias: Vec<[f32; STEM_LANES]>,
+    channels: usize,
     stride: usize,
 }
 
 impl Stem {
+    /// From weights `[out][taps ≥ 9]` (the first 9 are the 3×3 kernel).
+    fn new(weights: &[Vec<f32>], bias: &[f32], stride: usize) -> Self {
+        let blocks = weights.len().div_ceil(STEM_LANES);
+        let mut packed = vec![[[0f32; STEM_LANES]; 9]; blocks];
+        let mut packed_bias = vec![[0f32; STEM_LANES]; blocks];
+        for (o, (row, &b)) in weights.iter().zip(bias).enumerate() {
+            let (block, lane) = (o / STEM_LANES, o % STEM_LANES);
+            for (tap, &w) in row.iter().take(9).enumerate() {
+                packed[block][tap][lane] = w;
+            }
+            packed_bias[block][lane] = b;
+        }
+        Self {
+            weights: packed,
+            bias: packed_bias,
+            channels: weights.len(),
+            stride,
+        }
+    }
+
     /// `frame` (`(side + 2)²`, padded with zeros) into `out`, with ReLU.
     fn forward(&self, frame: &[f32], side: usize, out: &mut FeatureMap) {
-        let channels = self.bias.len();
-        let padded = side + 2;
-        for (index, pixel) in out.data.chunks_exact_mut(channels).enumerate() {
-            let (oy, ox) = (index / out.side, index % out.side);
-            pixel.copy_from_slice(&self.bias);
-            for (tap, w) in self.weights.chunks_exact(channels).enumerate() {
-                let v = frame[(oy * self.stride + tap / 3) * padded + ox * self.stride + tap % 3];
-                for (y, &w) in pixel.iter_mut().zip(w) {
-                    *y += v * w;
+        stem_forward(self, frame, side, out);
+    }
+}
+
+/// [`Stem::forward`], built for AVX2 + FMA as well on x86-64 (see [`requantize`]).
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn stem_forward(stem: &Stem, frame: &[f32], side: usize, out: &mut FeatureMap) {
+    let padded = side + 2;
+    let out_side = out.side;
+    for (index, pixel) in out.data.chunks_exact_mut(stem.channels).enumerate() {
+        let (oy, ox) = (index / out_side, index % out_side);
+        let corner = oy * stem.stride * padded + ox * stem.stride;
+        let taps: [f32; 9] = std::array::from_fn(|t| frame[corner + t / 3 * padded + t % 3]);
+        for ((part, weights), bias) in pixel
+            .chunks_mut(STEM_LANES)
+            .zip(&stem.weights)
+            .zip(&stem.bias)
+        {
+            let mut acc = *bias;
+            for (&v, w) in taps.iter().zip(weights) {
+                for (a, &w) in acc.iter_mut().zip(w) {
+                    *a += v * w;
                 }
             }
-            for y in pixel.iter_mut() {
-                *y = y.max(0.0);
+            for (y, a) in part.iter_mut().zip(acc) {
+                *y = a.max(0.0);
             }
         }
     }
@@ -266,13 +338,35 @@ struct Dense {
 }
 
 impl Dense {
-    fn forward(&self, x: &[f32], out: &mut [f32]) {
+    /// Each row of `inputs` (`[n][in]`) into the same row of `outputs` (`[n][out]`).
+    fn forward(&self, inputs: &[f32], outputs: &mut [f32]) {
+        dense_forward(self, inputs, outputs);
+    }
+}
+
+/// [`Dense::forward`], with dot products in 8 lanes so that they
+/// vectorize, built for AVX2 + FMA as well on x86-64 (see [`requantize`]).
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn dense_forward(dense: &Dense, inputs: &[f32], outputs: &mut [f32]) {
+    let (n_in, n_out) = (dense.weights.len() / dense.bias.len(), dense.bias.len());
+    for (x, out) in inputs
+        .chunks_exact(n_in)
+        .zip(outputs.chunks_exact_mut(n_out))
+    {
         for ((y, w), &b) in out
             .iter_mut()
-            .zip(self.weights.chunks_exact(x.len()))
-            .zip(&self.bias)
+            .zip(dense.weights.chunks_exact(n_in))
+            .zip(&dense.bias)
         {
-            *y = b + w.iter().zip(x).map(|(w, x)| w * x).sum::<f32>();
+            let mut lanes = [0f32; 8];
+            for (x, w) in x.chunks_exact(8).zip(w.chunks_exact(8)) {
+                for ((lane, &x), &w) in lanes.iter_mut().zip(x).zip(w) {
+                    *lane += x * w;
+                }
+            }
+            let done = n_in / 8 * 8;
+            let rest: f32 = x[done..].iter().zip(&w[done..]).map(|(x, w)| x * w).sum();
+            *y = b + lanes.iter().sum::<f32>() + rest;
         }
     }
 }
@@ -303,12 +397,21 @@ struct Scratch {
     seg_logits: Vec<f32>,
 }
 
+/// A frame for [`Int8LusNet::run`], `S×S`, row-major.
+#[derive(Debug, Clone, Copy)]
+pub enum Frame<'a> {
+    /// Preprocessed pixels, normalized as the model file says.
+    Pixels(&'a [u8]),
+    /// Already normalized.
+    Normalized(&'a [f32]),
+}
+
 /// LusNet with integer convolutions and its buffers.
 #[derive(Debug)]
 pub struct Int8LusNet {
     side: usize,
-    mean: f32,
-    std: f32,
+    /// The network's input for each pixel value.
+    normalized: [f32; 256],
     /// Threads for the products, read once at load ([`crate::model::threads`]).
     threads: usize,
     stem: Stem,
@@ -336,16 +439,7 @@ impl Int8LusNet {
             let bias = bias.to_vec1::<f32>()?;
             let taps = spec.kernel * spec.kernel * spec.in_channels;
             match name {
-                "stem" => {
-                    let weights = (0..taps)
-                        .flat_map(|tap| w.iter().map(move |row| row[tap]))
-                        .collect();
-                    stem = Some(Stem {
-                        weights,
-                        bias,
-                        stride: spec.stride,
-                    });
-                }
+                "stem" => stem = Some(Stem::new(&w, &bias, spec.stride)),
                 "seg" => {
                     let weights = w.iter().flat_map(|row| row[..taps].to_vec()).collect();
                     seg = Some(Dense { weights, bias });
@@ -428,8 +522,9 @@ impl Int8LusNet {
         Ok(Self {
             side: s,
             threads: crate::model::threads(),
-            mean: meta.norm_mean,
-            std: meta.norm_std,
+            normalized: std::array::from_fn(|p| {
+                (p as f32 / 255.0 - meta.norm_mean) / meta.norm_std
+            }),
             stem,
             convs,
             seg,
@@ -438,14 +533,27 @@ impl Int8LusNet {
         })
     }
 
-    /// Runs one preprocessed `S×S` frame; `normalized` gives the network's
-    /// input, row-major.
+    /// Runs one `S×S` frame and hands `visit` the score logits and the
+    /// `[S/4 · S/4][classes]` segmentation logits while the buffers are held.
     ///
-    /// Hands `visit` the score logits and the `[S/4 · S/4][classes]`
-    /// segmentation logits while the buffers are held.
-    pub fn run<T>(
+    /// On several threads the whole frame runs inside rayon's pool, so that
+    /// the calling thread does not sleep and wake around every layer.
+    pub fn run<T: Send>(
         &self,
-        normalized: impl Iterator<Item = f32>,
+        frame: Frame<'_>,
+        visit: impl FnOnce(&[f32; SCORE_CLASSES], &[f32]) -> T + Send,
+    ) -> T {
+        if self.threads > 1 {
+            rayon::scope(|_| self.run_here(frame, visit))
+        } else {
+            self.run_here(frame, visit)
+        }
+    }
+
+    /// [`Int8LusNet::run`] on the calling thread.
+    fn run_here<T>(
+        &self,
+        frame: Frame<'_>,
         visit: impl FnOnce(&[f32; SCORE_CLASSES], &[f32]) -> T,
     ) -> T {
         // A panic elsewhere cannot leave these buffers half-valid for the
@@ -454,8 +562,20 @@ impl Int8LusNet {
         let x = &mut *guard;
         let (s, threads) = (self.side, self.threads);
         let padded = s + 2;
-        for (i, v) in normalized.take(s * s).enumerate() {
-            x.frame[(i / s + 1) * padded + i % s + 1] = v;
+        let rows = x.frame[padded..(s + 1) * padded].chunks_exact_mut(padded);
+        match frame {
+            Frame::Pixels(pixels) => {
+                for (row, pixels) in rows.zip(pixels.chunks_exact(s)) {
+                    for (cell, &p) in row[1..=s].iter_mut().zip(pixels) {
+                        *cell = self.normalized[usize::from(p)];
+                    }
+                }
+            }
+            Frame::Normalized(values) => {
+                for (row, values) in rows.zip(values.chunks_exact(s)) {
+                    row[1..=s].copy_from_slice(values);
+                }
+            }
         }
         let [stem2, down1, block1, down2, block2, down3, block3, up2, up1] = &self.convs;
         self.stem.forward(&x.frame, s, &mut x.t2);
@@ -509,10 +629,8 @@ impl Int8LusNet {
 
     /// What the network says about one preprocessed `S×S` frame.
     pub fn predict(&self, frame: &[u8]) -> FramePrediction {
-        let (mean, std) = (self.mean, self.std);
-        let normalized = frame.iter().map(|&p| (f32::from(p) / 255.0 - mean) / std);
         let classes = self.seg.bias.len();
-        self.run(normalized, |score, seg| FramePrediction {
+        self.run(Frame::Pixels(frame), |score, seg| FramePrediction {
             score_probs: softmax(score),
             seg_size: self.side / 4,
             seg_labels: seg
@@ -547,4 +665,76 @@ fn softmax(logits: &[f32; SCORE_CLASSES]) -> [f32; SCORE_CLASSES] {
     let exp = logits.map(|v| (v - max).exp());
     let total: f32 = exp.iter().sum();
     exp.map(|e| e / total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::conv::im2col;
+
+    fn map(side: usize, channels: usize, seed: usize) -> FeatureMap {
+        let mut m = FeatureMap::new(side, channels);
+        for (i, v) in m.data.iter_mut().enumerate() {
+            *v = ((i * 37 + seed * 11) % 23) as f32 * 0.25;
+        }
+        m
+    }
+
+    #[test]
+    fn a_gathered_row_is_the_im2col_row_of_the_quantized_map() {
+        let (side, channels) = (6, 16);
+        let m = map(side, channels, 1);
+        let mut input = QuantizedInput::with_capacity((side + 2) * (side + 2) * channels);
+        input.fill(side, &[(&m, 1)]);
+        let inverse = 1.0 / input.scale;
+        let quantized: Vec<f32> = m
+            .data
+            .iter()
+            .map(|&v| f32::from(quantize_activation(v, inverse)))
+            .collect();
+        let k = 9 * channels + 16; // with zero padding after the taps
+        for stride in [1, 2] {
+            let out_side = (side - 1) / stride + 1;
+            let want = im2col(&quantized, [1, side, side, channels], 3, stride, k);
+            let mut row = vec![7u8; k];
+            for (index, expected) in want.chunks_exact(k).enumerate() {
+                input.gather(stride, index / out_side, index % out_side, &mut row);
+                let got: Vec<f32> = row.iter().map(|&q| f32::from(q)).collect();
+                assert_eq!(got, expected, "stride {stride}, output pixel {index}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_skip_connection_is_the_upsampled_map_then_the_skip_channels() {
+        let (coarse, skip) = (map(2, 16, 2), map(4, 8, 3));
+        let mut input = QuantizedInput::with_capacity(6 * 6 * 24);
+        input.fill(4, &[(&coarse, 2), (&skip, 1)]);
+        assert_eq!(input.channels, 24);
+        let max = coarse.max().max(skip.max());
+        assert_eq!(input.scale, activation_scale(max));
+        let inverse = 1.0 / input.scale;
+        for y in 0..4 {
+            for x in 0..4 {
+                let at = ((y + 1) * 6 + x + 1) * 24;
+                let pixel = &input.data[at..at + 24];
+                let c = ((y / 2) * 2 + x / 2) * 16;
+                let s = (y * 4 + x) * 8;
+                for (i, &q) in pixel.iter().enumerate() {
+                    let v = if i < 16 {
+                        coarse.data[c + i]
+                    } else {
+                        skip.data[s + i - 16]
+                    };
+                    assert_eq!(
+                        q,
+                        quantize_activation(v, inverse),
+                        "pixel ({y}, {x}) channel {i}"
+                    );
+                }
+            }
+        }
+        // The border is zero: "same" padding.
+        assert!(input.data[..6 * 24].iter().all(|&q| q == 0));
+    }
 }

@@ -21,7 +21,7 @@
 
 use super::conv::{Conv2d, ConvSpec, Linear};
 use super::gguf::ModelFile;
-use super::int8_lusnet::Int8LusNet;
+use super::int8_lusnet::{Frame, Int8LusNet};
 use super::{ModelError, ModelMeta, Precision, SCORE_CLASSES};
 use candle_core::{D, Device, Tensor};
 use std::path::Path;
@@ -239,7 +239,7 @@ impl LusNet {
         let classes = self.meta.seg_classes.len();
         let (mut score, mut seg) = (Vec::new(), Vec::new());
         for frame in x.flatten_all()?.to_vec1::<f32>()?.chunks_exact(s * s) {
-            net.run(frame.iter().copied(), |score_logits, seg_logits| {
+            net.run(Frame::Normalized(frame), |score_logits, seg_logits| {
                 score.extend_from_slice(score_logits);
                 seg.extend_from_slice(seg_logits);
             });
