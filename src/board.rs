@@ -11,6 +11,7 @@
 
 use crate::display::{DisplaySpec, Rotation};
 use crate::input::{KeyMap, KeyMapError};
+use crate::model::Precision;
 use crate::source::pixels::PixelFormat;
 use crate::source::{SourceSpec, V4lOptions};
 use serde::Deserialize;
@@ -68,6 +69,9 @@ pub struct BoardProfile {
     pub threads: usize,
     /// The model file, relative to the installation.
     pub model: PathBuf,
+    /// The inference path `pleura run` takes (`int8`, `f32` or `q8`).
+    #[serde(default = "int8")]
+    pub precision: Precision,
     /// The screen.
     pub display: DisplayProfile,
     /// The grabber.
@@ -80,6 +84,11 @@ pub struct BoardProfile {
     /// How a firmware update proves itself.
     #[serde(default)]
     pub update: UpdateProfile,
+}
+
+/// The fast path, for profiles that do not name one.
+fn int8() -> Precision {
+    Precision::Int8
 }
 
 /// The board's CPU.

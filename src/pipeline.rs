@@ -202,6 +202,7 @@ pub fn run(
     RunReport {
         source: source_name.to_string(),
         model: model_name.to_string(),
+        precision: model.precision().name(),
         end: inference
             .failure
             .or(capture.end)

@@ -225,6 +225,8 @@ pub struct RunReport {
     pub source: String,
     /// The model file.
     pub model: String,
+    /// The inference path: `int8`, `f32` or `q8`.
+    pub precision: &'static str,
     /// Why the run ended.
     pub end: EndReason,
     /// One entry per clip, in playing order.

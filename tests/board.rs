@@ -1,6 +1,7 @@
-//! `pleura run` takes its settings from the board profile: the model, the
-//! screen, the grabber, the exam journal's folder and the threads. Flags
-//! given on the command line win over the profile.
+//! `pleura run` takes its settings from the board profile: the model and
+//! its precision (int8 when the profile names none), the screen, the
+//! grabber, the exam journal's folder and the threads. Flags given on the
+//! command line win over the profile.
 
 mod common;
 
@@ -39,6 +40,13 @@ slots = "{data}/slots"
     std::fs::write(dir.join("bench.toml"), text).unwrap();
 }
 
+/// The inference path a run report names.
+fn precision(report: &Path) -> String {
+    let text = std::fs::read_to_string(report).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    report["precision"].as_str().unwrap().to_string()
+}
+
 #[test]
 fn run_uses_the_boards_screen_model_journal_and_grabber() {
     let dir = tempfile::tempdir().unwrap();
@@ -56,9 +64,12 @@ fn run_uses_the_boards_screen_model_journal_and_grabber() {
         "blue",
         "--every",
         "20",
+        "--report",
+        dir.path().join("report.json").to_str().unwrap(),
     ]));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("frames        40"), "{stdout}");
+    assert_eq!(precision(&dir.path().join("report.json")), "int8");
     let screen = image::open(screens.join("last.png")).unwrap();
     assert_eq!((screen.width(), screen.height()), (480, 320), "board size");
     assert!(
@@ -92,16 +103,22 @@ fn command_line_flags_win_over_the_profile() {
     assert!(stderr.contains("no-model.gguf"), "{stderr}");
 
     let model = common::shipped_model();
+    let report = dir.path().join("report.json");
     common::succeed(pleura().args(board).args(run).args([
         "--model",
         model.to_str().unwrap(),
         "--display",
         "none",
+        "--precision",
+        "f32",
+        "--report",
+        report.to_str().unwrap(),
     ]));
     assert!(
         !screens.exists(),
         "--display none replaced the board's screen"
     );
+    assert_eq!(precision(&report), "f32");
 }
 
 #[test]

@@ -3,8 +3,15 @@
 //! and consolidation masks each have an IoU ≥ 0.95 against f32's.
 //!
 //! Consolidation is a rare class (0.4 % of the pixels): on all 238 BLUES
-//! clips it measured 0.9507, a thin margin. On a subsample (emulation,
-//! below) a few boundary pixels move it more, so there it is held at 0.93.
+//! clips it measured 0.9507, a thin margin.
+//!
+//! Under emulation the test runs on a subsample (below): every Nth clip, 2
+//! frames each. There it checks that the ARM kernels compute what x86's
+//! do (they give the same numbers), not the acceptance rates: with 30
+//! clips of 2 frames, one near-tie clip is 3 % (patient_39_L2: f32 gives
+//! p(0) = 0.385, p(1) = 0.391; int8 0.391, 0.387). So on a subsample the
+//! clip bound is 0.95, the frame bound stays 0.99, and consolidation is
+//! held at 0.93.
 //!
 //! Runs on the BLUES development clips when `../shared/data` is beside the
 //! checkout (as in CI), else on the bundled demo clips; under emulation
@@ -86,10 +93,15 @@ fn int8_and_f32_agree_on_clip_scores_and_segmentation() {
          (pixels in either mask {either:?})",
         float.meta().seg_classes
     );
-    assert!(clip_rate >= 0.99, "clip score agreement {clip_rate:.4}");
+    let subsampled = std::env::var_os("PLEURA_AGREEMENT_STRIDE").is_some();
+    let clip_bound = if subsampled { 0.95 } else { 0.99 };
+    assert!(
+        clip_rate >= clip_bound,
+        "clip score agreement {clip_rate:.4}"
+    );
+    assert!(frame_rate >= 0.99, "frame score agreement {frame_rate:.4}");
     // Classes: background, b_line, consolidation. A class nearly absent
     // from every mask (the demo clips' consolidations) has no meaningful IoU.
-    let subsampled = std::env::var_os("PLEURA_AGREEMENT_STRIDE").is_some();
     let consolidation_bound = if subsampled { 0.93 } else { 0.95 };
     for (class, bound) in [(1, 0.95), (2, consolidation_bound)] {
         if either[class] >= 1000 {

@@ -119,6 +119,7 @@ impl FramePrediction {
 #[derive(Debug)]
 pub struct LusNet {
     meta: ModelMeta,
+    precision: Precision,
     layers: Layers,
     device: Device,
 }
@@ -156,9 +157,15 @@ impl LusNet {
         };
         Ok(Self {
             meta: file.meta,
+            precision,
             layers,
             device: Device::Cpu,
         })
+    }
+
+    /// The inference path it was built for.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The model's description.

@@ -60,19 +60,47 @@ pub fn init_threads() {
     }
 }
 
-/// How the network's matrix products are computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the network's matrix products are computed (`f32`, `q8` or `int8`
+/// on the command line and in board profiles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 pub enum Precision {
     /// Weights dequantized once to f32; f32 activations and products.
+    #[serde(rename = "f32")]
     F32,
     /// Weights kept as stored (Q8_0) and multiplied with candle's `QMatMul`,
     /// which quantizes activations to 8 bits on the fly.
+    #[serde(rename = "q8")]
     Quantized,
-    /// Pleura's integer convolutions ([`int8`]): weights per output channel
-    /// in i8, activations in 7 bits scaled per tensor and frame, i32 sums,
-    /// with bias and ReLU fused into the conversion back. The stem (whose
-    /// input, the normalized frame, is signed) and the score head stay f32.
+    /// Pleura's integer convolutions ([`int8`], [`int8_lusnet`]): weights
+    /// per output channel in i8, activations in 7 bits scaled per tensor and
+    /// frame, i32 sums, with bias and ReLU fused into the conversion back.
+    /// The stem (whose input, the normalized frame, is signed) and the two
+    /// heads stay f32.
+    #[serde(rename = "int8")]
     Int8,
+}
+
+impl Precision {
+    /// The name the command line and board profiles use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Quantized => "q8",
+            Precision::Int8 => "int8",
+        }
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "q8" | "q8_0" | "quantized" => Ok(Precision::Quantized),
+            "f32" => Ok(Precision::F32),
+            "int8" | "i8" => Ok(Precision::Int8),
+            other => Err(format!("unknown precision '{other}' (use f32, int8 or q8)")),
+        }
+    }
 }
 
 /// Everything about a model file except its weights.
