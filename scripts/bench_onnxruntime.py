@@ -3,7 +3,7 @@
 
     bench_onnxruntime.py time --onnx-dir DIR --frames FRAMES --weights W --threads N --out OUT.json
     bench_onnxruntime.py report RUN.json [RUN.json ...] --memory MEMORY.tsv \
-        --memory-report RUN.json --out results.json --table results.md
+        --memory-summary RUN.txt --out results.json --table results.md
 
 `time` runs `DIR/lusnet.onnx` (f32) and `DIR/lusnet-int8.onnx` (QDQ) on the
 frames `benches/model.rs` timed (normalized as the runtime does, from the
@@ -17,7 +17,8 @@ writes the median and p99 per frame, the ratios the targets are stated in
 (int8 against candle f32, and against ONNX Runtime int8 at the same
 threads), the pipeline's fps (`pipeline-PRECISION-N.json`, reports of
 `pleura run`), and the memory of the long run (resident size samples:
-time, VmRSS and VmHWM in kB), as JSON and as a Markdown table.
+time, VmRSS and VmHWM in kB, and what `pleura run` printed), as JSON and
+as a Markdown table.
 """
 import argparse
 import json
@@ -99,16 +100,19 @@ NAMES = {
 }
 
 
-def memory(samples_path, report_path):
+def memory(samples_path, summary_path):
     """Resident size over the long run: peak, and growth from its first quarter to its last."""
+    import re
     rows = [line.split("\t") for line in samples_path.read_text().splitlines() if line.strip()]
     t = np.array([float(r[0]) for r in rows])
     rss = np.array([int(r[1]) for r in rows]) / 1024.0
     hwm = max(int(r[2]) for r in rows) / 1024.0
-    run = json.loads(report_path.read_text())
+    summary = re.search(r"(\d+) frames scored in [\d.]+ s \(([\d.]+) fps\)", summary_path.read_text())
+    if not summary:
+        sys.exit(f"bench: {summary_path} has no run summary; the memory run failed")
     quarter = (t - t[0]) / max(t[-1] - t[0], 1e-9)
     first, last = rss[quarter <= 0.25], rss[quarter >= 0.75]
-    return {"frames": run["frames"]["scored"], "fps": run["fps"], "samples": int(len(rss)),
+    return {"frames": int(summary.group(1)), "fps": float(summary.group(2)), "samples": int(len(rss)),
             "peak_rss_mib": hwm, "first_quarter_max_mib": float(first.max()),
             "last_quarter_max_mib": float(last.max()),
             "growth_mib": float(last.max() - first.max())}
@@ -121,8 +125,6 @@ def report(args):
         if run.name.startswith("pipeline-"):
             precision = run.name.split("-")[1]
             pipeline.setdefault(precision, []).append(json.loads(run.read_text())["fps"])
-            continue
-        if run.name.startswith("memory"):
             continue
         for r in json.loads(run.read_text()):
             pooled.setdefault((r["path"], r["threads"]), []).extend(r["samples_ms"])
@@ -153,7 +155,7 @@ def report(args):
         better = target.get("higher_is_better", False)
         target["met"] = target["ratio"] >= target["limit"] if better else target["ratio"] <= target["limit"]
     rows = [stats[(p, t)] for t in threads for p in ORDER if (p, t) in stats]
-    mem = memory(args.memory, args.memory_report)
+    mem = memory(args.memory, args.memory_summary)
     args.out.write_text(json.dumps({"paths": rows, "targets": targets, "pipeline_fps": pipeline_fps,
                                     "pipeline_runs": pipeline, "memory": mem}, indent=1))
 
@@ -188,7 +190,7 @@ def main():
     r = sub.add_parser("report")
     r.add_argument("runs", type=Path, nargs="+")
     r.add_argument("--memory", type=Path, required=True)
-    r.add_argument("--memory-report", type=Path, required=True)
+    r.add_argument("--memory-summary", type=Path, required=True)
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--table", type=Path, required=True)
     args = ap.parse_args()

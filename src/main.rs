@@ -656,7 +656,10 @@ fn run_live(args: &RunArgs, board: &BoardProfile) -> Result<()> {
         source,
         model: &model,
         renderer,
-        recorder: Recorder::new(classes, log),
+        recorder: match args.report {
+            Some(_) => Recorder::new(classes, log),
+            None => Recorder::new(classes, log).without_series(),
+        },
         heartbeat: Some(Box::new(pleura::service::Watchdog::new())),
     };
     pleura::service::ready(&format!("scoring {source_spec}"));

@@ -47,7 +47,7 @@ pub fn self_test(
         source: Box::new(PhantomSource::new(params)),
         model,
         renderer: Box::new(NoDisplay),
-        recorder: Recorder::new(model.meta().seg_classes.clone(), None),
+        recorder: Recorder::new(model.meta().seg_classes.clone(), None).without_series(),
         heartbeat,
     };
     let options = RunOptions {
