@@ -145,14 +145,15 @@ fn a_demo_clip_run_writes_a_complete_report_frames_and_log() {
     }
     assert!(r["fps"].as_f64().unwrap() > 0.0);
     assert_eq!(line_count(&log), 100);
+    // The display is shown the newest scored frame whenever it is free, and
+    // draws every 10th it is shown: 10 when it keeps up with the model, fewer
+    // when the model outpaces it (the int8 path does, unpaced). Every
+    // drawing is a file, and so is the contact sheet.
+    let drawn = counts["rendered"].as_u64().unwrap() as usize;
+    assert!((1..=10).contains(&drawn), "{drawn} frames drawn");
     let pngs = std::fs::read_dir(&frames).unwrap().count();
-    assert_eq!(
-        pngs,
-        10 + 1,
-        "every 10th of 100 frames plus the contact sheet"
-    );
+    assert_eq!(pngs, drawn + 1, "each drawn frame plus the contact sheet");
     assert!(frames.join("contact-sheet.png").is_file());
-    assert_eq!(counts["rendered"], 10);
 }
 
 #[test]

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).parent))
 from lusnet import SEG_CLASSES, LusNet  # noqa: E402
+from onnx_export import export_onnx  # noqa: E402
 from weak_masks import weak_mask  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -492,6 +493,10 @@ def export(model, clips, cv, args):
     weights = args.out / f"lusnet-v{args.version}.safetensors"
     save_file(model.export_state(), str(weights), metadata=meta)
     print(f"wrote {weights}")
+    # The same network for ONNX Runtime (scripts/bench compares with it).
+    onnx = args.out / f"lusnet-v{args.version}.onnx"
+    export_onnx(model, SIZE, onnx)
+    print(f"wrote {onnx}")
 
     # Parity fixture: a few real frames of different scores and the network's exact outputs.
     fixture_dir = ROOT / "tests" / "fixtures"
