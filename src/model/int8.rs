@@ -147,6 +147,29 @@ mod x86 {
     /// Rows computed together (each weight load serves them all).
     const ROWS: usize = 4;
 
+    /// Covers `m` rows × `blocks` blocks of channels with tiles of [`ROWS`]
+    /// rows (single rows at the end) × up to `columns` blocks, calling
+    /// `tile(rows, columns, first row, first block)` for each.
+    #[inline(always)]
+    fn tiles(
+        m: usize,
+        blocks: usize,
+        columns: usize,
+        mut tile: impl FnMut(usize, usize, usize, usize),
+    ) {
+        let mut row = 0;
+        while row < m {
+            let rows = (m - row).min(ROWS);
+            let mut block = 0;
+            while block < blocks {
+                let width = (blocks - block).min(columns);
+                tile(rows, width, row, block);
+                block += width;
+            }
+            row += if rows == ROWS { ROWS } else { 1 };
+        }
+    }
+
     /// The 4 activations at `a[at..at + 4]` in every lane.
     #[inline(always)]
     unsafe fn broadcast4(a: *const u8, at: usize) -> i32 {
@@ -157,31 +180,22 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
     pub unsafe fn product_vnni(a: &[u8], weights: &Int8Weights, out: &mut [i32]) {
         let (k, stride) = (weights.k, weights.stride());
-        let blocks = stride / 16;
         let m = a.len() / k;
-        let mut row = 0;
-        while row < m {
-            let rows = (m - row).min(ROWS);
-            let mut block = 0;
-            while block < blocks {
-                let columns = (blocks - block).min(4);
-                // SAFETY: row + rows ≤ m and block + columns ≤ blocks.
-                unsafe {
-                    match (rows, columns) {
-                        (4, 4) => vnni_tile::<4, 4>(a, weights, out, row, block),
-                        (4, 3) => vnni_tile::<4, 3>(a, weights, out, row, block),
-                        (4, 2) => vnni_tile::<4, 2>(a, weights, out, row, block),
-                        (4, 1) => vnni_tile::<4, 1>(a, weights, out, row, block),
-                        (_, 4) => vnni_tile::<1, 4>(a, weights, out, row, block),
-                        (_, 3) => vnni_tile::<1, 3>(a, weights, out, row, block),
-                        (_, 2) => vnni_tile::<1, 2>(a, weights, out, row, block),
-                        _ => vnni_tile::<1, 1>(a, weights, out, row, block),
-                    }
+        tiles(m, stride / 16, 4, |rows, columns, row, block| {
+            // SAFETY: `tiles` keeps row + rows ≤ m and block + columns ≤ blocks.
+            unsafe {
+                match (rows, columns) {
+                    (4, 4) => vnni_tile::<4, 4>(a, weights, out, row, block),
+                    (4, 3) => vnni_tile::<4, 3>(a, weights, out, row, block),
+                    (4, 2) => vnni_tile::<4, 2>(a, weights, out, row, block),
+                    (4, 1) => vnni_tile::<4, 1>(a, weights, out, row, block),
+                    (_, 4) => vnni_tile::<1, 4>(a, weights, out, row, block),
+                    (_, 3) => vnni_tile::<1, 3>(a, weights, out, row, block),
+                    (_, 2) => vnni_tile::<1, 2>(a, weights, out, row, block),
+                    _ => vnni_tile::<1, 1>(a, weights, out, row, block),
                 }
-                block += columns;
             }
-            row += if rows == ROWS { ROWS } else { 1 };
-        }
+        });
     }
 
     /// `R` rows × `C` blocks of 16 channels.
@@ -222,27 +236,18 @@ mod x86 {
     #[target_feature(enable = "avx2")]
     pub unsafe fn product_avx2(a: &[u8], weights: &Int8Weights, out: &mut [i32]) {
         let (k, stride) = (weights.k, weights.stride());
-        let blocks = stride / 8;
         let m = a.len() / k;
-        let mut row = 0;
-        while row < m {
-            let rows = (m - row).min(ROWS);
-            let mut block = 0;
-            while block < blocks {
-                let columns = (blocks - block).min(2);
-                // SAFETY: row + rows ≤ m and block + columns ≤ blocks.
-                unsafe {
-                    match (rows, columns) {
-                        (4, 2) => avx2_tile::<4, 2>(a, weights, out, row, block),
-                        (4, _) => avx2_tile::<4, 1>(a, weights, out, row, block),
-                        (_, 2) => avx2_tile::<1, 2>(a, weights, out, row, block),
-                        _ => avx2_tile::<1, 1>(a, weights, out, row, block),
-                    }
+        tiles(m, stride / 8, 2, |rows, columns, row, block| {
+            // SAFETY: `tiles` keeps row + rows ≤ m and block + columns ≤ blocks.
+            unsafe {
+                match (rows, columns) {
+                    (4, 2) => avx2_tile::<4, 2>(a, weights, out, row, block),
+                    (4, _) => avx2_tile::<4, 1>(a, weights, out, row, block),
+                    (_, 2) => avx2_tile::<1, 2>(a, weights, out, row, block),
+                    _ => avx2_tile::<1, 1>(a, weights, out, row, block),
                 }
-                block += columns;
             }
-            row += if rows == ROWS { ROWS } else { 1 };
-        }
+        });
     }
 
     /// `R` rows × `C` blocks of 8 channels.
