@@ -14,7 +14,9 @@
 //! 3. The i32 sums become f32 with the bias and ReLU fused.
 //!
 //! Skip connections meet by upsampling and concatenating straight into the
-//! next layer's quantized input, with one scale for both parts.
+//! next layer's quantized input, with one scale for both parts. On several
+//! threads, each layer's output pixels are split across rayon's pool, and
+//! the whole frame runs inside the pool ([`Int8LusNet::run`]).
 //!
 //! The stem (its input, the normalized frame, is signed), the 1×1
 //! segmentation head and the score head stay f32: together under 1 % of
