@@ -749,7 +749,6 @@ fn load_model(path: &Path, precision: Precision) -> Result<LusNet> {
     LusNet::load(path, precision).with_context(|| "cannot load the model".to_string())
 }
 
-/// The model `--model` names, else the shipped one.
 impl ModelArgs {
     /// The precision asked for, else f32 (the reference for evaluations).
     fn precision_or_f32(&self) -> Precision {
@@ -757,6 +756,7 @@ impl ModelArgs {
     }
 }
 
+/// The model `--model` names, else the shipped one.
 fn model_path(args: &ModelArgs) -> &Path {
     args.model.as_deref().unwrap_or(Path::new(DEFAULT_MODEL))
 }

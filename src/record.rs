@@ -341,7 +341,10 @@ impl Recorder {
         };
         let frame_areas = ClassAreas {
             names: Arc::clone(&self.pathological),
-            values: std::array::from_fn(|i| scored.prediction.class_fraction(i + 1)),
+            values: std::array::from_fn(|i| match i < self.pathological.len() {
+                true => scored.prediction.class_fraction(i + 1),
+                false => 0.0,
+            }),
         };
         let record = FrameRecord {
             seq: scored.frame.seq,

@@ -25,7 +25,7 @@
 use super::conv::ConvSpec;
 use super::gguf::ModelFile;
 use super::int8::{Int8Weights, Kernel, activation_scale, quantize_activation, requantize};
-use super::lusnet::{FramePrediction, argmax, conv_specs, score_shape};
+use super::lusnet::{FramePrediction, argmax, conv_specs, output_sides, score_shape};
 use super::{ModelError, ModelMeta, SCORE_CLASSES};
 use std::cell::RefCell;
 use std::sync::Mutex;
@@ -430,27 +430,45 @@ impl Int8LusNet {
         let meta: &ModelMeta = &file.meta;
         let classes = meta.seg_classes.len();
         let kernel = Kernel::detect();
+        let s = meta.input_size;
+        if !s.is_multiple_of(16) {
+            return Err(ModelError::Input(format!(
+                "the int8 path needs an input side divisible by 16, not {s}"
+            )));
+        }
         let mut stem = None;
         let mut seg = None;
         let mut convs = Vec::new();
-        for (name, spec) in conv_specs(meta.widths, classes) {
+        // The largest padded quantized input and i32 sums of any layer.
+        let (mut input_len, mut sums_len) = (0, 0);
+        for ((name, spec), out_side) in conv_specs(meta.widths, classes)
+            .into_iter()
+            .zip(output_sides(s))
+        {
             let (weight, bias) = file.layer(name, spec.weight_shape())?;
             let w = weight
                 .dequantize(&candle_core::Device::Cpu)?
                 .to_vec2::<f32>()?;
             let bias = bias.to_vec1::<f32>()?;
             let taps = spec.kernel * spec.kernel * spec.in_channels;
+            let kept = || w.iter().flat_map(|row| row[..taps].iter().copied());
             match name {
                 "stem" => stem = Some(Stem::new(&w, &bias, spec.stride)),
                 "seg" => {
-                    let weights = w.iter().flat_map(|row| row[..taps].to_vec()).collect();
-                    seg = Some(Dense { weights, bias });
+                    seg = Some(Dense {
+                        weights: kept().collect(),
+                        bias,
+                    })
                 }
                 _ => {
-                    let rows: Vec<f32> = w.iter().flat_map(|row| row[..taps].to_vec()).collect();
+                    let rows: Vec<f32> = kept().collect();
+                    let weights = Int8Weights::quantize(&rows, spec.out_channels, kernel);
+                    let in_side = out_side * spec.stride;
+                    input_len = input_len.max((in_side + 2).pow(2) * spec.in_channels);
+                    sums_len = sums_len.max(out_side * out_side * weights.stride());
                     convs.push(Int8Conv {
                         spec,
-                        weights: Int8Weights::quantize(&rows, spec.out_channels, kernel),
+                        weights,
                         bias,
                     });
                 }
@@ -467,42 +485,7 @@ impl Int8LusNet {
         let layers = || ModelError::Input("model has the wrong number of layers".into());
         let convs: [Int8Conv; 9] = convs.try_into().map_err(|_| layers())?;
         let (stem, seg) = (stem.ok_or_else(layers)?, seg.ok_or_else(layers)?);
-        let s = meta.input_size;
-        if !s.is_multiple_of(16) {
-            return Err(ModelError::Input(format!(
-                "the int8 path needs an input side divisible by 16, not {s}"
-            )));
-        }
         let [w0, w1, w2, w3] = meta.widths;
-        let inputs = [
-            (s / 2, w0),
-            (s / 4, w1),
-            (s / 8, w2),
-            (s / 16, w3),
-            (s / 8, w3 + w2),
-            (s / 4, w2 + w1),
-        ];
-        let input_len = inputs
-            .iter()
-            .map(|&(side, c)| (side + 2) * (side + 2) * c)
-            .max()
-            .unwrap_or(0);
-        let sums_len = convs
-            .iter()
-            .zip([
-                s / 2,
-                s / 4,
-                s / 4,
-                s / 8,
-                s / 8,
-                s / 16,
-                s / 16,
-                s / 8,
-                s / 4,
-            ])
-            .map(|(conv, side)| side * side * conv.weights.stride())
-            .max()
-            .unwrap_or(0);
         let scratch = Scratch {
             frame: vec![0.0; (s + 2) * (s + 2)],
             input: QuantizedInput::with_capacity(input_len),
@@ -618,14 +601,7 @@ impl Int8LusNet {
             &mut x.d4,
             threads,
         );
-        let classes = self.seg.bias.len();
-        for (pixel, logits) in
-            x.d4.data
-                .chunks_exact(x.d4.channels)
-                .zip(x.seg_logits.chunks_exact_mut(classes))
-        {
-            self.seg.forward(pixel, logits);
-        }
+        self.seg.forward(&x.d4.data, &mut x.seg_logits);
         visit(&x.score_logits, &x.seg_logits)
     }
 

@@ -65,14 +65,19 @@ pub fn score_shape(widths: [usize; 4]) -> (usize, usize) {
     (SCORE_CLASSES, 2 * widths[3])
 }
 
+/// The side of each layer's output, in [`conv_specs`] order, for an
+/// `input_size × input_size` frame.
+pub fn output_sides(input_size: usize) -> [usize; 11] {
+    [2, 2, 4, 4, 8, 8, 16, 16, 8, 4, 4].map(|d| input_size / d)
+}
+
 /// Multiply-accumulates for one frame, for cost budgets.
 pub fn macs_per_frame(input_size: usize, widths: [usize; 4], seg_classes: usize) -> u64 {
-    let sides = [2, 2, 4, 4, 8, 8, 16, 16, 8, 4, 4].map(|d| (input_size / d) as u64);
     let convs: u64 = conv_specs(widths, seg_classes)
         .iter()
-        .zip(sides)
+        .zip(output_sides(input_size))
         .map(|((_, s), side)| {
-            side * side * (s.kernel * s.kernel * s.in_channels * s.out_channels) as u64
+            (side * side) as u64 * (s.kernel * s.kernel * s.in_channels * s.out_channels) as u64
         })
         .sum();
     convs + (2 * widths[3] * SCORE_CLASSES) as u64
