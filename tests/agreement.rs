@@ -8,7 +8,6 @@
 
 mod common;
 
-use pleura::eval::prepare_clip;
 use pleura::model::{LusNet, Precision};
 use std::path::PathBuf;
 
@@ -24,36 +23,11 @@ fn quantized_and_f32_paths_agree_on_at_least_99_percent_of_frames() {
     common::init_threads();
     let quantized = LusNet::load(&common::shipped_model(), Precision::Quantized).unwrap();
     let float = LusNet::load(&common::shipped_model(), Precision::F32).unwrap();
-    let size = quantized.meta().input_size;
-    let (mut frames, mut score_agree, mut clip_agree, mut clip_count) =
-        (0usize, 0usize, 0usize, 0usize);
-    let (mut seg_cells, mut seg_agree) = (0usize, 0usize);
-    for clip in clips() {
-        let prepared = prepare_clip(&clip, size, Some(FRAMES_PER_CLIP)).unwrap();
-        let views: Vec<&[u8]> = prepared.frames.iter().map(Vec::as_slice).collect();
-        let q = quantized.predict(&views).unwrap();
-        let f = float.predict(&views).unwrap();
-        for (a, b) in q.iter().zip(&f) {
-            frames += 1;
-            score_agree += usize::from(a.score() == b.score());
-            seg_cells += a.seg_labels.len();
-            seg_agree += a
-                .seg_labels
-                .iter()
-                .zip(&b.seg_labels)
-                .filter(|(x, y)| x == y)
-                .count();
-        }
-        let (cq, cf) = (
-            pleura::scoring::clip_score(&q).unwrap(),
-            pleura::scoring::clip_score(&f).unwrap(),
-        );
-        clip_count += 1;
-        clip_agree += usize::from(cq.score == cf.score);
-    }
-    let frame_rate = score_agree as f64 / frames as f64;
-    let seg_rate = seg_agree as f64 / seg_cells as f64;
-    let clip_rate = clip_agree as f64 / clip_count as f64;
+    let agreement = common::compare_paths(&quantized, &float, &clips(), FRAMES_PER_CLIP);
+    let (frames, clip_count) = (agreement.frames, agreement.clips);
+    let frame_rate = agreement.frame_rate();
+    let seg_rate = agreement.cell_rate();
+    let clip_rate = agreement.clip_rate();
     eprintln!(
         "{frames} frames of {clip_count} clips: score argmax agreement {frame_rate:.4}, segmentation {seg_rate:.4}, clip {clip_rate:.4}"
     );

@@ -20,7 +20,6 @@
 
 mod common;
 
-use pleura::eval::prepare_clip;
 use pleura::model::{LusNet, Precision};
 use std::path::PathBuf;
 
@@ -49,44 +48,11 @@ fn int8_and_f32_agree_on_clip_scores_and_segmentation() {
     common::init_threads();
     let int8 = LusNet::load(&common::shipped_model(), Precision::Int8).unwrap();
     let float = LusNet::load(&common::shipped_model(), Precision::F32).unwrap();
-    let size = float.meta().input_size;
-    let classes = float.meta().seg_classes.len();
-    let (mut clip_count, mut clip_agree, mut frames, mut frame_agree) = (0, 0, 0, 0);
-    // Per class: pixels in both masks, in either.
-    let mut both = vec![0usize; classes];
-    let mut either = vec![0usize; classes];
-    for clip in clips() {
-        let prepared = prepare_clip(&clip, size, Some(frames_per_clip())).unwrap();
-        let views: Vec<&[u8]> = prepared.frames.iter().map(Vec::as_slice).collect();
-        let q = int8.predict(&views).unwrap();
-        let f = float.predict(&views).unwrap();
-        for (a, b) in q.iter().zip(&f) {
-            frames += 1;
-            frame_agree += usize::from(a.score() == b.score());
-            for (&x, &y) in a.seg_labels.iter().zip(&b.seg_labels) {
-                if x == y {
-                    both[x as usize] += 1;
-                    either[x as usize] += 1;
-                } else {
-                    either[x as usize] += 1;
-                    either[y as usize] += 1;
-                }
-            }
-        }
-        let (cq, cf) = (
-            pleura::scoring::clip_score(&q).unwrap(),
-            pleura::scoring::clip_score(&f).unwrap(),
-        );
-        clip_count += 1;
-        clip_agree += usize::from(cq.score == cf.score);
-    }
-    let clip_rate = clip_agree as f64 / clip_count as f64;
-    let frame_rate = frame_agree as f64 / frames as f64;
-    let iou: Vec<f64> = both
-        .iter()
-        .zip(&either)
-        .map(|(&b, &e)| if e == 0 { 1.0 } else { b as f64 / e as f64 })
-        .collect();
+    let agreement = common::compare_paths(&int8, &float, &clips(), frames_per_clip());
+    let (clip_count, frames) = (agreement.clips, agreement.frames);
+    let clip_rate = agreement.clip_rate();
+    let frame_rate = agreement.frame_rate();
+    let (iou, either) = (agreement.iou(), &agreement.either);
     eprintln!(
         "{clip_count} clips, {frames} frames: clip score agreement {clip_rate:.4}, \
          frame score agreement {frame_rate:.4}, mask IoU per class {:?} {iou:.4?} \

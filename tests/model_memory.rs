@@ -10,37 +10,12 @@ mod common;
 use pleura::model::{LusNet, Precision};
 use pleura::preprocess::{crop_resize, detect_sector};
 use pleura::source::decode_clip;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-static COUNTING: AtomicBool = AtomicBool::new(false);
-
-// SAFETY: forwards every call to the system allocator unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "common/alloc.rs"]
+mod alloc;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: alloc::Counting = alloc::Counting;
 
 /// Heap blocks per frame that `net` allocates over `inputs` after warming
 /// up on the first ten, and the predictions, which must be kept alive.
@@ -50,19 +25,18 @@ fn blocks_per_frame(net: &LusNet, inputs: &[Vec<u8>]) -> f64 {
         net.predict(&[input]).unwrap(); // thread pool and panels reach their size
     }
     let mut predictions = Vec::with_capacity(measured.len());
-    ALLOCATIONS.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
-    for input in measured {
-        predictions.push(net.predict(&[input]).unwrap());
-    }
-    COUNTING.store(false, Ordering::SeqCst);
+    let blocks = alloc::on_all_threads(|| {
+        for input in measured {
+            predictions.push(net.predict(&[input]).unwrap());
+        }
+    });
     let size = net.meta().input_size;
     assert!(
         predictions
             .iter()
             .all(|p| p[0].seg_labels.len() == (size / 4).pow(2))
     );
-    ALLOCATIONS.load(Ordering::SeqCst) as f64 / measured.len() as f64
+    blocks as f64 / measured.len() as f64
 }
 
 #[test]

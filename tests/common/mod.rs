@@ -88,3 +88,88 @@ pub fn agreement_clips(demo_fallback: &[&str]) -> Vec<PathBuf> {
             .collect(),
     }
 }
+
+/// How two inference paths of one model agree over clips
+/// ([`compare_paths`]).
+#[derive(Debug, Default)]
+pub struct Agreement {
+    /// Clips compared, and those whose clip scores are the same.
+    pub clips: usize,
+    pub clips_agreeing: usize,
+    /// Frames compared, and those whose frame scores are the same.
+    pub frames: usize,
+    pub frames_agreeing: usize,
+    /// Segmentation cells compared.
+    pub cells: usize,
+    /// Per class: cells that both paths give it, and that either does.
+    pub both: Vec<usize>,
+    pub either: Vec<usize>,
+}
+
+impl Agreement {
+    /// Fraction of clips with the same clip score.
+    pub fn clip_rate(&self) -> f64 {
+        self.clips_agreeing as f64 / self.clips as f64
+    }
+
+    /// Fraction of frames with the same score.
+    pub fn frame_rate(&self) -> f64 {
+        self.frames_agreeing as f64 / self.frames as f64
+    }
+
+    /// Fraction of segmentation cells with the same class.
+    pub fn cell_rate(&self) -> f64 {
+        self.both.iter().sum::<usize>() as f64 / self.cells as f64
+    }
+
+    /// Each class's mask IoU between the two paths (1 for a class neither gives).
+    pub fn iou(&self) -> Vec<f64> {
+        self.both
+            .iter()
+            .zip(&self.either)
+            .map(|(&b, &e)| if e == 0 { 1.0 } else { b as f64 / e as f64 })
+            .collect()
+    }
+}
+
+/// Runs `frames_per_clip` evenly spaced frames of each clip through both
+/// networks and tallies where they agree.
+pub fn compare_paths(
+    a: &pleura::model::LusNet,
+    b: &pleura::model::LusNet,
+    clips: &[PathBuf],
+    frames_per_clip: usize,
+) -> Agreement {
+    let classes = a.meta().seg_classes.len();
+    let mut agreement = Agreement {
+        both: vec![0; classes],
+        either: vec![0; classes],
+        ..Agreement::default()
+    };
+    for clip in clips {
+        let prepared =
+            pleura::eval::prepare_clip(clip, a.meta().input_size, Some(frames_per_clip)).unwrap();
+        let views: Vec<&[u8]> = prepared.frames.iter().map(Vec::as_slice).collect();
+        let (pa, pb) = (a.predict(&views).unwrap(), b.predict(&views).unwrap());
+        for (x, y) in pa.iter().zip(&pb) {
+            agreement.frames += 1;
+            agreement.frames_agreeing += usize::from(x.score() == y.score());
+            agreement.cells += x.seg_labels.len();
+            for (&p, &q) in x.seg_labels.iter().zip(&y.seg_labels) {
+                agreement.either[p as usize] += 1;
+                if p == q {
+                    agreement.both[p as usize] += 1;
+                } else {
+                    agreement.either[q as usize] += 1;
+                }
+            }
+        }
+        let (ca, cb) = (
+            pleura::scoring::clip_score(&pa).unwrap(),
+            pleura::scoring::clip_score(&pb).unwrap(),
+        );
+        agreement.clips += 1;
+        agreement.clips_agreeing += usize::from(ca.score == cb.score);
+    }
+    agreement
+}
