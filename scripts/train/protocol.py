@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+"""The accuracy protocol: repeated patient-grouped cross-validation with
+bootstrap intervals, two baselines on the same folds, and a lockbox.
+
+    .venv/bin/python scripts/train/protocol.py             # everything (about 1 h on 2 CPUs)
+    .venv/bin/python scripts/train/protocol.py --report-only
+
+1. **Lockbox** (`scripts/train/lockbox.json`, made once by `--make-lockbox`
+   and committed): about 20 % of the BLUES patients, stratified by each
+   patient's worst score. No recipe comparison looks at it. The recipe is
+   fitted once on everything else and checked on it once.
+2. **Repeated CV** on the rest: 3 seeds x 5 folds, whole groups (BLUES
+   patients, POCUS name stems) stratified by their worst score. Every
+   held-out clip's prediction is saved (`target/train/protocol/`), and a
+   killed run resumes from the runs it finished.
+3. **Intervals**: metrics pooled over the out-of-fold predictions (the
+   mean over seeds of each seed's pooled value) with 95 % bootstrap
+   intervals that resample patients (2000 draws).
+4. **Baselines** on the same folds: the majority class, and a logistic
+   regression on simple intensity features (`baselines.py`).
+
+Writes `target/train/cv-report.json`, `cv-report.md` and `cv-oof.json`;
+`--ship` copies the report to `models/cv-report.json`.
+"""
+import argparse
+import json
+import shutil
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+import baselines  # noqa: E402
+import cv_stats  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCKBOX = Path(__file__).parent / "lockbox.json"
+LOCKBOX_SEED = 20261201
+METRICS = [("macro_f1", "macro-F1"), ("qwk", "QWK"), ("accuracy", "accuracy"), ("mae", "MAE"),
+           ("exam_mae", "exam-total MAE"), ("auc_b_lines", "B-line AUC"),
+           ("auc_consolidation", "consolidation AUC"),
+           ("bline_negative_median", "B-line tint on B-line-negative clips, median"),
+           ("bline_negative_p90", "B-line tint on B-line-negative clips, p90")]
+SELECTION_RULE = (
+    "Fixed before any recipe run. Candidates are compared on these folds (3 seeds x 5 folds, "
+    "never the lockbox) by BLUES pooled macro-F1 and QWK. A candidate replaces the current recipe "
+    "only if (1) its macro-F1 exceeds the current recipe's by more than the larger of the two "
+    "recipes' 95 % interval half-widths for macro-F1, and (2) its QWK is not lower than the current "
+    "recipe's by more than the larger QWK half-width. Otherwise the current recipe stays. A recipe "
+    "that does not beat the features baseline by more than the interval half-width on macro-F1 or "
+    "QWK is reported as not learning the task."
+)
+RECIPE_V2 = dict(epochs=30, frames_per_clip=4, batch=32, lr=3e-3, seg_weight=0.5, masks="both", phantom_clips=12)
+
+
+def load_lockbox():
+    box = json.loads(LOCKBOX.read_text())
+    return {f"{box['dataset']}:{p}" for p in box["patients"]}, box
+
+
+def make_lockbox_file(clips):
+    blues = [c for c in clips if c["dataset"] == "blues"]
+    chosen = cv_stats.make_lockbox(blues, 0.2, LOCKBOX_SEED)
+    worst = cv_stats.worst_scores(blues)
+    LOCKBOX.write_text(json.dumps({
+        "rule": "about 20 % of the BLUES development patients, per worst-score stratum round(0.2 n), "
+                f"drawn with numpy default_rng({LOCKBOX_SEED}); made once, before any run of the protocol",
+        "dataset": "blues", "seed": LOCKBOX_SEED,
+        "patients": [g.split(":", 1)[1] for g in chosen],
+        "worst_scores": {g.split(":", 1)[1]: worst[g] for g in chosen},
+    }, indent=1) + "\n")
+    print(f"wrote {LOCKBOX}: {len(chosen)} of {len(worst)} patients")
+
+
+def row(c, fold, seed, pred, probs, scores, bline_area=None):
+    r = {"name": c["name"], "dataset": c["dataset"], "group": c["group"], "zone": c.get("zone"), "fold": fold,
+         "seed": seed, "truth": c["score"], "pred": int(pred), "probs": [float(p) for p in probs],
+         "scores": scores, "findings": c["findings"]}
+    if bline_area is not None:
+        r["bline_area"] = bline_area
+    return r
+
+
+def run_network(train_clips, test_clips, phantom, recipe, seed, fold, ckpt, desc):
+    """Trains the recipe on train_clips (+ phantom), predicts test_clips; resumes from ckpt."""
+    if ckpt.exists():
+        return json.loads(ckpt.read_text())
+    import torch
+    import train as T
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    t0 = time.time()
+    model, _ = T.train_model(train_clips + phantom, recipe, device, desc, seed)
+    rows = []
+    for c in test_clips:
+        probs, areas = T.predict_clip(model, c["frames"], device)
+        scores = {f: areas[cls] for f, cls in cv_stats.FINDING_SCORES.items()}
+        rows.append(row(c, fold, seed, int(np.argmax(probs)), probs, scores, areas["b_line"]))
+    out = {"seconds": time.time() - t0, "rows": rows}
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    ckpt.write_text(json.dumps(out))
+    print(f"{desc}: {out['seconds']:.0f} s", flush=True)
+    return out
+
+
+def run_baselines(train_clips, test_clips, fold, seed):
+    preds = baselines.fit_predict(train_clips, test_clips)
+    return {name: [row(c, fold, seed, p, probs, scores) for c, (p, probs, scores) in zip(test_clips, out)]
+            for name, out in preds.items()}
+
+
+def label_table(clips):
+    """Counts of yes / no / unknown per finding and dataset."""
+    table = {}
+    for dataset in ["blues", "pocus"]:
+        sel = [c for c in clips if c["dataset"] == dataset]
+        for f in ["a_lines", "b_lines", "consolidation", "pleura_abnormal", "white_lung", "effusion",
+                  "air_bronchogram"]:
+            vals = [c["findings"].get(f) for c in sel]
+            table.setdefault(f, {})[dataset] = {"yes": sum(v is True for v in vals),
+                                                "no": sum(v is False for v in vals),
+                                                "unknown": sum(v is None for v in vals)}
+    return table
+
+
+def summarize(rows_by_seed, draws):
+    """{dataset: stats} and {dataset: bootstrap draws}."""
+    stats, samples = {}, {}
+    for dataset in ["blues", "pocus"]:
+        sel = {s: [r for r in rows if r["dataset"] == dataset] for s, rows in rows_by_seed.items()}
+        if not any(sel.values()):
+            continue
+        stats[dataset], samples[dataset] = cv_stats.pooled_with_intervals(sel, draws=draws)
+        stats[dataset]["clips"] = len(next(iter(sel.values())))
+        stats[dataset]["groups"] = len({r["group"] for r in next(iter(sel.values()))})
+        stats[dataset]["confusion_seed1"] = cv_stats.confusion(next(iter(sel.values())))
+    return stats, samples
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--cache", type=Path, default=ROOT / "target" / "train-cache")
+    ap.add_argument("--out", type=Path, default=ROOT / "target" / "train")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--draws", type=int, default=2000)
+    ap.add_argument("--epochs", type=int, default=RECIPE_V2["epochs"], help="the v2 recipe's 30; less only to test")
+    ap.add_argument("--make-lockbox", action="store_true", help="draw the lockbox (once, before any run)")
+    ap.add_argument("--report-only", action="store_true", help="rebuild the report from saved runs")
+    ap.add_argument("--ship", action="store_true", help="copy the report to models/cv-report.json")
+    args = ap.parse_args()
+    t_start = time.time()
+
+    import train as T
+
+    T.export_cache(args.cache, args.data, RECIPE_V2["phantom_clips"])
+    recipe = types.SimpleNamespace(**(RECIPE_V2 | {"epochs": args.epochs}))
+    clips = T.load_clips(args.cache, recipe.masks)
+    if args.make_lockbox:
+        make_lockbox_file(clips)
+        return
+    lockbox, box_meta = load_lockbox()
+    phantom = T.load_phantom(args.cache, "phantom")
+    for c in clips:
+        c["features"] = baselines.clip_features(c["frames"])
+    dev = [c for c in clips if c["group"] not in lockbox]
+    box = [c for c in clips if c["group"] in lockbox]
+    assert len({c["group"] for c in box}) == len(lockbox), "a lockbox patient is missing from the data"
+    runs = args.out / "protocol"
+    names = ["v2", "majority", "features"]
+    rows = {n: {} for n in names}
+    seconds = []
+    for seed in args.seeds:
+        fold_of = cv_stats.make_folds(dev, args.folds, seed)
+        for k in range(args.folds):
+            train = [c for c in dev if fold_of[c["group"]] != k]
+            test = [c for c in dev if fold_of[c["group"]] == k]
+            assert not {c["group"] for c in train} & {c["group"] for c in test}, "patient leak"
+            ckpt = runs / f"v2-e{args.epochs}-s{seed}-f{k}.json"
+            if args.report_only and not ckpt.exists():
+                sys.exit(f"{ckpt} is missing: run the protocol first")
+            net = run_network(train, test, phantom, recipe, seed * 100 + k, k, ckpt,
+                              f"seed {seed} fold {k + 1}/{args.folds}")
+            seconds.append(net["seconds"])
+            rows["v2"].setdefault(seed, []).extend(net["rows"])
+            for name, r in run_baselines(train, test, k, seed).items():
+                rows[name].setdefault(seed, []).extend(r)
+    # The lockbox: one fit on all development data, one look.
+    ckpt = runs / f"v2-e{args.epochs}-lockbox.json"
+    if args.report_only and not ckpt.exists():
+        sys.exit(f"{ckpt} is missing: run the protocol first")
+    net = run_network(dev, box, phantom, recipe, 100, -1, ckpt, "lockbox fit")
+    box_rows = {"v2": {0: net["rows"]}} | {n: {0: r} for n, r in run_baselines(dev, box, -1, 0).items()}
+
+    report = build_report(args, rows, box_rows, box_meta, clips, seconds, time.time() - t_start)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "cv-report.json").write_text(json.dumps(report, indent=1) + "\n")
+    (args.out / "cv-report.md").write_text(markdown(report))
+    (args.out / "cv-oof.json").write_text(json.dumps({n: {str(s): r for s, r in v.items()} for n, v in rows.items()}))
+    print(markdown(report))
+    if args.ship:
+        shutil.copy(args.out / "cv-report.json", ROOT / "models" / "cv-report.json")
+        print(f"copied to {ROOT / 'models' / 'cv-report.json'}")
+
+
+DESCRIPTIONS = {
+    "v2": "LusNet v2's recipe (scripts/train/train.py defaults: SORD loss, class weights, 30 epochs x 4 frames "
+          "per clip, augmentations, phantom + weak masks); clip score = mean frame probability; finding scores = "
+          "mean segmented area of the b_line / consolidation class",
+    "majority": "the most frequent score of the training clips of the same dataset; constant finding scores",
+    "features": "L2 logistic regression (balanced, C by grouped CV inside the training part) on 25 per-clip "
+                "intensity features: depth-band means and deviations, bright vertical streaks, horizontal band "
+                "periodicity, global statistics (scripts/train/baselines.py)",
+}
+
+
+def build_report(args, rows, box_rows, box_meta, clips, seconds, wall):
+    summaries = {n: summarize(r, args.draws) for n, r in rows.items()}
+    box_summaries = {n: summarize(r, args.draws) for n, r in box_rows.items()}
+
+    def entry(name):
+        stats, samples = summaries[name]
+        e = {"name": name, "description": DESCRIPTIONS[name], "pooled": stats["blues"], "pocus": stats.get("pocus")}
+        if name != "features":
+            fs, fsamp = summaries["features"]
+            e["minus_features_baseline"] = cv_stats.difference(samples["blues"], fsamp["blues"],
+                                                               stats["blues"], fs["blues"])
+        return e
+
+    dev_groups = {r["group"] for r in rows["v2"][args.seeds[0]] if r["dataset"] == "blues"}
+    return {
+        "protocol": {
+            "cv": f"{len(args.seeds)} seeds x {args.folds} folds, patient-grouped (BLUES patients, POCUS name stems), "
+                  "stratified by each group's worst score; lockbox patients excluded",
+            "seeds": args.seeds, "folds": args.folds, "epochs": args.epochs,
+            "pooling": "each metric on all out-of-fold clips of a seed, then the mean over seeds",
+            "intervals": f"95 % percentile bootstrap over patients (BLUES) or name stems (POCUS), {args.draws} draws, "
+                         "the same draw applied to every seed",
+            "blues_patients": len(dev_groups),
+            "clip_score": "mean frame probability over up to 48 exported frames (the runtime's rule)",
+            "exam_total": "per patient, one score per zone (the worst of its recordings), summed",
+        },
+        "selection_rule": SELECTION_RULE,
+        "recipes": [entry("v2")],
+        "baselines": [entry("majority"), entry("features")],
+        "lockbox": {
+            "patients": box_meta["patients"],
+            "rule": box_meta["rule"],
+            "fit": "each recipe fitted once on all development data outside the lockbox, checked once here; "
+                   "intervals resample the lockbox patients",
+            "results": [{"name": n, "blues": box_summaries[n][0]["blues"]} for n in box_rows],
+        },
+        "labels": label_table(clips),
+        "timing": {"network_run_seconds": seconds, "wall_seconds": wall},
+    }
+
+
+def fmt(m, digits=3):
+    if not m or m.get("mean") is None:
+        return "–"
+    lo, hi = m["ci_low"], m["ci_high"]
+    ci = f" [{lo:.{digits}f}, {hi:.{digits}f}]" if lo is not None else ""
+    return f"{m['mean']:.{digits}f}{ci}"
+
+
+def markdown(report):
+    out = ["# Cross-validation report", "",
+           f"Protocol: {report['protocol']['cv']}; {report['protocol']['blues_patients']} BLUES patients. "
+           f"Pooling: {report['protocol']['pooling']}. Intervals: {report['protocol']['intervals']}.", ""]
+    entries = report["recipes"] + report["baselines"]
+    out += ["## BLUES, pooled out-of-fold (mean [95 % interval])", "",
+            "| metric | " + " | ".join(e["name"] for e in entries) + " |",
+            "|---|" + "---|" * len(entries)]
+    for key, label in METRICS:
+        out.append(f"| {label} | " + " | ".join(fmt(e["pooled"].get(key)) for e in entries) + " |")
+    out += ["", "## Against the features baseline (paired bootstrap, BLUES)", "",
+            "| metric | " + " | ".join(f"{e['name']} − features" for e in entries if "minus_features_baseline" in e)
+            + " |", "|---|" + "---|" * sum("minus_features_baseline" in e for e in entries)]
+    for key, label in METRICS[:7]:
+        out.append(f"| {label} | " + " | ".join(fmt(e["minus_features_baseline"].get(key)) for e in entries
+                                                if "minus_features_baseline" in e) + " |")
+    out += ["", "## POCUS, pooled out-of-fold", "",
+            "| metric | " + " | ".join(e["name"] for e in entries) + " |", "|---|" + "---|" * len(entries)]
+    for key, label in METRICS:
+        if key == "exam_mae":
+            continue
+        out.append(f"| {label} | " + " | ".join(fmt((e["pocus"] or {}).get(key)) for e in entries) + " |")
+    box = report["lockbox"]
+    res = box["results"]
+    out += ["", f"## Lockbox ({len(box['patients'])} BLUES patients, {res[0]['blues']['clips']} clips)", "",
+            "| metric | " + " | ".join(r["name"] for r in res) + " |", "|---|" + "---|" * len(res)]
+    for key, label in METRICS:
+        out.append(f"| {label} | " + " | ".join(fmt(r["blues"].get(key)) for r in res) + " |")
+    out += ["", "## Finding labels (yes / no / unknown)", "", "| finding | BLUES | POCUS (rated clips) |",
+            "|---|---|---|"]
+    for f, d in report["labels"].items():
+        cells = [f"{d[x]['yes']} / {d[x]['no']} / {d[x]['unknown']}" for x in ["blues", "pocus"]]
+        out.append(f"| {f} | " + " | ".join(cells) + " |")
+    out += ["", "## Selection rule", "", report["selection_rule"], ""]
+    t = report["timing"]
+    out += [f"Network runs: {len(t['network_run_seconds'])}, {np.sum(t['network_run_seconds']) / 60:.1f} min "
+            f"of training; wall time {t['wall_seconds'] / 60:.1f} min.", ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    main()
