@@ -837,9 +837,27 @@ fn print_report(r: &EvalReport) {
             exam.mae, exam.patients
         );
     }
-    match r.bline.auc {
-        Some(auc) => println!("B-line AUC {auc:.3} over {} clips", r.bline.clips),
-        None => println!("B-line AUC n/a (one class only)"),
+    for (name, f) in &r.findings {
+        match f.auc {
+            Some(auc) => println!(
+                "{name} AUC {auc:.3} over {} labelled clips ({} present)",
+                f.clips, f.positive
+            ),
+            None => println!(
+                "{name} AUC n/a ({} labelled clips, {} present: needs both answers)",
+                f.clips, f.positive
+            ),
+        }
+    }
+    if let (Some(median), Some(p90)) = (
+        r.bline.negative_fraction_median,
+        r.bline.negative_fraction_p90,
+    ) {
+        println!(
+            "B-line tint on B-line-negative clips: median {:.1} %, p90 {:.1} % of the sector",
+            100.0 * median,
+            100.0 * p90
+        );
     }
     println!("confusion (rows = expert 0–3, columns = Pleura 0–3)");
     for (i, row) in v.confusion.0.iter().enumerate() {

@@ -124,3 +124,160 @@ fn score_prints_a_score_for_a_demo_clip() {
     let score: u8 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(score <= 3);
 }
+
+/// Two patients; patient 1's zone L1 was recorded twice (`patient_1_L1_2`).
+fn blues_with_a_repeat(dir: &Path) {
+    let videos = dir.join("videos");
+    std::fs::create_dir_all(&videos).unwrap();
+    for (demo, name) in [
+        ("healthy-score0.mp4", "patient_1_L1"),
+        ("covid-score2.mp4", "patient_1_L1_2"),
+        ("covid-score1.mp4", "patient_1_L2"),
+        ("viral-linear-score2.mp4", "patient_2_R1"),
+    ] {
+        std::fs::copy(
+            common::repo(&format!("tests/demo/{demo}")),
+            videos.join(format!("{name}.mp4")),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        dir.join("severity.csv"),
+        "video_file,Severity Score,A-lines,B-lines,comments\n\
+         patient_1_L1,0.0,yes,no ,pleura line intact\n\
+         patient_1_L1_2,2.0,no,yes,\"broken pleura line, small consolidated areas\"\n\
+         patient_1_L2,1.0,no,Yes,\n\
+         patient_2_R1,2.0,no ,no,white lung?\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_second_recording_of_a_zone_counts_toward_one_exam_per_patient() {
+    let dir = tempfile::tempdir().unwrap();
+    blues_with_a_repeat(dir.path());
+    let json = dir.path().join("m.json");
+    let out = pleura(&[
+        "eval",
+        "--dataset",
+        "blues",
+        dir.path().to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "--max-frames",
+        "4",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["clips_scored"], 4);
+    assert_eq!(report["exam"]["patients"], 2, "two people, two exams");
+    // The exam total takes one score per zone, the worst of its recordings,
+    // for the experts and for the model alike.
+    let mut zones: std::collections::BTreeMap<(String, String), (u64, u64)> = Default::default();
+    for clip in report["clips"].as_array().unwrap() {
+        let key = (
+            clip["group"].as_str().unwrap().to_string(),
+            clip["zone"].as_str().unwrap().to_string(),
+        );
+        let zone = zones.entry(key).or_default();
+        zone.0 = zone.0.max(clip["truth"].as_u64().unwrap());
+        zone.1 = zone.1.max(clip["predicted"].as_u64().unwrap());
+    }
+    assert_eq!(zones.len(), 3, "patient_1 L1 and L2, patient_2 R1");
+    let mut totals: std::collections::BTreeMap<&str, (i64, i64)> = Default::default();
+    for ((group, _), (truth, predicted)) in &zones {
+        let total = totals.entry(group).or_default();
+        total.0 += *truth as i64;
+        total.1 += *predicted as i64;
+    }
+    assert_eq!(
+        totals["patient_1"].0,
+        2 + 1,
+        "worst of L1's 0 and 2, plus L2's 1"
+    );
+    let expected: f64 = totals
+        .values()
+        .map(|(t, p)| (t - p).abs() as f64)
+        .sum::<f64>()
+        / 2.0;
+    let mae = report["exam"]["mae"].as_f64().unwrap();
+    assert!(
+        (mae - expected).abs() < 1e-9,
+        "exam MAE {mae}, expected {expected}"
+    );
+}
+
+#[test]
+fn eval_reports_finding_aucs_and_the_false_tint_on_b_line_negative_clips() {
+    let dir = tempfile::tempdir().unwrap();
+    blues_with_a_repeat(dir.path());
+    let json = dir.path().join("m.json");
+    let out = pleura(&[
+        "eval",
+        "--dataset",
+        "blues",
+        dir.path().to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "--max-frames",
+        "4",
+    ]);
+    assert!(out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    // Labels: the columns for B-lines (stray spaces and case tolerated), the
+    // comments for the rest; a missing or hedged comment is unknown.
+    let findings: Vec<&serde_json::Value> = report["clips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["findings"])
+        .collect();
+    let labels = |name: &str| -> Vec<serde_json::Value> {
+        findings.iter().map(|f| f[name].clone()).collect()
+    };
+    use serde_json::Value::{Bool, Null};
+    assert_eq!(
+        labels("b_lines"),
+        [Bool(false), Bool(true), Bool(true), Bool(false)]
+    );
+    assert_eq!(labels("consolidation"), [Null, Bool(true), Null, Null]);
+    assert_eq!(
+        labels("pleura_abnormal"),
+        [Bool(false), Bool(true), Null, Null]
+    );
+    assert_eq!(labels("white_lung"), [Null, Null, Null, Null]);
+    // B-lines: two clips each way, so an AUC exists.
+    assert_eq!(report["findings"]["b_lines"]["clips"], 4);
+    assert_eq!(report["findings"]["b_lines"]["positive"], 2);
+    let auc = report["findings"]["b_lines"]["auc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&auc));
+    assert_eq!(report["bline"]["auc"], report["findings"]["b_lines"]["auc"]);
+    // Consolidation: one labelled clip, a "yes": no AUC, and it says so.
+    assert_eq!(report["findings"]["consolidation"]["clips"], 1);
+    assert!(report["findings"]["consolidation"]["auc"].is_null());
+    // False tint: the B-line area on the two B-line-negative clips.
+    let negative: Vec<f64> = report["clips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["findings"]["b_lines"] == Bool(false))
+        .map(|c| c["bline_fraction"].as_f64().unwrap())
+        .collect();
+    let (lo, hi) = (negative[0].min(negative[1]), negative[0].max(negative[1]));
+    let median = report["bline"]["negative_fraction_median"]
+        .as_f64()
+        .unwrap();
+    let p90 = report["bline"]["negative_fraction_p90"].as_f64().unwrap();
+    assert!(
+        (median - (lo + hi) / 2.0).abs() < 1e-6,
+        "{median} vs {lo}, {hi}"
+    );
+    assert!(
+        (p90 - (lo + 0.9 * (hi - lo))).abs() < 1e-6,
+        "{p90} vs {lo}, {hi}"
+    );
+}

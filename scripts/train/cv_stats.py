@@ -11,9 +11,19 @@
   count, so every metric is computed for all draws at once from weighted
   confusion matrices and weighted rank sums.
 """
+import json
+from pathlib import Path
+
 import numpy as np
 
 K = 4  # Soldati scores 0-3
+LOCKBOX = Path(__file__).parent / "lockbox.json"
+
+
+def load_lockbox():
+    """(the lockbox's groups as load_clips names them, e.g. `blues:patient_17`; the file's content)."""
+    box = json.loads(LOCKBOX.read_text())
+    return {f"{box['dataset']}:{p}" for p in box["patients"]}, box
 
 
 # ------------------------------------------------------------------ splits

@@ -35,15 +35,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import baselines  # noqa: E402
 import cv_stats  # noqa: E402
+from report import markdown  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCKBOX = Path(__file__).parent / "lockbox.json"
 LOCKBOX_SEED = 20261201
-METRICS = [("macro_f1", "macro-F1"), ("qwk", "QWK"), ("accuracy", "accuracy"), ("mae", "MAE"),
-           ("exam_mae", "exam-total MAE"), ("auc_b_lines", "B-line AUC"),
-           ("auc_consolidation", "consolidation AUC"),
-           ("bline_negative_median", "B-line tint on B-line-negative clips, median"),
-           ("bline_negative_p90", "B-line tint on B-line-negative clips, p90")]
 SELECTION_RULE = (
     "Fixed before any recipe run. Candidates are compared on these folds (3 seeds x 5 folds, "
     "never the lockbox) by BLUES pooled macro-F1 and QWK. A candidate replaces the current recipe "
@@ -56,23 +51,18 @@ SELECTION_RULE = (
 RECIPE_V2 = dict(epochs=30, frames_per_clip=4, batch=32, lr=3e-3, seg_weight=0.5, masks="both", phantom_clips=12)
 
 
-def load_lockbox():
-    box = json.loads(LOCKBOX.read_text())
-    return {f"{box['dataset']}:{p}" for p in box["patients"]}, box
-
-
 def make_lockbox_file(clips):
     blues = [c for c in clips if c["dataset"] == "blues"]
     chosen = cv_stats.make_lockbox(blues, 0.2, LOCKBOX_SEED)
     worst = cv_stats.worst_scores(blues)
-    LOCKBOX.write_text(json.dumps({
+    cv_stats.LOCKBOX.write_text(json.dumps({
         "rule": "about 20 % of the BLUES development patients, per worst-score stratum round(0.2 n), "
                 f"drawn with numpy default_rng({LOCKBOX_SEED}); made once, before any run of the protocol",
         "dataset": "blues", "seed": LOCKBOX_SEED,
         "patients": [g.split(":", 1)[1] for g in chosen],
         "worst_scores": {g.split(":", 1)[1]: worst[g] for g in chosen},
     }, indent=1) + "\n")
-    print(f"wrote {LOCKBOX}: {len(chosen)} of {len(worst)} patients")
+    print(f"wrote {cv_stats.LOCKBOX}: {len(chosen)} of {len(worst)} patients")
 
 
 def row(c, fold, seed, pred, probs, scores, bline_area=None):
@@ -163,7 +153,7 @@ def main():
     if args.make_lockbox:
         make_lockbox_file(clips)
         return
-    lockbox, box_meta = load_lockbox()
+    lockbox, box_meta = cv_stats.load_lockbox()
     phantom = T.load_phantom(args.cache, "phantom")
     for c in clips:
         c["features"] = baselines.clip_features(c["frames"])
@@ -193,7 +183,7 @@ def main():
     ckpt = runs / f"v2-e{args.epochs}-lockbox.json"
     if args.report_only and not ckpt.exists():
         sys.exit(f"{ckpt} is missing: run the protocol first")
-    net = run_network(dev, box, phantom, recipe, 100, -1, ckpt, "lockbox fit")
+    net = run_network(dev, box, phantom, recipe, T.FINAL_FIT_SEED, -1, ckpt, "lockbox fit")
     box_rows = {"v2": {0: net["rows"]}} | {n: {0: r} for n, r in run_baselines(dev, box, -1, 0).items()}
 
     report = build_report(args, rows, box_rows, box_meta, clips, seconds, time.time() - t_start)
@@ -257,54 +247,6 @@ def build_report(args, rows, box_rows, box_meta, clips, seconds, wall):
         "labels": label_table(clips),
         "timing": {"network_run_seconds": seconds, "wall_seconds": wall},
     }
-
-
-def fmt(m, digits=3):
-    if not m or m.get("mean") is None:
-        return "–"
-    lo, hi = m["ci_low"], m["ci_high"]
-    ci = f" [{lo:.{digits}f}, {hi:.{digits}f}]" if lo is not None else ""
-    return f"{m['mean']:.{digits}f}{ci}"
-
-
-def markdown(report):
-    out = ["# Cross-validation report", "",
-           f"Protocol: {report['protocol']['cv']}; {report['protocol']['blues_patients']} BLUES patients. "
-           f"Pooling: {report['protocol']['pooling']}. Intervals: {report['protocol']['intervals']}.", ""]
-    entries = report["recipes"] + report["baselines"]
-    out += ["## BLUES, pooled out-of-fold (mean [95 % interval])", "",
-            "| metric | " + " | ".join(e["name"] for e in entries) + " |",
-            "|---|" + "---|" * len(entries)]
-    for key, label in METRICS:
-        out.append(f"| {label} | " + " | ".join(fmt(e["pooled"].get(key)) for e in entries) + " |")
-    out += ["", "## Against the features baseline (paired bootstrap, BLUES)", "",
-            "| metric | " + " | ".join(f"{e['name']} − features" for e in entries if "minus_features_baseline" in e)
-            + " |", "|---|" + "---|" * sum("minus_features_baseline" in e for e in entries)]
-    for key, label in METRICS[:7]:
-        out.append(f"| {label} | " + " | ".join(fmt(e["minus_features_baseline"].get(key)) for e in entries
-                                                if "minus_features_baseline" in e) + " |")
-    out += ["", "## POCUS, pooled out-of-fold", "",
-            "| metric | " + " | ".join(e["name"] for e in entries) + " |", "|---|" + "---|" * len(entries)]
-    for key, label in METRICS:
-        if key == "exam_mae":
-            continue
-        out.append(f"| {label} | " + " | ".join(fmt((e["pocus"] or {}).get(key)) for e in entries) + " |")
-    box = report["lockbox"]
-    res = box["results"]
-    out += ["", f"## Lockbox ({len(box['patients'])} BLUES patients, {res[0]['blues']['clips']} clips)", "",
-            "| metric | " + " | ".join(r["name"] for r in res) + " |", "|---|" + "---|" * len(res)]
-    for key, label in METRICS:
-        out.append(f"| {label} | " + " | ".join(fmt(r["blues"].get(key)) for r in res) + " |")
-    out += ["", "## Finding labels (yes / no / unknown)", "", "| finding | BLUES | POCUS (rated clips) |",
-            "|---|---|---|"]
-    for f, d in report["labels"].items():
-        cells = [f"{d[x]['yes']} / {d[x]['no']} / {d[x]['unknown']}" for x in ["blues", "pocus"]]
-        out.append(f"| {f} | " + " | ".join(cells) + " |")
-    out += ["", "## Selection rule", "", report["selection_rule"], ""]
-    t = report["timing"]
-    out += [f"Network runs: {len(t['network_run_seconds'])}, {np.sum(t['network_run_seconds']) / 60:.1f} min "
-            f"of training; wall time {t['wall_seconds'] / 60:.1f} min.", ""]
-    return "\n".join(out)
 
 
 if __name__ == "__main__":

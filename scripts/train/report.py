@@ -1,42 +1,71 @@
 #!/usr/bin/env python3
-"""Print the cross-validation results of a training run as Markdown tables.
+"""Print a cross-validation report (`protocol.py`'s JSON) as Markdown.
 
-    python3 scripts/train/report.py target/train/cv.json
+    python3 scripts/train/report.py models/cv-report.json
 
-Needs only the standard library, so the model card can be regenerated
-without PyTorch.
+Needs only the standard library, so the model card's tables can be
+regenerated without PyTorch.
 """
 import json
 import sys
 
-KEYS = [("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("weighted_f1", "weighted F1"),
-        ("qwk", "QWK"), ("mae", "MAE"), ("bline_auc", "B-line AUC"), ("exam_mae", "exam-total MAE")]
+
+METRICS = [("macro_f1", "macro-F1"), ("qwk", "QWK"), ("accuracy", "accuracy"), ("mae", "MAE"),
+           ("exam_mae", "exam-total MAE"), ("auc_b_lines", "B-line AUC"),
+           ("auc_consolidation", "consolidation AUC"),
+           ("bline_negative_median", "B-line tint on B-line-negative clips, median"),
+           ("bline_negative_p90", "B-line tint on B-line-negative clips, p90")]
 
 
-def main(path):
-    cv = json.load(open(path))
-    datasets = list(cv["pooled"])
-    print("| metric | " + " | ".join(f"{d}: folds mean ± sd | {d}: pooled" for d in datasets) + " |")
-    print("|---|" + "---|---|" * len(datasets))
-    for key, label in KEYS:
-        cells = []
-        for d in datasets:
-            fold = cv["per_fold"].get(d, {}).get(key)
-            pooled = cv["pooled"][d].get(key)
-            cells.append(f"{fold['mean']:.3f} ± {fold['std']:.3f}" if fold else "–")
-            cells.append(f"{pooled:.3f}" if pooled is not None else "–")
-        print(f"| {label} | " + " | ".join(cells) + " |")
-    print()
-    for d in datasets:
-        m = cv["pooled"][d]["confusion"]
-        print(f"{d} pooled confusion ({cv['pooled'][d]['clips']} clips; rows = expert 0–3, columns = Pleura 0–3):")
-        print()
-        print("| expert \\ Pleura | 0 | 1 | 2 | 3 |")
-        print("|---|---|---|---|---|")
-        for i, row in enumerate(m):
-            print(f"| {i} | " + " | ".join(str(v) for v in row) + " |")
-        print()
+
+def fmt(m, digits=3):
+    if not m or m.get("mean") is None:
+        return "–"
+    lo, hi = m["ci_low"], m["ci_high"]
+    ci = f" [{lo:.{digits}f}, {hi:.{digits}f}]" if lo is not None else ""
+    return f"{m['mean']:.{digits}f}{ci}"
+
+
+def markdown(report):
+    out = ["# Cross-validation report", "",
+           f"Protocol: {report['protocol']['cv']}; {report['protocol']['blues_patients']} BLUES patients. "
+           f"Pooling: {report['protocol']['pooling']}. Intervals: {report['protocol']['intervals']}.", ""]
+    entries = report["recipes"] + report["baselines"]
+    out += ["## BLUES, pooled out-of-fold (mean [95 % interval])", "",
+            "| metric | " + " | ".join(e["name"] for e in entries) + " |",
+            "|---|" + "---|" * len(entries)]
+    for key, label in METRICS:
+        out.append(f"| {label} | " + " | ".join(fmt(e["pooled"].get(key)) for e in entries) + " |")
+    out += ["", "## Against the features baseline (paired bootstrap, BLUES)", "",
+            "| metric | " + " | ".join(f"{e['name']} − features" for e in entries if "minus_features_baseline" in e)
+            + " |", "|---|" + "---|" * sum("minus_features_baseline" in e for e in entries)]
+    for key, label in METRICS[:7]:
+        out.append(f"| {label} | " + " | ".join(fmt(e["minus_features_baseline"].get(key)) for e in entries
+                                                if "minus_features_baseline" in e) + " |")
+    out += ["", "## POCUS, pooled out-of-fold", "",
+            "| metric | " + " | ".join(e["name"] for e in entries) + " |", "|---|" + "---|" * len(entries)]
+    for key, label in METRICS:
+        if key == "exam_mae":
+            continue
+        out.append(f"| {label} | " + " | ".join(fmt((e["pocus"] or {}).get(key)) for e in entries) + " |")
+    box = report["lockbox"]
+    res = box["results"]
+    out += ["", f"## Lockbox ({len(box['patients'])} BLUES patients, {res[0]['blues']['clips']} clips)", "",
+            "| metric | " + " | ".join(r["name"] for r in res) + " |", "|---|" + "---|" * len(res)]
+    for key, label in METRICS:
+        out.append(f"| {label} | " + " | ".join(fmt(r["blues"].get(key)) for r in res) + " |")
+    out += ["", "## Finding labels (yes / no / unknown)", "", "| finding | BLUES | POCUS (rated clips) |",
+            "|---|---|---|"]
+    for f, d in report["labels"].items():
+        cells = [f"{d[x]['yes']} / {d[x]['no']} / {d[x]['unknown']}" for x in ["blues", "pocus"]]
+        out.append(f"| {f} | " + " | ".join(cells) + " |")
+    out += ["", "## Selection rule", "", report["selection_rule"], ""]
+    t = report["timing"]
+    out += [f"Network runs: {len(t['network_run_seconds'])}, {sum(t['network_run_seconds']) / 60:.1f} min "
+            f"of training; wall time {t['wall_seconds'] / 60:.1f} min.", ""]
+    return "\n".join(out)
+
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "target/train/cv.json")
+    print(markdown(json.load(open(sys.argv[1] if len(sys.argv) > 1 else "target/train/cv-report.json"))))

@@ -1,22 +1,24 @@
 #!/usr/bin/env python3
-"""Train LusNet: patient-wise 5-fold cross-validation, then a final fit on
-all data, then export of the weights, a parity fixture and plots.
+"""Train LusNet: the final fit of the shipped recipe on every development
+clip outside the lockbox, then export of the weights, a parity fixture and
+plots.
 
     pip install -r scripts/train/requirements.txt
-    python scripts/train/train.py            # everything, CPU or CUDA
+    python scripts/train/protocol.py         # the accuracy numbers: 3x5 CV, baselines, lockbox
+    python scripts/train/train.py            # the model file, CPU or CUDA
 
 Frames come from `pleura dataset export`, i.e. from the exact decode, sector
 and resize code of the runtime; this script runs it when its cache is
-missing. Folds are split by patient (BLUES) and by name stem (POCUS): no
-patient is ever in both the training and the held-out part of a fold. The
-CV numbers are computed on held-out folds only and nothing is tuned on them.
+missing. The accuracy of a recipe is measured by `protocol.py` (repeated
+patient-grouped cross-validation with intervals); this script only fits the
+model that ships, on the same data the protocol's lockbox check fits on, so
+the lockbox patients (`lockbox.json`) are never trained on.
 """
 import argparse
 import json
 import math
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,7 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).parent))
+from cv_stats import load_lockbox  # noqa: E402
 from lusnet import SEG_CLASSES, LusNet  # noqa: E402
 from onnx_export import export_onnx  # noqa: E402
 from weak_masks import weak_mask  # noqa: E402
@@ -43,6 +46,8 @@ LICENSES = (
 
 
 # ---------------------------------------------------------------- data
+
+FINAL_FIT_SEED = 100  # the final fit's seed, also the protocol's lockbox fit
 
 PHANTOM_SETS = {"phantom": 1, "phantom-test": 900_001}  # folder -> first seed (disjoint seeds)
 
@@ -88,32 +93,15 @@ def load_clips(cache, masks):
             raw = np.fromfile(cache / name / c["file"], dtype=np.uint8)
             frames = raw.reshape(c["frames"], SIZE, SIZE)
             clips.append({
-                "name": c["name"], "dataset": name, "group": f"{name}:{c['group']}",
-                "score": int(c["score"]), "b_lines": c["b_lines"], "consolidation": c["consolidation"],
-                "frames": frames,
+                "name": c["name"], "dataset": name, "group": f"{name}:{c['group']}", "zone": c.get("zone"),
+                "score": int(c["score"]), "findings": c["findings"], "frames": frames,
             })
     for c in clips:
-        seg_known = masks in ("weak", "both") and c["b_lines"] is not None
-        c["masks"] = np.stack([weak_mask(f, bool(c["b_lines"]), bool(c["consolidation"])) for f in c["frames"]]) \
+        f = c["findings"]
+        seg_known = masks in ("weak", "both") and f["b_lines"] is not None
+        c["masks"] = np.stack([weak_mask(x, bool(f["b_lines"]), bool(f["consolidation"])) for x in c["frames"]]) \
             if seg_known else None
     return clips
-
-
-def make_folds(clips, k, seed):
-    """Assign whole groups to folds, balancing each dataset's score mix."""
-    rng = np.random.default_rng(seed)
-    fold_of = {}
-    for dataset in ["blues", "pocus"]:
-        groups = {}
-        for c in clips:
-            if c["dataset"] == dataset:
-                groups.setdefault(c["group"], []).append(c["score"])
-        order = sorted(groups, key=lambda g: (np.mean(groups[g]), rng.random()))
-        for i, g in enumerate(order):
-            # Serpentine over folds, so each fold gets low and high scorers.
-            r, j = divmod(i, k)
-            fold_of[g] = j if r % 2 == 0 else k - 1 - j
-    return [fold_of[c["group"]] for c in clips]
 
 
 # ------------------------------------------------------- augmentations
@@ -260,79 +248,19 @@ def phantom_dice(model, clips, device):
 
 @torch.no_grad()
 def predict_clip(model, frames, device):
-    """Mean softmax over all frames (the runtime's `mean_probability` rule) and mean B-line area."""
+    """Mean softmax over all frames (the runtime's `mean_probability` rule) and the mean
+    area fraction of each segmentation class, {class name: fraction}."""
     model.eval()
     x = torch.from_numpy(frames.astype(np.float32) / 255.0)[:, None].to(device)
     x = (x - NORM_MEAN) / NORM_STD
-    probs, bline = [], []
+    probs, areas = [], []
     for i in range(0, len(x), 64):
         s, g = model(x[i:i + 64])
         probs.append(torch.softmax(s, 1).cpu())
-        bline.append((g.argmax(1) == 1).float().mean((1, 2)).cpu())
-    return torch.cat(probs).mean(0).numpy(), float(torch.cat(bline).mean())
-
-
-# ------------------------------------------------------------ metrics
-# Same definitions as src/eval/metrics.rs (scikit-learn conventions).
-
-def confusion(t, p, k=4):
-    m = np.zeros((k, k), np.int64)
-    for a, b in zip(t, p):
-        m[a, b] += 1
-    return m
-
-
-def metrics(t, p):
-    m = confusion(t, p)
-    rows, cols, n = m.sum(1), m.sum(0), m.sum()
-    f1 = np.array([2 * m[i, i] / (rows[i] + cols[i]) if rows[i] + cols[i] else 0.0 for i in range(4)])
-    present = (rows + cols) > 0
-    w = ((np.arange(4)[:, None] - np.arange(4)[None]) / 3.0) ** 2
-    expected = np.outer(rows, cols) / max(n, 1)
-    qwk = 1 - (w * m).sum() / (w * expected).sum() if (w * expected).sum() else 1.0
-    return {
-        "accuracy": float(np.trace(m) / max(n, 1)),
-        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
-        "weighted_f1": float((f1 * rows).sum() / max(n, 1)),
-        "qwk": float(qwk),
-        "mae": float(np.abs(np.array(t) - np.array(p)).mean()) if len(t) else 0.0,
-        "confusion": m.tolist(),
-    }
-
-
-def auc(scores, labels):
-    pos = [s for s, l in zip(scores, labels) if l]
-    neg = [s for s, l in zip(scores, labels) if not l]
-    if not pos or not neg:
-        return None
-    wins = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a in pos for b in neg)
-    return wins / (len(pos) * len(neg))
-
-
-def exam_mae(rows):
-    totals = {}
-    for r in rows:
-        if r["dataset"] == "blues":
-            t = totals.setdefault(r["group"], [0, 0])
-            t[0] += r["truth"]
-            t[1] += r["pred"]
-    return float(np.mean([abs(a - b) for a, b in totals.values()])) if totals else None
-
-
-def summarize(rows):
-    out = {}
-    for dataset in ["blues", "pocus"]:
-        sel = [r for r in rows if r["dataset"] == dataset]
-        if not sel:
-            continue
-        d = metrics([r["truth"] for r in sel], [r["pred"] for r in sel])
-        lab = [r for r in sel if r["b_lines"] is not None]
-        d["bline_auc"] = auc([r["bline"] for r in lab], [r["b_lines"] for r in lab])
-        if dataset == "blues":
-            d["exam_mae"] = exam_mae(sel)
-        d["clips"] = len(sel)
-        out[dataset] = d
-    return out
+        labels = g.argmax(1)
+        areas.append(torch.stack([(labels == k).float().mean((1, 2)) for k in range(len(SEG_CLASSES))], 1).cpu())
+    area = torch.cat(areas).mean(0)
+    return torch.cat(probs).mean(0).numpy(), {name: float(area[k]) for k, name in enumerate(SEG_CLASSES)}
 
 
 # -------------------------------------------------------------- plots
@@ -356,30 +284,6 @@ def plot_losses(histories, out):
     plt.close(fig)
 
 
-def plot_confusion(pooled, path):
-    """Pooled held-out confusion matrices, one panel per dataset."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(1, len(pooled), figsize=(4.5 * len(pooled), 4))
-    ax = np.atleast_1d(ax)
-    for a, (dataset, d) in zip(ax, pooled.items()):
-        m = np.array(d["confusion"])
-        a.imshow(m, cmap="Blues")
-        for i in range(4):
-            for j in range(4):
-                a.text(j, i, m[i, j], ha="center", va="center", color="black")
-        a.set_xlabel("predicted score")
-        a.set_ylabel("expert score")
-        a.set_title(f"{dataset} CV: macro-F1 {d['macro_f1']:.2f}, QWK {d['qwk']:.2f}")
-        a.set_xticks(range(4))
-        a.set_yticks(range(4))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 # --------------------------------------------------------------- main
 
 def main():
@@ -392,88 +296,50 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seg-weight", type=float, default=0.5)
-    ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=FINAL_FIT_SEED,
+                    help="the protocol's lockbox check fits with the same seed")
     ap.add_argument("--version", type=int, default=2)
-    ap.add_argument("--skip-cv", action="store_true", help="final fit only (reuses cv.json)")
     ap.add_argument("--masks", choices=["phantom", "weak", "both"], default="both",
                     help="segmentation supervision: weak masks on real clips (v1), phantom clips (pixel-exact), "
                          "or both (weak masks on an auxiliary training-only head, phantom masks on the shipped one)")
-    ap.add_argument("--cv-only", action="store_true", help="cross-validation only, no final fit or export")
     ap.add_argument("--no-gguf", action="store_true",
                     help="write the safetensors and fixtures but not the GGUF (for machines without cargo)")
     ap.add_argument("--phantom-clips", type=int, default=12, help="phantom clips per score and probe")
     args = ap.parse_args()
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     args.out.mkdir(parents=True, exist_ok=True)
     export_cache(args.cache, args.data, args.phantom_clips)
-    clips = load_clips(args.cache, args.masks)
+    lockbox, _ = load_lockbox()
+    clips = [c for c in load_clips(args.cache, args.masks) if c["group"] not in lockbox]
     phantom = load_phantom(args.cache, "phantom") if args.masks in ("phantom", "both") else []
     phantom_test = load_phantom(args.cache, "phantom-test")
-    print(f"{len(clips)} clips, {sum(len(c['frames']) for c in clips)} frames, "
+    print(f"{len(clips)} clips outside the lockbox, {sum(len(c['frames']) for c in clips)} frames, "
           f"{len(phantom)} phantom training clips, device {device}")
-
-    histories = {}
-    cv_path = args.out / "cv.json"
-    if args.skip_cv:
-        cv = json.loads(cv_path.read_text())
-    else:
-        folds = make_folds(clips, args.folds, args.seed)
-        rows, per_fold = [], []
-        for k in range(args.folds):
-            train = [c for c, f in zip(clips, folds) if f != k]
-            test = [c for c, f in zip(clips, folds) if f == k]
-            assert not {c["group"] for c in train} & {c["group"] for c in test}, "patient leak"
-            t0 = time.time()
-            model, hist = train_model(train + phantom, args, device, f"fold {k + 1}/{args.folds}", args.seed + k)
-            histories[f"fold {k + 1}"] = hist
-            fold_rows = []
-            for c in test:
-                probs, bline = predict_clip(model, c["frames"], device)
-                fold_rows.append({"name": c["name"], "dataset": c["dataset"], "group": c["group"], "fold": k,
-                                  "truth": c["score"], "pred": int(np.argmax(probs)), "probs": probs.tolist(),
-                                  "bline": bline, "b_lines": c["b_lines"]})
-            rows += fold_rows
-            s = summarize(fold_rows)
-            per_fold.append(s)
-            b = s.get("blues", {})
-            print(f"fold {k + 1}: {time.time() - t0:.0f}s  blues macro-F1 {b.get('macro_f1', 0):.3f} "
-                  f"QWK {b.get('qwk', 0):.3f}  acc {b.get('accuracy', 0):.3f}", flush=True)
-        pooled = summarize(rows)
-        spread = {}
-        for dataset in pooled:
-            for key in ["accuracy", "macro_f1", "weighted_f1", "qwk", "mae", "bline_auc", "exam_mae"]:
-                vals = [f[dataset][key] for f in per_fold if dataset in f and f[dataset].get(key) is not None]
-                if vals:
-                    spread.setdefault(dataset, {})[key] = {"mean": float(np.mean(vals)), "std": float(np.std(vals))}
-        cv = {"protocol": f"{args.folds}-fold patient-wise CV (BLUES by patient, POCUS by name stem), "
-                          f"clip score = mean frame probability", "pooled": pooled, "per_fold": spread,
-              "settings": vars(args) | {"data": str(args.data), "cache": str(args.cache), "out": str(args.out)},
-              "clips": rows}
-        cv["histories"] = histories
-        cv_path.write_text(json.dumps(cv, indent=1))
-        plot_confusion(pooled, args.out / "cv_confusion.png")
-        print(json.dumps({"pooled": {d: {k: v for k, v in m.items() if k != "confusion"}
-                                     for d, m in pooled.items()}, "per_fold": spread}, indent=1))
-    if args.cv_only:
-        return
-
-    model, hist = train_model(clips + phantom, args, device, "final fit", args.seed + 100)
-    histories["final"] = hist
-    cv["phantom_dice"] = phantom_dice(model, phantom_test, device)
-    print("phantom Dice (held-out seeds):", json.dumps(cv["phantom_dice"]))
-    cv["histories"] = cv.get("histories", {}) | histories
-    cv_path.write_text(json.dumps(cv, indent=1))
-    plot_losses(cv["histories"], args.out)
-    export(model, clips, cv, args)
+    report_path = args.out / "cv-report.json"
+    report = json.loads(report_path.read_text()) if report_path.exists() else None
+    if report is None:
+        print(f"note: {report_path} is missing; run protocol.py first for the accuracy numbers", flush=True)
+    model, hist = train_model(clips + phantom, args, device, "final fit", args.seed)
+    dice = phantom_dice(model, phantom_test, device)
+    print("phantom Dice (held-out seeds):", json.dumps(dice))
+    plot_losses({"final": hist}, args.out)
+    export(model, clips, accuracy_summary(report, dice), args)
 
 
-def export(model, clips, cv, args):
+def accuracy_summary(report, dice):
+    """What the model file says of its accuracy: the protocol's pooled BLUES numbers."""
+    summary = {"phantom_dice": dice}
+    if report:
+        recipe = report["recipes"][0]
+        summary |= {"protocol": report["protocol"]["cv"], "recipe": recipe["name"],
+                    "blues_pooled": {k: {x: v[x] for x in ("mean", "ci_low", "ci_high")}
+                                     for k, v in recipe["pooled"].items() if isinstance(v, dict) and "mean" in v}}
+    return summary
+
+
+def export(model, clips, cv_summary, args):
     model.eval().cpu()
-    cv_summary = {"protocol": cv["protocol"], "pooled": cv["pooled"], "per_fold": cv["per_fold"],
-                  "phantom_dice": cv.get("phantom_dice")}
     phantom_masks = (f"phantom masks ({args.phantom_clips} clips x 8 frames per score and probe, "
                      f"pleura dataset phantom)")
     supervision = {
@@ -486,7 +352,9 @@ def export(model, clips, cv, args):
         "architecture": "lusnet", "input_size": str(SIZE), "widths": ",".join(map(str, WIDTHS)),
         "norm_mean": str(NORM_MEAN), "norm_std": str(NORM_STD), "seg_classes": ",".join(SEG_CLASSES),
         "aggregation": "mean_probability",
-        "training_data": f"COVID-BLUES dev split (238 clips, 42 patients) + POCUS rated clips (82); "
+        "training_data": f"COVID-BLUES dev split outside the lockbox "
+                         f"({sum(c['dataset'] == 'blues' for c in clips)} clips) + POCUS rated clips "
+                         f"({sum(c['dataset'] == 'pocus' for c in clips)}); "
                          f"{args.epochs} epochs x {args.frames_per_clip} frames/clip; {supervision}",
         "licenses": LICENSES, "cv_metrics": json.dumps(cv_summary),
     }

@@ -1,13 +1,16 @@
 //! The two development datasets and their labels.
 //!
 //! * **BLUES** (COVID-BLUES): `severity.csv` beside a `videos/` folder (or
-//!   the clips themselves), one row per clip `patient_<id>_<zone>`.
+//!   the clips themselves), one row per clip `patient_<id>_<zone>`, or
+//!   `patient_<id>_<zone>_<n>` for the n-th recording of a zone
+//!   ([`BluesName`]). The group is the patient, whatever the recording.
 //! * **POCUS** (Born et al., severity by Gare et al.): `labels.csv` with one
 //!   row per file; no patient ids, so clips are grouped by name stem.
 //!
 //! The group of a clip is the unit of every split: no patient (or name
 //! stem) is ever on both sides of a train/test split.
 
+use super::findings::{self, Findings};
 use std::path::{Path, PathBuf};
 
 /// Which dataset layout to read.
@@ -42,12 +45,13 @@ pub struct ClipRecord {
     pub group: String,
     /// Chest zone (BLUES: L1–L3, R1–R3).
     pub zone: Option<String>,
+    /// Which recording of its zone this is, from 2 on (BLUES `_2`); `None`
+    /// for the first.
+    pub repeat: Option<u32>,
     /// Expert Soldati score 0–3, where rated.
     pub score: Option<u8>,
-    /// B-lines present, where annotated.
-    pub b_lines: Option<bool>,
-    /// Consolidation present, where annotated.
-    pub consolidation: Option<bool>,
+    /// The experts' findings (unknown where they did not say).
+    pub findings: Findings,
     /// `convex` or `linear`.
     pub probe: String,
 }
@@ -115,9 +119,15 @@ fn parse_score(value: &str) -> Option<u8> {
 fn list_blues(dir: &Path) -> Result<Vec<ClipRecord>, DatasetError> {
     let csv_path = dir.join("severity.csv");
     let (headers, rows) = read_csv(&csv_path)?;
-    let [file, score, b_lines, comments] = ["video_file", "Severity Score", "B-lines", "comments"]
-        .map(|c| column(&headers, c, &csv_path));
-    let (file, score, b_lines, comments) = (file?, score?, b_lines?, comments?);
+    let [file, score, a_lines, b_lines, comments] = [
+        "video_file",
+        "Severity Score",
+        "A-lines",
+        "B-lines",
+        "comments",
+    ]
+    .map(|c| column(&headers, c, &csv_path));
+    let (file, score, a_lines, b_lines, comments) = (file?, score?, a_lines?, b_lines?, comments?);
     let videos = if dir.join("videos").is_dir() {
         dir.join("videos")
     } else {
@@ -132,18 +142,19 @@ fn list_blues(dir: &Path) -> Result<Vec<ClipRecord>, DatasetError> {
                 .trim()
                 .trim_end_matches(".mp4")
                 .to_string();
-            let (group, zone) = match name.rsplit_once('_') {
-                Some((patient, zone)) => (patient.to_string(), Some(zone.to_string())),
-                None => (name.clone(), None),
-            };
-            let comment = row.get(comments).unwrap_or("").to_ascii_lowercase();
+            let parsed = BluesName::parse(&name);
+            let comment_findings = findings::from_comment(row.get(comments).unwrap_or(""));
             ClipRecord {
                 path: videos.join(format!("{name}.mp4")),
-                group,
-                zone,
+                group: parsed.patient,
+                zone: parsed.zone,
+                repeat: parsed.repeat,
                 score: parse_score(row.get(score).unwrap_or("")),
-                b_lines: yes_no(row.get(b_lines).unwrap_or("")),
-                consolidation: Some(comment.contains("consolid")),
+                findings: Findings {
+                    a_lines: yes_no(row.get(a_lines).unwrap_or("")),
+                    b_lines: yes_no(row.get(b_lines).unwrap_or("")),
+                    ..comment_findings
+                },
                 probe: "convex".into(),
                 name,
             }
@@ -154,11 +165,27 @@ fn list_blues(dir: &Path) -> Result<Vec<ClipRecord>, DatasetError> {
 fn list_pocus(dir: &Path) -> Result<Vec<ClipRecord>, DatasetError> {
     let csv_path = dir.join("labels.csv");
     let (headers, rows) = read_csv(&csv_path)?;
-    let [file, probe, severity, b_lines, consolidations] =
-        ["file", "probe", "severity", "b_lines", "consolidations"]
-            .map(|c| column(&headers, c, &csv_path));
-    let (file, probe, severity, b_lines, consolidations) =
-        (file?, probe?, severity?, b_lines?, consolidations?);
+    let [file, probe, severity] =
+        ["file", "probe", "severity"].map(|c| column(&headers, c, &csv_path));
+    let (file, probe, severity) = (file?, probe?, severity?);
+    // Finding columns are optional: a missing one leaves that finding unknown.
+    let flag = |name: &str| headers.iter().position(|h| h.trim() == name);
+    let [
+        effusion,
+        consolidations,
+        b_lines,
+        a_lines,
+        pleura,
+        bronchogram,
+    ] = [
+        "effusion",
+        "consolidations",
+        "b_lines",
+        "a_lines",
+        "pleural_irregularities",
+        "air_bronchogram",
+    ]
+    .map(flag);
     Ok(rows
         .iter()
         .map(|row| {
@@ -167,18 +194,83 @@ fn list_pocus(dir: &Path) -> Result<Vec<ClipRecord>, DatasetError> {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            let value = |col: Option<usize>| col.and_then(|c| yes_no(row.get(c).unwrap_or("")));
             ClipRecord {
                 path: dir.join(rel),
                 group: name_stem(&name),
                 zone: None,
+                repeat: None,
                 score: parse_score(row.get(severity).unwrap_or("")),
-                b_lines: yes_no(row.get(b_lines).unwrap_or("")),
-                consolidation: yes_no(row.get(consolidations).unwrap_or("")),
+                findings: Findings {
+                    a_lines: value(a_lines),
+                    b_lines: value(b_lines),
+                    consolidation: value(consolidations),
+                    pleura_abnormal: value(pleura),
+                    white_lung: None,
+                    effusion: value(effusion),
+                    air_bronchogram: value(bronchogram),
+                },
                 probe: row.get(probe).unwrap_or("").trim().to_string(),
                 name,
             }
         })
         .collect())
+}
+
+/// A BLUES clip name taken apart: `patient_<id>_<zone>[_<n>]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BluesName {
+    /// `patient_<id>`: the unit of splitting and of the exam.
+    pub patient: String,
+    /// The BLUE point, upper case (`L1`–`L3`, `R1`–`R3`).
+    pub zone: Option<String>,
+    /// The recording's number within its zone, from 2 on; `None` for the
+    /// first.
+    pub repeat: Option<u32>,
+}
+
+impl BluesName {
+    /// Parses a clip name (with or without `.mp4`, stray spaces and any
+    /// case). A name that does not follow the pattern is its own patient,
+    /// with no zone.
+    pub fn parse(name: &str) -> Self {
+        let name = name.trim();
+        let stem = name
+            .strip_suffix(".mp4")
+            .or_else(|| name.strip_suffix(".MP4"))
+            .unwrap_or(name);
+        let parts: Vec<&str> = stem.split('_').map(str::trim).collect();
+        let is_zone = |z: &str| {
+            let z = z.as_bytes();
+            z.len() == 2 && matches!(z[0], b'L' | b'R' | b'l' | b'r') && z[1].is_ascii_digit()
+        };
+        let parsed = match parts.as_slice() {
+            [p, id, zone] if is_zone(zone) => Some((p, id, zone, None)),
+            [p, id, zone, n] if is_zone(zone) => n
+                .parse::<u32>()
+                .ok()
+                .filter(|&n| n >= 2)
+                .map(|n| (p, id, zone, Some(n))),
+            _ => None,
+        };
+        let patient = |p: &str, id: &str| {
+            let id = id.parse::<u32>().ok()?;
+            p.eq_ignore_ascii_case("patient")
+                .then(|| format!("patient_{id}"))
+        };
+        match parsed.and_then(|(p, id, zone, repeat)| Some((patient(p, id)?, zone, repeat))) {
+            Some((patient, zone, repeat)) => Self {
+                patient,
+                zone: Some(zone.to_ascii_uppercase()),
+                repeat,
+            },
+            None => Self {
+                patient: stem.to_string(),
+                zone: None,
+                repeat: None,
+            },
+        }
+    }
 }
 
 /// The name stem shared by clips of one source and patient:
@@ -214,6 +306,40 @@ mod tests {
         assert_eq!(name_stem("Reg_Image_182340_crop"), "reg_image");
         assert_eq!(name_stem("Cov-Atlas+(44)"), "cov-atlas");
         assert_ne!(name_stem("Reg_pat1Image_1"), name_stem("Reg_pat2Image_1"));
+    }
+
+    #[test]
+    fn a_second_recording_of_a_zone_belongs_to_the_same_patient() {
+        let first = BluesName::parse("patient_3_R2");
+        let second = BluesName::parse("patient_3_R2_2");
+        assert_eq!(first.patient, "patient_3");
+        assert_eq!(second.patient, "patient_3");
+        assert_eq!(second.zone.as_deref(), Some("R2"));
+        assert_eq!((first.repeat, second.repeat), (None, Some(2)));
+    }
+
+    #[test]
+    fn blues_names_tolerate_extensions_spaces_and_case() {
+        for name in [
+            "patient_51_L1_2.mp4",
+            " patient_51_L1_2 ",
+            "Patient_51_l1_2",
+        ] {
+            let parsed = BluesName::parse(name);
+            assert_eq!(parsed.patient, "patient_51", "{name}");
+            assert_eq!(parsed.zone.as_deref(), Some("L1"), "{name}");
+            assert_eq!(parsed.repeat, Some(2), "{name}");
+        }
+        assert_eq!(BluesName::parse("patient_7_R3").repeat, None);
+    }
+
+    #[test]
+    fn a_name_off_the_pattern_is_its_own_group_without_a_zone() {
+        for name in ["clip", "patient_x_L1", "patient_4_X9", "patient_4_L1_b"] {
+            let parsed = BluesName::parse(name);
+            assert_eq!(parsed.patient, name, "{name}");
+            assert_eq!(parsed.zone, None, "{name}");
+        }
     }
 
     #[test]

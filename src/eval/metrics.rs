@@ -139,6 +139,15 @@ pub fn roc_auc(scores: &[f64], labels: &[bool]) -> Option<f64> {
     Some(wins / (pos.len() * neg.len()) as f64)
 }
 
+/// The `q` quantile (0–1) of sorted values, interpolating linearly between
+/// neighbours as numpy does by default; `None` for no values.
+pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+    let last = sorted.len().checked_sub(1)?;
+    let h = last as f64 * q.clamp(0.0, 1.0);
+    let (lo, hi) = (h.floor() as usize, h.ceil() as usize);
+    Some(sorted[lo] + (sorted[hi] - sorted[lo]) * (h - lo as f64))
+}
+
 fn ratio(num: f64, den: f64) -> f64 {
     if den == 0.0 { 0.0 } else { num / den }
 }
@@ -218,5 +227,15 @@ mod tests {
         // pairs: (0.9>0.5) (0.9>0.1) (0.5=0.5 → ½) (0.5>0.1) → 3.5/4
         assert!(close(auc, 0.875));
         assert_eq!(roc_auc(&[0.1], &[true]), None);
+    }
+
+    #[test]
+    fn quantiles_interpolate_like_numpy() {
+        let v = [0.0, 0.1, 0.2, 0.5, 1.0];
+        assert!(close(quantile(&v, 0.5).unwrap(), 0.2));
+        // numpy.percentile([0, .1, .2, .5, 1], 90) = 0.8
+        assert!(close(quantile(&v, 0.9).unwrap(), 0.8));
+        assert_eq!(quantile(&[3.0], 0.9), Some(3.0));
+        assert_eq!(quantile(&[], 0.5), None);
     }
 }

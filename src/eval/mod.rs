@@ -8,6 +8,7 @@
 //! the run goes on.
 
 pub mod dataset;
+pub mod findings;
 pub mod metrics;
 pub mod segmentation;
 
@@ -17,7 +18,8 @@ use crate::preprocess::{Roi, crop_resize, detect_sector};
 use crate::scoring::{clip_score, mean_class_fraction};
 use crate::source::{SourceError, decode_clip};
 use dataset::{ClipRecord, DatasetKind};
-use metrics::{Confusion, roc_auc};
+use findings::Findings;
+use metrics::{Confusion, quantile, roc_auc};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -132,12 +134,13 @@ impl VideoMetrics {
     }
 }
 
-/// Exam-level error: per patient, the sum of zone scores.
+/// Exam-level error: per patient, the sum of one score per zone, the
+/// worst of the zone's recordings (the Soldati score is the worst finding).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ExamMetrics {
     /// Mean absolute error of the exam total.
     pub mae: f64,
-    /// Patients whose every zone was scored.
+    /// Distinct patients whose every rated recording was scored.
     pub patients: usize,
 }
 
@@ -148,7 +151,29 @@ pub struct BlineMetrics {
     pub auc: Option<f64>,
     /// Clips with a B-line label.
     pub clips: usize,
+    /// False tint: the median B-line area fraction on the clips the experts
+    /// call B-line-negative.
+    pub negative_fraction_median: Option<f64>,
+    /// False tint: its 90th percentile.
+    pub negative_fraction_p90: Option<f64>,
 }
+
+/// One finding the model predicts, against the experts' labels.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FindingMetrics {
+    /// ROC AUC of the clip's mean segmented area of the finding's class
+    /// against the label; `None` unless both answers occur.
+    pub auc: Option<f64>,
+    /// Clips labelled for the finding.
+    pub clips: usize,
+    /// Of those, the clips labelled present.
+    pub positive: usize,
+}
+
+/// The findings the model predicts, and the segmentation class whose area
+/// predicts each.
+pub const PREDICTED_FINDINGS: [(&str, &str); 2] =
+    [("b_lines", "b_line"), ("consolidation", "consolidation")];
 
 /// One scored clip.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -157,6 +182,8 @@ pub struct ClipResult {
     pub name: String,
     /// Patient or name stem.
     pub group: String,
+    /// Chest zone, where known.
+    pub zone: Option<String>,
     /// Expert score.
     pub truth: u8,
     /// Predicted score.
@@ -169,8 +196,19 @@ pub struct ClipResult {
     pub bline_fraction: f32,
     /// Mean consolidation area fraction.
     pub consolidation_fraction: f32,
-    /// Expert B-line label.
-    pub b_lines: Option<bool>,
+    /// The experts' findings.
+    pub findings: Findings,
+}
+
+impl ClipResult {
+    /// The mean area fraction of a segmentation class, by name.
+    fn class_fraction(&self, class: &str) -> Option<f32> {
+        match class {
+            "b_line" => Some(self.bline_fraction),
+            "consolidation" => Some(self.consolidation_fraction),
+            _ => None,
+        }
+    }
 }
 
 /// A clip that could not be scored, and why.
@@ -197,6 +235,9 @@ pub struct EvalReport {
     pub exam: Option<ExamMetrics>,
     /// B-line detection.
     pub bline: BlineMetrics,
+    /// Clip-level ROC AUC of each finding the model predicts
+    /// ([`PREDICTED_FINDINGS`]), by finding name.
+    pub findings: BTreeMap<String, FindingMetrics>,
     /// The skipped clips.
     pub skipped: Vec<SkippedClip>,
     /// Every scored clip.
@@ -245,13 +286,14 @@ pub fn evaluate(
         clips.push(ClipResult {
             name: record.name.clone(),
             group: record.group.clone(),
+            zone: record.zone.clone(),
             truth: record.score.unwrap_or_default(),
             predicted: clip.score,
             confidence: clip.confidence,
             probs: clip.probs,
             bline_fraction: fraction(bline_class),
             consolidation_fraction: fraction(consolidation_class),
-            b_lines: record.b_lines,
+            findings: record.findings,
         });
     }
     progress(rated.len(), rated.len(), "");
@@ -274,11 +316,17 @@ fn report(
 ) -> EvalReport {
     let pairs: Vec<(u8, u8)> = clips.iter().map(|c| (c.truth, c.predicted)).collect();
     let exam = (kind == DatasetKind::Blues).then(|| exam_metrics(rated, &clips));
-    let labelled: Vec<(f64, bool)> = clips
+    let findings = PREDICTED_FINDINGS
         .iter()
-        .filter_map(|c| c.b_lines.map(|b| (f64::from(c.bline_fraction), b)))
+        .map(|&(finding, class)| (finding.to_string(), finding_metrics(&clips, finding, class)))
         .collect();
-    let (scores, labels): (Vec<f64>, Vec<bool>) = labelled.iter().copied().unzip();
+    let b_lines = finding_metrics(&clips, "b_lines", "b_line");
+    let mut negative: Vec<f64> = clips
+        .iter()
+        .filter(|c| c.findings.b_lines == Some(false))
+        .map(|c| f64::from(c.bline_fraction))
+        .collect();
+    negative.sort_by(f64::total_cmp);
     EvalReport {
         dataset: kind,
         clips_scored: clips.len(),
@@ -286,31 +334,70 @@ fn report(
         video: VideoMetrics::from_pairs(&pairs),
         exam,
         bline: BlineMetrics {
-            auc: roc_auc(&scores, &labels),
-            clips: labelled.len(),
+            auc: b_lines.auc,
+            clips: b_lines.clips,
+            negative_fraction_median: quantile(&negative, 0.5),
+            negative_fraction_p90: quantile(&negative, 0.9),
         },
+        findings,
         skipped,
         clips,
     }
 }
 
-/// Exam totals per patient, over patients whose every rated zone was scored.
-fn exam_metrics(rated: &[ClipRecord], clips: &[ClipResult]) -> ExamMetrics {
-    let mut zones: BTreeMap<&str, usize> = BTreeMap::new();
-    for record in rated {
-        *zones.entry(record.group.as_str()).or_default() += 1;
-    }
-    let mut totals: BTreeMap<&str, (usize, i64, i64)> = BTreeMap::new();
-    for clip in clips {
-        let entry = totals.entry(clip.group.as_str()).or_default();
-        entry.0 += 1;
-        entry.1 += i64::from(clip.truth);
-        entry.2 += i64::from(clip.predicted);
-    }
-    let errors: Vec<f64> = totals
+/// The ROC AUC of a segmentation class's clip area against a finding's
+/// labels, over the clips labelled for it.
+fn finding_metrics(clips: &[ClipResult], finding: &str, class: &str) -> FindingMetrics {
+    let (scores, labels): (Vec<f64>, Vec<bool>) = clips
         .iter()
-        .filter(|(group, (n, _, _))| zones.get(*group) == Some(n))
-        .map(|(_, (_, truth, predicted))| (truth - predicted).abs() as f64)
+        .filter_map(|c| {
+            Some((
+                f64::from(c.class_fraction(class)?),
+                c.findings.get(finding)?,
+            ))
+        })
+        .unzip();
+    FindingMetrics {
+        auc: roc_auc(&scores, &labels),
+        clips: labels.len(),
+        positive: labels.iter().filter(|&&l| l).count(),
+    }
+}
+
+/// Exam totals per patient, over patients whose every rated recording was
+/// scored. Each zone counts once, with the worst score of its recordings,
+/// for the experts and for the model alike.
+fn exam_metrics(rated: &[ClipRecord], clips: &[ClipResult]) -> ExamMetrics {
+    let mut recordings: BTreeMap<&str, usize> = BTreeMap::new();
+    for record in rated {
+        *recordings.entry(record.group.as_str()).or_default() += 1;
+    }
+    /// One patient's exam: recordings scored, and per zone the worst
+    /// (truth, prediction) of its recordings.
+    #[derive(Default)]
+    struct Exam<'a> {
+        scored: usize,
+        zones: BTreeMap<&'a str, (u8, u8)>,
+    }
+    let mut exams: BTreeMap<&str, Exam> = BTreeMap::new();
+    for clip in clips {
+        let exam = exams.entry(clip.group.as_str()).or_default();
+        exam.scored += 1;
+        let zone = exam
+            .zones
+            .entry(clip.zone.as_deref().unwrap_or(&clip.name))
+            .or_default();
+        *zone = (zone.0.max(clip.truth), zone.1.max(clip.predicted));
+    }
+    let errors: Vec<f64> = exams
+        .iter()
+        .filter(|(patient, exam)| recordings.get(*patient) == Some(&exam.scored))
+        .map(|(_, exam)| {
+            let (truth, predicted) = exam.zones.values().fold((0i64, 0i64), |(t, p), &(zt, zp)| {
+                (t + i64::from(zt), p + i64::from(zp))
+            });
+            (truth - predicted).abs() as f64
+        })
         .collect();
     ExamMetrics {
         mae: if errors.is_empty() {
@@ -387,4 +474,76 @@ pub fn export_dataset(
     std::fs::write(&index, serde_json::to_vec_pretty(&json).unwrap_or_default())
         .map_err(output(&index))?;
     Ok((exported.len(), skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str) -> ClipRecord {
+        let parsed = dataset::BluesName::parse(name);
+        ClipRecord {
+            name: name.into(),
+            path: format!("{name}.mp4").into(),
+            group: parsed.patient,
+            zone: parsed.zone,
+            repeat: parsed.repeat,
+            score: Some(0),
+            findings: Findings::default(),
+            probe: "convex".into(),
+        }
+    }
+
+    fn scored(record: &ClipRecord, truth: u8, predicted: u8) -> ClipResult {
+        ClipResult {
+            name: record.name.clone(),
+            group: record.group.clone(),
+            zone: record.zone.clone(),
+            truth,
+            predicted,
+            confidence: 1.0,
+            probs: [0.25; 4],
+            bline_fraction: 0.0,
+            consolidation_fraction: 0.0,
+            findings: Findings::default(),
+        }
+    }
+
+    #[test]
+    fn a_zone_recorded_twice_counts_once_with_its_worst_score() {
+        let rated: Vec<ClipRecord> = [
+            "patient_1_L1",
+            "patient_1_L1_2",
+            "patient_1_L2",
+            "patient_2_R1",
+        ]
+        .map(record)
+        .into();
+        // patient 1: L1 worst truth 3 (pred 1), L2 truth 1 (pred 1): 4 vs 2.
+        // patient 2: R1 truth 2, pred 2.
+        let clips = vec![
+            scored(&rated[0], 0, 1),
+            scored(&rated[1], 3, 0),
+            scored(&rated[2], 1, 1),
+            scored(&rated[3], 2, 2),
+        ];
+        let exam = exam_metrics(&rated, &clips);
+        assert_eq!(exam.patients, 2);
+        assert!(
+            (exam.mae - 1.0).abs() < 1e-12,
+            "(|4 - 2| + 0) / 2, got {}",
+            exam.mae
+        );
+    }
+
+    #[test]
+    fn a_patient_with_an_unscored_recording_has_no_exam_total() {
+        let rated: Vec<ClipRecord> = ["patient_1_L1", "patient_1_L1_2", "patient_2_R1"]
+            .map(record)
+            .into();
+        let clips = vec![scored(&rated[0], 0, 0), scored(&rated[2], 2, 0)];
+        let exam = exam_metrics(&rated, &clips);
+        assert_eq!(exam.patients, 1);
+        assert!((exam.mae - 2.0).abs() < 1e-12);
+    }
 }
