@@ -61,8 +61,10 @@ def markdown(report):
         out.append(f"| {f} | " + " | ".join(cells) + " |")
     out += ["", "## Selection rule", "", report["selection_rule"], ""]
     t = report["timing"]
-    out += [f"Network runs: {len(t['network_run_seconds'])}, {sum(t['network_run_seconds']) / 60:.1f} min "
-            f"of training; wall time {t['wall_seconds'] / 60:.1f} min.", ""]
+    fits = t["cv_fit_seconds"] + [t["lockbox_fit_seconds"]]
+    wall = f"; wall time of the whole run {t['wall_seconds'] / 60:.1f} min" if t.get("wall_seconds") else ""
+    out += [f"Network fits: {len(fits)} ({len(t['cv_fit_seconds'])} CV, 1 lockbox), "
+            f"{sum(fits) / 60:.1f} min of fitting and predicting{wall}.", ""]
     return "\n".join(out)
 
 
