@@ -8,6 +8,27 @@ fn pleura(args: &[&str]) -> std::process::Output {
     common::pleura().args(args).output().expect("pleura runs")
 }
 
+/// `pleura eval --dataset blues DIR --json DIR/m.json --max-frames N`: the
+/// process's output, and the report it wrote (`Null` when it wrote none).
+fn eval_blues(dir: &Path, max_frames: usize) -> (std::process::Output, serde_json::Value) {
+    let json = dir.join("m.json");
+    let out = pleura(&[
+        "eval",
+        "--dataset",
+        "blues",
+        dir.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "--max-frames",
+        &max_frames.to_string(),
+    ]);
+    let report = std::fs::read(&json)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default();
+    (out, report)
+}
+
 /// A tiny BLUES-layout dataset: one patient, two real clips and one corrupt one.
 fn tiny_blues(dir: &Path) {
     let videos = dir.join("videos");
@@ -37,17 +58,7 @@ fn tiny_blues(dir: &Path) {
 fn eval_reports_every_metric_and_skips_the_corrupt_clip_by_name() {
     let dir = tempfile::tempdir().unwrap();
     tiny_blues(dir.path());
-    let json = dir.path().join("m.json");
-    let out = pleura(&[
-        "eval",
-        "--dataset",
-        "blues",
-        dir.path().to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-        "--max-frames",
-        "8",
-    ]);
+    let (out, report) = eval_blues(dir.path(), 8);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -55,7 +66,6 @@ fn eval_reports_every_metric_and_skips_the_corrupt_clip_by_name() {
         "the corrupt clip is named: {stderr}"
     );
     assert!(!stderr.contains("panicked"));
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(report["clips_scored"], 2);
     assert_eq!(report["clips_skipped"], 1);
     for key in ["accuracy", "macro_f1", "weighted_f1", "qwk", "mae"] {
@@ -156,23 +166,12 @@ fn blues_with_a_repeat(dir: &Path) {
 fn a_second_recording_of_a_zone_counts_toward_one_exam_per_patient() {
     let dir = tempfile::tempdir().unwrap();
     blues_with_a_repeat(dir.path());
-    let json = dir.path().join("m.json");
-    let out = pleura(&[
-        "eval",
-        "--dataset",
-        "blues",
-        dir.path().to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-        "--max-frames",
-        "4",
-    ]);
+    let (out, report) = eval_blues(dir.path(), 4);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(report["clips_scored"], 4);
     assert_eq!(report["exam"]["patients"], 2, "two people, two exams");
     // The exam total takes one score per zone, the worst of its recordings,
@@ -215,19 +214,8 @@ fn a_second_recording_of_a_zone_counts_toward_one_exam_per_patient() {
 fn eval_reports_finding_aucs_and_the_false_tint_on_b_line_negative_clips() {
     let dir = tempfile::tempdir().unwrap();
     blues_with_a_repeat(dir.path());
-    let json = dir.path().join("m.json");
-    let out = pleura(&[
-        "eval",
-        "--dataset",
-        "blues",
-        dir.path().to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-        "--max-frames",
-        "4",
-    ]);
+    let (out, report) = eval_blues(dir.path(), 4);
     assert!(out.status.success());
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     // Labels: the columns for B-lines (stray spaces and case tolerated), the
     // comments for the rest; a missing or hedged comment is unknown.
     let findings: Vec<&serde_json::Value> = report["clips"]
