@@ -245,17 +245,46 @@ def main():
     lockbox_seconds = net["seconds"]
     box_rows = {"v2": {0: net["rows"]}} | {n: {0: r} for n, r in run_baselines(dev, box, -1, 0).items()}
 
-    timing = {"cv_fit_seconds": seconds, "lockbox_fit_seconds": lockbox_seconds,
-              "wall_seconds": None if args.report_only else time.time() - t_start}
+    wall = time.time() - t_start
+    if args.report_only:  # the wall time is that of the run that made the checkpoints
+        previous = args.out / "cv-report.json"
+        wall = json.loads(previous.read_text())["timing"].get("wall_seconds") if previous.exists() else None
+    timing = {"cv_fit_seconds": seconds, "lockbox_fit_seconds": lockbox_seconds, "wall_seconds": wall}
     report = build_report(args, rows, box_rows, box_meta, clips, timing)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cv-report.json").write_text(json.dumps(report, indent=1) + "\n")
     (args.out / "cv-report.md").write_text(markdown(report))
+    plot_confusions(rows, box_rows, args.out / "cv-confusion.png")
     (args.out / "cv-oof.json").write_text(json.dumps({n: {str(s): r for s, r in v.items()} for n, v in rows.items()}))
     print(markdown(report))
     if args.ship:
-        shutil.copy(args.out / "cv-report.json", ROOT / "models" / "cv-report.json")
-        print(f"copied to {ROOT / 'models' / 'cv-report.json'}")
+        for name in ["cv-report.json", "cv-confusion.png"]:
+            shutil.copy(args.out / name, ROOT / "models" / name)
+            print(f"copied {name} to {ROOT / 'models'}")
+
+
+def plot_confusions(rows, box_rows, path):
+    """BLUES confusion matrices: v2 and the feature baseline out-of-fold (seeds summed), v2 on the lockbox."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("v2, out-of-fold (3 seeds summed)", rows["v2"]),
+              ("features baseline, out-of-fold (3 seeds summed)", rows["features"]),
+              ("v2, lockbox (fitted once without it)", box_rows["v2"])]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.4))
+    for ax, (title, by_seed) in zip(axes, panels):
+        m = np.sum([cv_stats.confusion([r for r in rs if r["dataset"] == "blues"]) for rs in by_seed.values()], 0)
+        ax.imshow(m, cmap="Blues")
+        for i in range(4):
+            for j in range(4):
+                ax.text(j, i, m[i, j], ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "black")
+        ax.set(title=f"BLUES: {title}", xlabel="predicted score", ylabel="expert score", xticks=range(4),
+               yticks=range(4))
+        ax.title.set_fontsize(9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 DESCRIPTIONS = {
