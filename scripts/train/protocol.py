@@ -19,8 +19,8 @@ bootstrap intervals, two baselines on the same folds, and a lockbox.
 4. **Baselines** on the same folds: the majority class, and a logistic
    regression on simple intensity features (`baselines.py`).
 
-Writes `target/train/cv-report.json`, `cv-report.md` and `cv-oof.json`;
-`--ship` copies the report to `models/cv-report.json`.
+Writes `target/train/cv-report.json`, `cv-report.md`, `cv-confusion.png`
+and `cv-oof.json`; `--ship` copies the report and the plot to `models/`.
 """
 import argparse
 import json
@@ -35,7 +35,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import baselines  # noqa: E402
 import cv_stats  # noqa: E402
+import train as T  # noqa: E402
 from report import markdown  # noqa: E402
+from train import RECIPE_V2  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCKBOX_SEED = 20261201
@@ -48,10 +50,11 @@ SELECTION_RULE = (
     "that does not beat the features baseline by more than the interval half-width on macro-F1 or "
     "QWK is reported as not learning the task."
 )
-RECIPE_V2 = dict(epochs=30, frames_per_clip=4, batch=32, lr=3e-3, seg_weight=0.5, masks="both", phantom_clips=12)
 
 
 def make_lockbox_file(clips):
+    if cv_stats.LOCKBOX.exists():
+        sys.exit(f"{cv_stats.LOCKBOX} exists: the lockbox is drawn once; delete it only to start a new protocol")
     blues = [c for c in clips if c["dataset"] == "blues"]
     chosen = cv_stats.make_lockbox(blues, 0.2, LOCKBOX_SEED)
     worst = cv_stats.worst_scores(blues)
@@ -79,7 +82,6 @@ def run_network(train_clips, test_clips, phantom, recipe, seed, fold, ckpt, desc
     if ckpt.exists():
         return json.loads(ckpt.read_text())
     import torch
-    import train as T
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     t0 = time.time()
@@ -112,7 +114,6 @@ _WORKER = {}
 
 def _start_worker(cache, recipe, threads):
     import torch
-    import train as T
 
     torch.set_num_threads(threads)
     clips = T.load_clips(cache, recipe.masks)
@@ -134,8 +135,6 @@ def run_in_parallel(args, dev, box, runs):
     import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor
-
-    import train as T
 
     key = lambda clips: [(c["dataset"], c["name"]) for c in clips]  # noqa: E731
     tasks = [(key(train), key(test), seed * 100 + k, k, runs / f"v2-e{args.epochs}-s{seed}-f{k}.json",
@@ -203,9 +202,6 @@ def main():
     ap.add_argument("--ship", action="store_true", help="copy the report to models/cv-report.json")
     args = ap.parse_args()
     t_start = time.time()
-
-    import train as T
-
     T.export_cache(args.cache, args.data, RECIPE_V2["phantom_clips"])
     if args.make_cache:
         return

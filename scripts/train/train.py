@@ -47,6 +47,8 @@ LICENSES = (
 
 # ---------------------------------------------------------------- data
 
+# The shipped recipe's settings (v2): the defaults of this script and the protocol's recipe.
+RECIPE_V2 = dict(epochs=30, frames_per_clip=4, batch=32, lr=3e-3, seg_weight=0.5, masks="both", phantom_clips=12)
 FINAL_FIT_SEED = 100  # the final fit's seed, also the protocol's lockbox fit
 
 PHANTOM_SETS = {"phantom": 1, "phantom-test": 900_001}  # folder -> first seed (disjoint seeds)
@@ -291,20 +293,20 @@ def main():
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--cache", type=Path, default=ROOT / "target" / "train-cache")
     ap.add_argument("--out", type=Path, default=ROOT / "target" / "train")
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--frames-per-clip", type=int, default=4)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--seg-weight", type=float, default=0.5)
+    ap.add_argument("--epochs", type=int, default=RECIPE_V2["epochs"])
+    ap.add_argument("--frames-per-clip", type=int, default=RECIPE_V2["frames_per_clip"])
+    ap.add_argument("--batch", type=int, default=RECIPE_V2["batch"])
+    ap.add_argument("--lr", type=float, default=RECIPE_V2["lr"])
+    ap.add_argument("--seg-weight", type=float, default=RECIPE_V2["seg_weight"])
     ap.add_argument("--seed", type=int, default=FINAL_FIT_SEED,
                     help="the protocol's lockbox check fits with the same seed")
     ap.add_argument("--version", type=int, default=2)
-    ap.add_argument("--masks", choices=["phantom", "weak", "both"], default="both",
+    ap.add_argument("--masks", choices=["phantom", "weak", "both"], default=RECIPE_V2["masks"],
                     help="segmentation supervision: weak masks on real clips (v1), phantom clips (pixel-exact), "
                          "or both (weak masks on an auxiliary training-only head, phantom masks on the shipped one)")
     ap.add_argument("--no-gguf", action="store_true",
                     help="write the safetensors and fixtures but not the GGUF (for machines without cargo)")
-    ap.add_argument("--phantom-clips", type=int, default=12, help="phantom clips per score and probe")
+    ap.add_argument("--phantom-clips", type=int, default=RECIPE_V2["phantom_clips"], help="phantom clips per score and probe")
     args = ap.parse_args()
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
