@@ -91,6 +91,9 @@ def load_clips(cache, masks):
     for name in ["blues", "pocus"]:
         index = json.loads((cache / name / "index.json").read_text())
         assert index["size"] == SIZE, f"{cache / name} holds {index['size']}px frames, expected {SIZE}"
+        if index["clips"] and "findings" not in index["clips"][0]:
+            sys.exit(f"{cache / name} was exported before patients and findings were parsed (issue 15): "
+                     f"delete {cache} and run again to re-export it")
         for c in index["clips"]:
             raw = np.fromfile(cache / name / c["file"], dtype=np.uint8)
             frames = raw.reshape(c["frames"], SIZE, SIZE)
