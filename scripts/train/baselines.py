@@ -24,7 +24,10 @@ import warnings
 
 import numpy as np
 
+from cv_stats import FINDING_SCORES
+
 BANDS = 8
+FINDINGS = list(FINDING_SCORES)  # the findings the network predicts
 
 
 def clip_features(frames):
@@ -110,5 +113,3 @@ def fit_predict(train, test):
                                 {f: float(v[i]) for f, v in found.items()}))
     return out
 
-
-FINDINGS = ["b_lines", "consolidation"]

@@ -201,7 +201,7 @@ def pooled_with_intervals(rows_by_seed, draws=2000, seed=0, level=0.95):
 def difference(draws_a, draws_b, point_a, point_b, level=0.95):
     """Paired bootstrap interval of a - b for each metric both have (same draws)."""
     out = {}
-    for key in draws_a.keys() & draws_b.keys():
+    for key in [k for k in draws_a if k in draws_b]:  # a's order, so the report is stable
         if point_a[key]["mean"] is None or point_b[key]["mean"] is None:
             continue
         d = draws_a[key] - draws_b[key]

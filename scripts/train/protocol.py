@@ -98,15 +98,24 @@ def run_network(train_clips, test_clips, phantom, recipe, seed, fold, ckpt, desc
     return out
 
 
-def cv_splits(dev, args):
-    """(seed, fold, training clips, held-out clips) of every run of the repeated CV."""
+def fits(args, dev, box, runs):
+    """Every network fit of the protocol, as (seed, fold, training clips, held-out clips,
+    checkpoint, label): the repeated CV's runs, then the lockbox fit (seed None, fold -1)."""
     for seed in args.seeds:
         fold_of = cv_stats.make_folds(dev, args.folds, seed)
         for k in range(args.folds):
             train = [c for c in dev if fold_of[c["group"]] != k]
             test = [c for c in dev if fold_of[c["group"]] == k]
             assert not {c["group"] for c in train} & {c["group"] for c in test}, "patient leak"
-            yield seed, k, train, test
+            yield (seed, k, train, test, runs / f"v2-e{args.epochs}-s{seed}-f{k}.json",
+                   f"seed {seed} fold {k + 1}/{args.folds}")
+    # The lockbox: one fit on all development data, one look.
+    yield None, -1, dev, box, runs / f"v2-e{args.epochs}-lockbox.json", "lockbox fit"
+
+
+def fit_seed(seed, fold):
+    """The training seed of a CV run, or the final fit's for the lockbox."""
+    return T.FINAL_FIT_SEED if seed is None else seed * 100 + fold
 
 
 _WORKER = {}
@@ -137,10 +146,8 @@ def run_in_parallel(args, dev, box, runs):
     from concurrent.futures import ProcessPoolExecutor
 
     key = lambda clips: [(c["dataset"], c["name"]) for c in clips]  # noqa: E731
-    tasks = [(key(train), key(test), seed * 100 + k, k, runs / f"v2-e{args.epochs}-s{seed}-f{k}.json",
-              f"seed {seed} fold {k + 1}/{args.folds}") for seed, k, train, test in cv_splits(dev, args)]
-    tasks.append((key(dev), key(box), T.FINAL_FIT_SEED, -1, runs / f"v2-e{args.epochs}-lockbox.json", "lockbox fit"))
-    pending = [t for t in tasks if not t[4].exists()]
+    pending = [(key(train), key(test), fit_seed(seed, k), k, ckpt, desc)
+               for seed, k, train, test, ckpt, desc in fits(args, dev, box, runs) if not ckpt.exists()]
     if not pending:
         return
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
@@ -223,23 +230,20 @@ def main():
     seconds = []
     if args.jobs > 1 and not args.report_only:
         run_in_parallel(args, dev, box, runs)
-    for seed, k, train, test in cv_splits(dev, args):
-        ckpt = runs / f"v2-e{args.epochs}-s{seed}-f{k}.json"
+    box_rows, lockbox_seconds = {}, None
+    for seed, k, train, test, ckpt, desc in fits(args, dev, box, runs):
         if args.report_only and not ckpt.exists():
             sys.exit(f"{ckpt} is missing: run the protocol first")
-        net = run_network(train, test, phantom, recipe, seed * 100 + k, k, ckpt,
-                          f"seed {seed} fold {k + 1}/{args.folds}")
+        net = run_network(train, test, phantom, recipe, fit_seed(seed, k), k, ckpt, desc)
+        baseline_rows = run_baselines(train, test, k, seed or 0)
+        if seed is None:
+            lockbox_seconds = net["seconds"]
+            box_rows = {"v2": {0: net["rows"]}} | {n: {0: r} for n, r in baseline_rows.items()}
+            continue
         seconds.append(net["seconds"])
         rows["v2"].setdefault(seed, []).extend(net["rows"])
-        for name, r in run_baselines(train, test, k, seed).items():
+        for name, r in baseline_rows.items():
             rows[name].setdefault(seed, []).extend(r)
-    # The lockbox: one fit on all development data, one look.
-    ckpt = runs / f"v2-e{args.epochs}-lockbox.json"
-    if args.report_only and not ckpt.exists():
-        sys.exit(f"{ckpt} is missing: run the protocol first")
-    net = run_network(dev, box, phantom, recipe, T.FINAL_FIT_SEED, -1, ckpt, "lockbox fit")
-    lockbox_seconds = net["seconds"]
-    box_rows = {"v2": {0: net["rows"]}} | {n: {0: r} for n, r in run_baselines(dev, box, -1, 0).items()}
 
     wall = time.time() - t_start
     if args.report_only:  # the wall time is that of the run that made the checkpoints

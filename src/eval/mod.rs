@@ -316,11 +316,11 @@ fn report(
 ) -> EvalReport {
     let pairs: Vec<(u8, u8)> = clips.iter().map(|c| (c.truth, c.predicted)).collect();
     let exam = (kind == DatasetKind::Blues).then(|| exam_metrics(rated, &clips));
-    let findings = PREDICTED_FINDINGS
+    let findings: BTreeMap<String, FindingMetrics> = PREDICTED_FINDINGS
         .iter()
         .map(|&(finding, class)| (finding.to_string(), finding_metrics(&clips, finding, class)))
         .collect();
-    let b_lines = finding_metrics(&clips, "b_lines", "b_line");
+    let b_lines = &findings["b_lines"];
     let mut negative: Vec<f64> = clips
         .iter()
         .filter(|c| c.findings.b_lines == Some(false))
