@@ -28,6 +28,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+/// Prints a line on standard output, like `println!`, but a closed output
+/// (`pleura model info | head -1`) is not an error: see [`write_stdout`].
+macro_rules! say {
+    () => { write_stdout(format_args!("")) };
+    ($($arg:tt)*) => { write_stdout(format_args!($($arg)*)) };
+}
+
 /// The model shipped with Pleura.
 const DEFAULT_MODEL: &str = "models/lusnet-v2.gguf";
 /// Where `--source demo` finds its clips.
@@ -300,6 +307,7 @@ enum DatasetCommand {
 
 fn main() {
     pleura::model::init_threads();
+    quiet_library_backtraces();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("pleura: {e:#}");
@@ -307,20 +315,30 @@ fn main() {
     }
 }
 
+/// Keeps `RUST_BACKTRACE` for panics (real bugs) but stops libraries
+/// (candle, anyhow) from capturing a backtrace into ordinary errors, which
+/// then printed it to the user. `RUST_LIB_BACKTRACE`, when set, wins.
+fn quiet_library_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: called first thing in `main`, before any other thread.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run_live(&args, &board(&cli.board, &cli.boards)?),
         Command::Board => {
-            println!("{:#?}", board(&cli.board, &cli.boards)?);
+            say!("{:#?}", board(&cli.board, &cli.boards)?);
             Ok(())
         }
         Command::Devices => {
             let devices = pleura::source::list_devices();
             if devices.is_empty() {
-                println!("no V4L2 capture device found (/dev/video*)");
+                say!("no V4L2 capture device found (/dev/video*)");
             }
             for device in devices {
-                println!(
+                say!(
                     "{}  '{}'  bus {}  driver {}",
                     device.path.display(),
                     device.identity.card,
@@ -328,7 +346,7 @@ fn run(cli: Cli) -> Result<()> {
                     device.driver
                 );
                 for (format, sizes) in device.formats {
-                    println!("    {format}: {}", sizes.join(", "));
+                    say!("    {format}: {}", sizes.join(", "));
                 }
             }
             Ok(())
@@ -363,7 +381,7 @@ fn run(cli: Cli) -> Result<()> {
                 total: exam.total(),
                 max_total: exam.max_total(),
             };
-            println!("{}", serde_json::to_string_pretty(&shown)?);
+            say!("{}", serde_json::to_string_pretty(&shown)?);
             Ok(())
         }
         Command::Phantom {
@@ -383,7 +401,7 @@ fn run(cli: Cli) -> Result<()> {
                 seed,
             };
             let written = write_clip(params, &out)?;
-            println!(
+            say!(
                 "wrote {written} phantom frames and masks to {}",
                 out.display()
             );
@@ -406,7 +424,7 @@ fn run(cli: Cli) -> Result<()> {
                 let mut file = import_safetensors(&weights, quantize)?;
                 file.write(&output)?;
                 let size = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0);
-                println!(
+                say!(
                     "wrote {} ({:.2} MB, {} tensors, sha256 {})",
                     output.display(),
                     size as f64 / 1e6,
@@ -418,9 +436,9 @@ fn run(cli: Cli) -> Result<()> {
             ModelCommand::Info { model } => {
                 let net = LusNet::load(&model, Precision::F32)?;
                 let meta = net.meta();
-                println!("{}", serde_json::to_string_pretty(meta)?);
+                say!("{}", serde_json::to_string_pretty(meta)?);
                 let macs = macs_per_frame(meta.input_size, meta.widths, meta.seg_classes.len());
-                println!(
+                say!(
                     "cost: {:.1} M multiply-accumulates per frame",
                     macs as f64 / 1e6
                 );
@@ -432,11 +450,11 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let model = load_model(model_path(&model), model.precision_or_f32())?;
             let result = pleura::eval::segmentation::phantom_dice(&model, &dir)?;
-            println!("frames        {}", result.frames);
+            say!("frames        {}", result.frames);
             for (name, dice) in result.classes.iter().zip(&result.dice) {
                 match dice {
-                    Some(d) => println!("Dice {name:<14}{d:.3}"),
-                    None => println!("Dice {name:<14}n/a (class absent)"),
+                    Some(d) => say!("Dice {name:<14}{d:.3}"),
+                    None => say!("Dice {name:<14}n/a (class absent)"),
                 }
             }
             Ok(())
@@ -452,7 +470,7 @@ fn run(cli: Cli) -> Result<()> {
                 },
         } => {
             let written = pleura::phantom::export_training_set(&out, clips, frames, size, seed)?;
-            println!("exported {written} phantom clips to {}", out.display());
+            say!("exported {written} phantom clips to {}", out.display());
             Ok(())
         }
         Command::Dataset {
@@ -470,7 +488,7 @@ fn run(cli: Cli) -> Result<()> {
             for s in &skipped {
                 eprintln!("skipped {}: {}", s.name, s.reason);
             }
-            println!(
+            say!(
                 "exported {exported} clips to {} ({} skipped)",
                 out.display(),
                 skipped.len()
@@ -515,33 +533,34 @@ fn update(
             let board = board()?;
             let done = pleura::update::install(&unit()?, &bundle, &board.name, &board.update)?;
             if done.on_trial {
-                println!(
+                say!(
                     "installed {} into slot {}; it starts on trial at the next start and is \
                      kept once it proves healthy",
-                    done.version, done.slot
+                    done.version,
+                    done.slot
                 );
             } else {
-                println!("installed {} into slot {}", done.version, done.slot);
+                say!("installed {} into slot {}", done.version, done.slot);
             }
         }
         UpdateCommand::Boot => match pleura::update::boot(&unit()?)? {
-            BootOutcome::Confirmed(version) => println!("starting {version}"),
+            BootOutcome::Confirmed(version) => say!("starting {version}"),
             BootOutcome::Trial {
                 version,
                 start,
                 max_starts,
-            } => println!("starting {version} on trial (start {start} of {max_starts})"),
+            } => say!("starting {version} on trial (start {start} of {max_starts})"),
             BootOutcome::RolledBack { from, to, reason } => {
-                println!("rolled back from {from} to {to}: {reason}")
+                say!("rolled back from {from} to {to}: {reason}")
             }
         },
         UpdateCommand::Confirm => match pleura::update::confirm(&unit()?)? {
-            Some(version) => println!("confirmed {version}"),
-            None => println!("no version is on trial"),
+            Some(version) => say!("confirmed {version}"),
+            None => say!("no version is on trial"),
         },
         UpdateCommand::Status => {
             let status = pleura::update::status(&unit()?)?;
-            println!("{}", serde_json::to_string_pretty(&status)?);
+            say!("{}", serde_json::to_string_pretty(&status)?);
         }
         UpdateCommand::Manifest {
             dir,
@@ -550,7 +569,7 @@ fn update(
             for_boards,
         } => {
             let manifest = Manifest::describe(&dir, version, min_installed, for_boards)?;
-            println!("{}", serde_json::to_string_pretty(&manifest)?);
+            say!("{}", serde_json::to_string_pretty(&manifest)?);
         }
     }
     Ok(())
@@ -594,6 +613,10 @@ fn prove_trial(model: &LusNet, board: &BoardProfile, started: Instant) -> Result
 
 fn run_live(args: &RunArgs, board: &BoardProfile) -> Result<()> {
     let started = Instant::now();
+    if let Some(path) = &args.report {
+        RunReport::check_destination(path).context("cannot write the run report")?;
+    }
+    let log = args.log.as_deref().map(FrameLog::create).transpose()?;
     pleura::model::set_threads(board.threads);
     let stop = stop_on_signal()?;
     let model_path = args.model.model.clone().unwrap_or(board.model.clone());
@@ -646,7 +669,6 @@ fn run_live(args: &RunArgs, board: &BoardProfile) -> Result<()> {
             }
         }
     }
-    let log = args.log.as_deref().map(FrameLog::create).transpose()?;
     let options = RunOptions {
         pace: !args.no_pace,
         sector: args.roi.map_or(SectorMode::Auto, SectorMode::Fixed),
@@ -672,16 +694,21 @@ fn run_live(args: &RunArgs, board: &BoardProfile) -> Result<()> {
     print_run(&report);
     if let Some(path) = &args.report {
         report.write(path)?;
-        println!("report        {}", path.display());
+        say!("report        {}", path.display());
     }
     match &report.end {
         EndReason::EndOfStream if report.frames.scored == 0 => bail!(
-            "no frame could be scored ({} captured, {} corrupt, {} rejected{})",
+            "no frame could be scored ({} captured, {} corrupt, {} rejected{}{})",
             report.frames.captured,
             report.frames.corrupt,
             report.frames.rejected,
+            if report.rejected.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", reasons(&report.rejected))
+            },
             if args.roi.is_some() {
-                ": check --roi"
+                "; check --roi"
             } else {
                 ""
             }
@@ -693,11 +720,11 @@ fn run_live(args: &RunArgs, board: &BoardProfile) -> Result<()> {
 
 fn print_run(report: &RunReport) {
     for clip in &report.clips {
-        println!("clip          {}", clip.name);
-        println!("frames        {}", clip.frames);
+        say!("clip          {}", clip.name);
+        say!("frames        {}", clip.frames);
         let s = clip.sector;
-        println!("sector        x={} y={} w={} h={}", s.x, s.y, s.w, s.h);
-        println!(
+        say!("sector        x={} y={} w={} h={}", s.x, s.y, s.w, s.h);
+        say!(
             "score         {} (confidence {:.2}, {})",
             clip.score,
             clip.confidence,
@@ -707,21 +734,33 @@ fn print_run(report: &RunReport) {
                 "not yet stable"
             }
         );
-        println!(
+        say!(
             "p(score)      {}",
             clip.probs.map(|p| format!("{p:.2}")).join("  ")
         );
         for (name, fraction) in &clip.areas {
-            println!("{name:<14}{:.1} % of the sector", 100.0 * fraction);
+            say!("{name:<14}{:.1} % of the sector", 100.0 * fraction);
         }
-        println!();
+        if !clip.rejected.is_empty() {
+            say!("rejected      {}", reasons(&clip.rejected));
+        }
+        say!();
+    }
+    for clip in &report.unscored {
+        say!("clip          {}", clip.name);
+        say!("score         none: no frame is a scan");
+        say!("rejected      {}", reasons(&clip.rejected));
+        say!();
     }
     let f = &report.frames;
-    println!(
+    say!(
         "run           {} · {} frames scored in {:.1} s ({:.1} fps)",
-        report.end, f.scored, report.wall_s, report.fps
+        report.end,
+        f.scored,
+        report.wall_s,
+        report.fps
     );
-    println!(
+    say!(
         "frames        {} captured · {} dropped · {} corrupt · {} rejected · {} displayed{}",
         f.captured,
         f.dropped,
@@ -734,15 +773,27 @@ fn print_run(report: &RunReport) {
             String::new()
         }
     );
+    if !report.rejected.is_empty() {
+        say!("rejected      {}", reasons(&report.rejected));
+    }
     let stage = |name: &str| report.latency.get(name).copied().unwrap_or_default();
     let (inference, total) = (stage("inference"), stage("end_to_end"));
-    println!(
+    say!(
         "latency       inference {:.1} ms (p99 {:.1}) · capture to output {:.1} ms (p99 {:.1})",
-        inference.median_ms, inference.p99_ms, total.median_ms, total.p99_ms
+        inference.median_ms,
+        inference.p99_ms,
+        total.median_ms,
+        total.p99_ms
     );
     for error in &report.output_errors {
-        println!("output error  {error}");
+        say!("output error  {error}");
     }
+}
+
+/// Rejection counts as `no_image 12 · frozen 3`.
+fn reasons(counts: &std::collections::BTreeMap<String, u64>) -> String {
+    let parts: Vec<String> = counts.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    parts.join(" · ")
 }
 
 fn load_model(path: &Path, precision: Precision) -> Result<LusNet> {
@@ -766,25 +817,36 @@ fn score(clip: &Path, args: &ModelArgs) -> Result<()> {
     let meta = model.meta();
     let prepared = prepare_clip(clip, meta.input_size, None)?;
     let predictions = predict_clip(&model, &prepared)?;
-    let Some(clip_result) = clip_score(&predictions) else {
-        bail!("{}: no frame could be scored", clip.display());
+    let (Some(clip_result), Some(roi)) = (clip_score(&predictions), prepared.roi) else {
+        bail!(
+            "{}: no frame can be scored: {}",
+            clip.display(),
+            prepared.rejections()
+        );
     };
-    println!("clip          {}", clip.display());
-    println!("frames        {}", clip_result.frames);
-    println!(
+    say!("clip          {}", clip.display());
+    say!("frames        {}", clip_result.frames);
+    if !prepared.rejected.is_empty() {
+        say!("rejected      {}", prepared.rejections());
+    }
+    say!(
         "sector        x={} y={} w={} h={}",
-        prepared.roi.x, prepared.roi.y, prepared.roi.w, prepared.roi.h
+        roi.x,
+        roi.y,
+        roi.w,
+        roi.h
     );
-    println!(
+    say!(
         "score         {} (confidence {:.2})",
-        clip_result.score, clip_result.confidence
+        clip_result.score,
+        clip_result.confidence
     );
-    println!(
+    say!(
         "p(score)      {}",
         clip_result.probs.map(|p| format!("{p:.2}")).join("  ")
     );
     for (i, name) in meta.seg_classes.iter().enumerate().skip(1) {
-        println!(
+        say!(
             "{name:<14}{:.1} % of the sector",
             100.0 * mean_class_fraction(&predictions, i)
         );
@@ -808,9 +870,27 @@ fn eval(
     if let Some(path) = json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("report written to {}", path.display());
+        say!("report written to {}", path.display());
     }
     Ok(())
+}
+
+/// Writes one line to standard output. When the reader has gone (a closed
+/// pipe), the rest of the output is dropped quietly and the command goes
+/// on, so that a run still writes its report and exits as it would have;
+/// another write error is reported once, on standard error.
+fn write_stdout(line: std::fmt::Arguments) {
+    static GONE: AtomicBool = AtomicBool::new(false);
+    if GONE.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        GONE.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("pleura: cannot write to standard output: {e}; output dropped");
+        }
+    }
 }
 
 fn progress_line(done: usize, total: usize, name: &str) {
@@ -823,29 +903,37 @@ fn progress_line(done: usize, total: usize, name: &str) {
 
 fn print_report(r: &EvalReport) {
     let v = &r.video;
-    println!(
+    say!(
         "clips scored {} · skipped {}",
-        r.clips_scored, r.clips_skipped
+        r.clips_scored,
+        r.clips_skipped
     );
-    println!(
+    say!(
         "video  accuracy {:.3}  macro-F1 {:.3}  weighted-F1 {:.3}  QWK {:.3}  MAE {:.3}",
-        v.accuracy, v.macro_f1, v.weighted_f1, v.qwk, v.mae
+        v.accuracy,
+        v.macro_f1,
+        v.weighted_f1,
+        v.qwk,
+        v.mae
     );
     if let Some(exam) = &r.exam {
-        println!(
+        say!(
             "exam   MAE of the total {:.2} over {} patients",
-            exam.mae, exam.patients
+            exam.mae,
+            exam.patients
         );
     }
     for (name, f) in &r.findings {
         match f.auc {
-            Some(auc) => println!(
+            Some(auc) => say!(
                 "{name} AUC {auc:.3} over {} labelled clips ({} present)",
-                f.clips, f.positive
+                f.clips,
+                f.positive
             ),
-            None => println!(
+            None => say!(
                 "{name} AUC n/a ({} labelled clips, {} present: needs both answers)",
-                f.clips, f.positive
+                f.clips,
+                f.positive
             ),
         }
     }
@@ -853,15 +941,15 @@ fn print_report(r: &EvalReport) {
         r.bline.negative_fraction_median,
         r.bline.negative_fraction_p90,
     ) {
-        println!(
+        say!(
             "B-line tint on B-line-negative clips: median {:.1} %, p90 {:.1} % of the sector",
             100.0 * median,
             100.0 * p90
         );
     }
-    println!("confusion (rows = expert 0–3, columns = Pleura 0–3)");
+    say!("confusion (rows = expert 0–3, columns = Pleura 0–3)");
     for (i, row) in v.confusion.0.iter().enumerate() {
-        println!(
+        say!(
             "  {i} │ {}",
             row.iter().map(|c| format!("{c:>4}")).collect::<String>()
         );

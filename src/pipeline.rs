@@ -24,13 +24,17 @@
 use crate::display::{DisplayError, Renderer};
 use crate::frame::GrayFrame;
 use crate::model::LusNet;
-use crate::preprocess::{Roi, SectorMode, SectorTracker, crop_resize};
-use crate::record::{EndReason, FrameCounts, Recorder, RunReport, StageClock, StageClocks};
+use crate::preprocess::quality::{FrameGate, RejectedFrame, Rejection};
+use crate::preprocess::{Roi, SectorMode, SectorTracker};
+use crate::record::{
+    EndReason, FrameCounts, Recorded, Recorder, RunReport, StageClock, StageClocks,
+};
 use crate::scoring::{ClipTracker, ScoredFrame};
 use crate::source::FrameSource;
 use crossbeam_channel::{
     Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError, bounded,
 };
+use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -103,11 +107,28 @@ struct CaptureEnd {
     clock: StageClock,
 }
 
+/// What inference hands the output stage for each frame it took.
+enum Outcome {
+    /// The frame was scored.
+    Scored(ScoredFrame),
+    /// The frame gets no score, and why.
+    Rejected(RejectedFrame),
+}
+
+impl Outcome {
+    fn frame(&self) -> &GrayFrame {
+        match self {
+            Outcome::Scored(scored) => &scored.frame,
+            Outcome::Rejected(rejected) => &rejected.frame,
+        }
+    }
+}
+
 /// What the inference thread hands back.
 #[derive(Default)]
 struct InferenceEnd {
     failure: Option<EndReason>,
-    rejected: u64,
+    rejected: BTreeMap<&'static str, u64>,
     scored: u64,
     preprocess: StageClock,
     inference: StageClock,
@@ -141,7 +162,7 @@ pub fn run(
     } = stages;
     let started = Instant::now();
     let (frame_tx, frame_rx) = bounded::<Captured>(CAPTURE_QUEUE);
-    let (scored_tx, scored_rx) = bounded::<ScoredFrame>(OUTPUT_QUEUE);
+    let (scored_tx, scored_rx) = bounded::<Outcome>(OUTPUT_QUEUE);
     let realtime = options.pace || source.frame_rate().is_none();
     // Capture holds a receiver of its own queue (to drop the oldest frame),
     // so it cannot see inference hang up: inference raises this flag instead.
@@ -176,20 +197,27 @@ pub fn run(
         )
     });
     let wall = started.elapsed().as_secs_f64();
-    let (clips, mut output_errors, rendered, render, end_to_end) = match output {
+    let (recorded, rendered, render, end_to_end) = match output {
         Ok(out) => {
-            let (clips, mut errors) = out.recorder.finish();
-            errors.extend(out.errors);
-            (clips, errors, out.rendered, out.render, out.end_to_end)
+            let mut recorded = out.recorder.finish();
+            recorded.errors.extend(out.errors);
+            (recorded, out.rendered, out.render, out.end_to_end)
         }
         Err(_) => (
-            Vec::new(),
-            vec!["the output thread panicked".to_string()],
+            Recorded {
+                errors: vec!["the output thread panicked".to_string()],
+                ..Recorded::default()
+            },
             0,
             StageClock::default(),
             StageClock::default(),
         ),
     };
+    let Recorded {
+        clips,
+        unscored,
+        errors: mut output_errors,
+    } = recorded;
     output_errors.dedup();
     let clocks = StageClocks {
         capture: capture.clock,
@@ -208,15 +236,21 @@ pub fn run(
             .or(capture.end)
             .unwrap_or(EndReason::EndOfStream),
         clips,
+        unscored,
         frames: FrameCounts {
             captured: capture.captured,
             corrupt: capture.corrupt,
             no_signal: capture.no_signal,
             dropped: capture.dropped,
-            rejected: inference.rejected,
+            rejected: inference.rejected.values().sum(),
             scored: inference.scored,
             rendered,
         },
+        rejected: inference
+            .rejected
+            .iter()
+            .map(|(&reason, &n)| (reason.to_string(), n))
+            .collect(),
         latency: clocks.stats(),
         fps: if wall > 0.0 {
             inference.scored as f64 / wall
@@ -370,11 +404,12 @@ impl Pacer {
     }
 }
 
-/// Sector, crop, network and scores for every frame that reaches it.
+/// Sector, checks, crop, network and scores for every frame that reaches
+/// it; a frame that fails a check is passed on as rejected.
 fn inference_stage(
     model: &LusNet,
     frames: Receiver<Captured>,
-    scored: Sender<ScoredFrame>,
+    outcomes: Sender<Outcome>,
     sector: SectorMode,
 ) -> InferenceEnd {
     let mut out = InferenceEnd::default();
@@ -384,57 +419,68 @@ fn inference_stage(
     for Captured { clip: name, frame } in frames.iter() {
         if name != clip.name {
             clip.tracker.finish(&mut ready);
-            score_ready(model, &mut clip, &mut ready, &scored, &mut out);
+            score_ready(model, &mut clip, &mut ready, &outcomes, &mut out);
             clip = ClipState::new(name, sector, meta.seg_classes.len());
         }
         let started = Instant::now();
         if let Err(mismatch) = clip.tracker.push(frame, &mut ready) {
-            out.rejected += 1;
-            warn_sparsely(out.rejected, &format!("{}: {mismatch}: skipped", clip.name));
+            let count = out.count_rejection(Rejection::SizeChanged);
+            warn_sparsely(count, &format!("{}: {mismatch}: skipped", clip.name));
         }
         out.preprocess.since(started);
-        score_ready(model, &mut clip, &mut ready, &scored, &mut out);
+        score_ready(model, &mut clip, &mut ready, &outcomes, &mut out);
         if out.failure.is_some() {
             return out;
         }
     }
     clip.tracker.finish(&mut ready);
-    score_ready(model, &mut clip, &mut ready, &scored, &mut out);
+    score_ready(model, &mut clip, &mut ready, &outcomes, &mut out);
     out
 }
 
-/// Scores the frames whose sector is known and passes them on; stops at
-/// the first failure.
+impl InferenceEnd {
+    /// Counts a rejected frame; returns how many were rejected for that
+    /// reason so far.
+    fn count_rejection(&mut self, reason: Rejection) -> u64 {
+        let count = self.rejected.entry(reason.key()).or_default();
+        *count += 1;
+        *count
+    }
+}
+
+/// Scores the frames whose sector search is over and passes them on, or
+/// passes them on as rejected; stops at the first failure.
 fn score_ready(
     model: &LusNet,
     clip: &mut ClipState,
-    ready: &mut Vec<(GrayFrame, Roi)>,
-    scored: &Sender<ScoredFrame>,
+    ready: &mut Vec<(GrayFrame, Option<Roi>)>,
+    outcomes: &Sender<Outcome>,
     out: &mut InferenceEnd,
 ) {
     for (frame, roi) in ready.drain(..) {
         if out.failure.is_some() {
             continue;
         }
-        match score_frame(model, clip, frame, roi, out) {
-            Ok(Some(frame)) => {
-                if scored.send(frame).is_err() {
-                    out.failure = Some(EndReason::OutputFailed {
-                        message: "the output stage stopped".into(),
-                    });
-                }
-            }
-            Ok(None) => {
-                out.rejected += 1;
-                let message = format!("{}: the sector {roi:?} misses the frame", clip.name);
-                warn_sparsely(out.rejected, &message);
+        let outcome = match score_frame(model, clip, frame, roi, out) {
+            Ok(Ok(scored)) => Outcome::Scored(scored),
+            Ok(Err(rejected)) => {
+                let count = out.count_rejection(rejected.reason);
+                let message = format!("{}: frame rejected: {}", clip.name, rejected.reason);
+                warn_sparsely(count, &message);
+                Outcome::Rejected(rejected)
             }
             Err(e) => {
                 log::error!("{e}");
                 out.failure = Some(EndReason::ModelFailed {
                     message: e.to_string(),
                 });
+                continue;
             }
+        };
+        if outcomes.send(outcome).is_err() {
+            out.failure = Some(EndReason::OutputFailed {
+                message: "the output stage stopped".into(),
+            });
         }
     }
 }
@@ -451,6 +497,7 @@ fn warn_sparsely(count: u64, message: &str) {
 struct ClipState {
     name: Arc<str>,
     tracker: SectorTracker,
+    gate: FrameGate,
     scores: ClipTracker,
 }
 
@@ -459,25 +506,35 @@ impl ClipState {
         Self {
             name,
             tracker: SectorTracker::new(sector),
+            gate: FrameGate::new(),
             scores: ClipTracker::new(seg_classes),
         }
     }
 }
 
-/// Crops, runs and scores one frame; `Ok(None)` when its sector misses it.
+/// Checks, crops, runs and scores one frame; `Ok(Err(_))` when the frame
+/// gets no score.
 fn score_frame(
     model: &LusNet,
     clip: &mut ClipState,
     frame: GrayFrame,
-    sector: Roi,
+    sector: Option<Roi>,
     out: &mut InferenceEnd,
-) -> Result<Option<ScoredFrame>, crate::model::ModelError> {
+) -> Result<Result<ScoredFrame, RejectedFrame>, crate::model::ModelError> {
     let started = Instant::now();
     let size = model.meta().input_size;
-    let Some(input) = crop_resize(&frame, sector, size) else {
-        return Ok(None);
-    };
+    let admitted = clip.gate.admit(&frame, sector, size);
     out.preprocess.since(started);
+    let (sector, input) = match admitted {
+        Ok(admitted) => admitted,
+        Err(reason) => {
+            return Ok(Err(RejectedFrame {
+                clip: clip.name.clone(),
+                frame,
+                reason,
+            }));
+        }
+    };
     let started = Instant::now();
     let prediction = model.predict(&[&input])?.pop().ok_or_else(|| {
         crate::model::ModelError::Input("the model returned no prediction".into())
@@ -487,7 +544,7 @@ fn score_frame(
     let scores = clip.scores.update(&prediction);
     out.scoring.since(started);
     out.scored += 1;
-    Ok(Some(ScoredFrame {
+    Ok(Ok(ScoredFrame {
         clip: clip.name.clone(),
         frame,
         sector,
@@ -498,7 +555,7 @@ fn score_frame(
 
 /// Records every scored frame; displays the newest of those waiting.
 fn output_stage(
-    scored: Receiver<ScoredFrame>,
+    scored: Receiver<Outcome>,
     mut renderer: Box<dyn Renderer>,
     mut recorder: Recorder,
     mut heartbeat: Option<Box<dyn Heartbeat>>,
@@ -530,13 +587,20 @@ fn output_stage(
         last_frame = Instant::now();
         waiting.push(first);
         waiting.extend(scored.try_iter());
-        for frame in &waiting {
-            recorder.record(frame);
+        for outcome in &waiting {
+            match outcome {
+                Outcome::Scored(frame) => recorder.record(frame),
+                Outcome::Rejected(frame) => recorder.reject(frame),
+            }
         }
         recorded += waiting.len() as u64;
         if let Some(newest) = waiting.last().filter(|_| display_ok) {
             let started = Instant::now();
-            match guarded(|| renderer.show(newest)) {
+            let shown = match newest {
+                Outcome::Scored(frame) => guarded(|| renderer.show(frame)),
+                Outcome::Rejected(frame) => guarded(|| renderer.reject(frame)),
+            };
+            match shown {
                 Ok(true) => {
                     render.since(started);
                     rendered += 1;
@@ -549,8 +613,8 @@ fn output_stage(
                 }
             }
         }
-        for frame in waiting.drain(..) {
-            end_to_end.since(frame.frame.captured);
+        for outcome in waiting.drain(..) {
+            end_to_end.since(outcome.frame().captured);
         }
     }
     if display_ok && let Err(e) = guarded(|| renderer.finish()) {

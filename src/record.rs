@@ -12,6 +12,7 @@
 use crate::atomic_write::{Durability, write_atomically};
 use crate::model::SCORE_CLASSES;
 use crate::preprocess::Roi;
+use crate::preprocess::quality::RejectedFrame;
 use crate::scoring::ScoredFrame;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
@@ -128,7 +129,9 @@ pub struct FrameCounts {
     pub no_signal: u64,
     /// Frames dropped because inference was busy (newest frame wins).
     pub dropped: u64,
-    /// Frames refused by preprocessing: wrong size, or outside `--roi`.
+    /// Frames that got no score: not a scan (see
+    /// [`crate::preprocess::quality`]), or of the wrong size. By reason in
+    /// [`RunReport::rejected`].
     pub rejected: u64,
     /// Frames scored by the network.
     pub scored: u64,
@@ -246,6 +249,28 @@ pub struct ClipReport {
     pub series: Vec<FrameRecord>,
     /// Whether the series was cut at [`MAX_SERIES_FRAMES`].
     pub series_truncated: bool,
+    /// Frames of the clip that got no score, by reason (e.g. `frozen`).
+    pub rejected: BTreeMap<String, u64>,
+}
+
+/// A clip none of whose frames got a score: it has no score at all.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct UnscoredClip {
+    /// The clip's name.
+    pub name: String,
+    /// Its frames, by the reason they were rejected (e.g. `no_image`).
+    pub rejected: BTreeMap<String, u64>,
+}
+
+/// What a [`Recorder`] kept, once the run is over.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    /// The clips with at least one scored frame, in playing order.
+    pub clips: Vec<ClipReport>,
+    /// The clips without any.
+    pub unscored: Vec<UnscoredClip>,
+    /// Outputs that failed during the run.
+    pub errors: Vec<String>,
 }
 
 /// Everything a run measured (`--report`).
@@ -259,10 +284,14 @@ pub struct RunReport {
     pub precision: &'static str,
     /// Why the run ended.
     pub end: EndReason,
-    /// One entry per clip, in playing order.
+    /// One entry per scored clip, in playing order.
     pub clips: Vec<ClipReport>,
+    /// Clips of which no frame could be scored, with the reasons.
+    pub unscored: Vec<UnscoredClip>,
     /// Where the frames went.
     pub frames: FrameCounts,
+    /// Frames that got no score, by reason (`no_image`, `frozen`, …).
+    pub rejected: BTreeMap<String, u64>,
     /// Per-stage latency: median, p99 and maximum in milliseconds.
     pub latency: BTreeMap<&'static str, LatencyStats>,
     /// Frames scored per second of wall time.
@@ -274,6 +303,27 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// Checks, before a run, that its report can be written to `path`: not
+    /// a folder, and its temporary file can be created beside it. A run
+    /// whose report cannot be kept is refused before it starts, not found
+    /// out after it ends.
+    pub fn check_destination(path: &Path) -> Result<(), OutputError> {
+        let error = |cause| OutputError {
+            path: path.to_path_buf(),
+            cause,
+        };
+        if path.is_dir() {
+            return Err(error(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "is a folder, not a file",
+            )));
+        }
+        let mut probe = path.as_os_str().to_owned();
+        probe.push(".partial");
+        File::create(&probe).map_err(error)?;
+        std::fs::remove_file(&probe).map_err(error)
+    }
+
     /// Writes the report as JSON, atomically (temporary file, then rename).
     pub fn write(&self, path: &Path) -> Result<(), OutputError> {
         let error = |cause| OutputError {
@@ -293,6 +343,8 @@ pub struct Recorder {
     /// Whether each clip keeps its per-frame series.
     keep_series: bool,
     clips: Vec<ClipReport>,
+    /// Rejected frames of each clip by reason, in playing order.
+    rejected: Vec<(Arc<str>, BTreeMap<&'static str, u64>)>,
     log: Option<FrameLog>,
     errors: Vec<String>,
     started: Instant,
@@ -313,6 +365,7 @@ impl Recorder {
             pathological,
             keep_series: true,
             clips: Vec::new(),
+            rejected: Vec::new(),
             log,
             errors: Vec::new(),
             started: Instant::now(),
@@ -326,6 +379,21 @@ impl Recorder {
     pub fn without_series(mut self) -> Self {
         self.keep_series = false;
         self
+    }
+
+    /// Counts a frame that got no score against its clip.
+    pub fn reject(&mut self, rejected: &RejectedFrame) {
+        if self
+            .rejected
+            .last()
+            .is_none_or(|(clip, _)| **clip != *rejected.clip)
+        {
+            self.rejected
+                .push((Arc::clone(&rejected.clip), BTreeMap::new()));
+        }
+        if let Some((_, reasons)) = self.rejected.last_mut() {
+            *reasons.entry(rejected.reason.key()).or_default() += 1;
+        }
     }
 
     /// Records one scored frame. A failing frame log is reported once and
@@ -377,6 +445,7 @@ impl Recorder {
                 areas: BTreeMap::new(),
                 series: Vec::new(),
                 series_truncated: false,
+                rejected: BTreeMap::new(),
             });
         }
         let Some(clip) = self.clips.last_mut() else {
@@ -402,13 +471,35 @@ impl Recorder {
 
     /// Closes the frame log (flushed and synced) and hands back the clips
     /// and any output errors.
-    pub fn finish(mut self) -> (Vec<ClipReport>, Vec<String>) {
+    pub fn finish(mut self) -> Recorded {
         if let Some(log) = self.log.take()
             && let Err(e) = log.close()
         {
             self.errors.push(format!("frame log: {e}"));
         }
-        (self.clips, self.errors)
+        let mut unscored = Vec::new();
+        for (name, reasons) in self.rejected {
+            let reasons: BTreeMap<String, u64> = reasons
+                .into_iter()
+                .map(|(reason, n)| (reason.to_string(), n))
+                .collect();
+            match self.clips.iter_mut().rev().find(|c| *c.name == *name) {
+                Some(clip) => {
+                    for (reason, n) in reasons {
+                        *clip.rejected.entry(reason).or_default() += n;
+                    }
+                }
+                None => unscored.push(UnscoredClip {
+                    name: name.to_string(),
+                    rejected: reasons,
+                }),
+            }
+        }
+        Recorded {
+            clips: self.clips,
+            unscored,
+            errors: self.errors,
+        }
     }
 }
 

@@ -173,3 +173,212 @@ fn importing_a_missing_or_corrupt_safetensors_file_names_it() {
         "{err}"
     );
 }
+
+/// A small but valid model file, in memory: the shipped description and two
+/// tiny tensors (reading checks the description and the checksums; the
+/// network's shapes are checked later, when it is built).
+fn tiny_model_bytes(dir: &Path) -> (std::path::PathBuf, Vec<u8>) {
+    let shipped = ModelFile::read(&common::shipped_model()).unwrap();
+    let mut meta = shipped.meta.clone();
+    meta.cv_metrics = "{}".into();
+    let mut tensors = std::collections::BTreeMap::new();
+    let weight = Tensor::arange(0f32, 64.0, &Device::Cpu)
+        .unwrap()
+        .reshape((2, 32))
+        .unwrap();
+    tensors.insert(
+        "stem.weight".to_string(),
+        std::sync::Arc::new(QTensor::quantize(&weight, GgmlDType::Q8_0).unwrap()),
+    );
+    let bias = Tensor::new(&[0.5f32, -0.5], &Device::Cpu).unwrap();
+    tensors.insert(
+        "stem.bias".to_string(),
+        std::sync::Arc::new(QTensor::quantize(&bias, GgmlDType::F32).unwrap()),
+    );
+    let mut file = ModelFile {
+        path: "tiny".into(),
+        meta,
+        tensors,
+    };
+    let path = dir.join("tiny.gguf");
+    file.write(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    (path, bytes)
+}
+
+/// The bytes of every tensor, by name.
+fn tensor_bytes(file: &ModelFile) -> Vec<(String, Vec<u8>)> {
+    file.tensors
+        .iter()
+        .map(|(name, t)| (name.clone(), t.data().unwrap().to_vec()))
+        .collect()
+}
+
+#[test]
+fn every_single_bit_flip_in_a_model_file_is_refused_or_changes_nothing() {
+    // Issue 16: the checksum covered only the tensors, so a flipped bit in
+    // the description (input size, normalization, class names) went
+    // unnoticed. Now every bit of the file is tried: the file is either
+    // refused by name, or reads back to exactly the same description and
+    // tensors (a bit in alignment padding, which nothing reads).
+    let dir = tempfile::tempdir().unwrap();
+    let (path, original) = tiny_model_bytes(dir.path());
+    let reference = ModelFile::read_from(&path, std::io::Cursor::new(&original)).unwrap();
+    let reference_tensors = tensor_bytes(&reference);
+    let (mut refused, mut harmless) = (0, 0);
+    for at in 0..original.len() {
+        for bit in 0..8 {
+            let mut bytes = original.clone();
+            bytes[at] ^= 1 << bit;
+            match ModelFile::read_from(&path, std::io::Cursor::new(&bytes)) {
+                Err(err) => {
+                    assert!(err.to_string().contains("tiny.gguf"), "{err}");
+                    refused += 1;
+                }
+                Ok(read) => {
+                    assert_eq!(read.meta, reference.meta, "byte {at} bit {bit} accepted");
+                    assert_eq!(
+                        tensor_bytes(&read),
+                        reference_tensors,
+                        "byte {at} bit {bit} accepted"
+                    );
+                    harmless += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        refused > 8 * original.len() * 9 / 10,
+        "{refused} refused, {harmless} harmless"
+    );
+}
+
+#[test]
+fn the_issue_16_repro_a_huge_input_size_is_refused_without_allocating() {
+    // The byte offset of `lusnet.input_size`'s value in the shipped file,
+    // set to 2^30 + 128: the process used to abort on a 25 GB allocation.
+    let dir = tempfile::tempdir().unwrap();
+    let path = copy_of_shipped(dir.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert_eq!(bytes[129..133], 128u32.to_le_bytes(), "input_size moved");
+    bytes[129..133].copy_from_slice(&(1u32 << 30 | 128).to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let output = common::pleura()
+        .args(["score", "tests/demo/covid-score1.mp4", "--model"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("model.gguf") && stderr.contains("damaged"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_resealed_file_with_impossible_values_is_refused_by_key() {
+    // A file whose checksum was recomputed after the damage (or a broken
+    // trainer) is still refused before any buffer is sized from it.
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = ModelFile::read(&common::shipped_model()).unwrap();
+    type Damage = fn(&mut pleura::model::ModelMeta);
+    let cases: [(&str, Damage); 9] = [
+        ("input_size", |m| m.input_size = (1 << 30) + 128),
+        ("input_size", |m| m.input_size = 4096),
+        ("input_size", |m| m.input_size = 136),
+        ("norm_mean", |m| m.norm_mean = f32::NAN),
+        ("norm_mean", |m| m.norm_mean = 40.0),
+        ("norm_std", |m| m.norm_std = 1e-30),
+        ("norm_std", |m| m.norm_std = f32::INFINITY),
+        ("seg_classes", |m| m.seg_classes[1] = "b_lime".into()),
+        ("widths", |m| m.widths[2] = 1 << 20),
+    ];
+    for (key, damage) in cases {
+        let mut file = ModelFile {
+            path: shipped.path.clone(),
+            meta: shipped.meta.clone(),
+            tensors: shipped.tensors.clone(),
+        };
+        damage(&mut file.meta);
+        let path = dir.path().join("resealed.gguf");
+        file.write(&path).unwrap();
+        let err = ModelFile::read(&path).unwrap_err();
+        assert!(matches!(err, ModelError::OutOfRange { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.contains("resealed.gguf") && message.contains(&format!("lusnet.{key}")),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn a_file_without_the_whole_content_checksum_is_refused() {
+    // Files written before the checksum covered the description: the
+    // description cannot be trusted, so the file is refused with advice.
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = ModelFile::read(&common::shipped_model()).unwrap();
+    let path = dir.path().join("old.gguf");
+    let text = |s: &str| Value::String(s.to_string());
+    let m = &shipped.meta;
+    let values: Vec<(String, Value)> = vec![
+        ("general.architecture".into(), text("lusnet")),
+        ("lusnet.version".into(), Value::U32(1)),
+        ("lusnet.input_size".into(), Value::U32(128)),
+        (
+            "lusnet.widths".into(),
+            Value::Array(m.widths.iter().map(|&w| Value::U32(w as u32)).collect()),
+        ),
+        ("lusnet.norm_mean".into(), Value::F32(m.norm_mean)),
+        ("lusnet.norm_std".into(), Value::F32(m.norm_std)),
+        (
+            "lusnet.seg_classes".into(),
+            Value::Array(m.seg_classes.iter().map(|c| text(c)).collect()),
+        ),
+        ("lusnet.aggregation".into(), text(&m.aggregation)),
+        ("lusnet.training_data".into(), text(&m.training_data)),
+        ("lusnet.licenses".into(), text(&m.licenses)),
+        ("lusnet.cv_metrics".into(), text("{}")),
+        ("lusnet.tensors_sha256".into(), text(&m.tensors_sha256)),
+    ];
+    let values: Vec<(&str, &Value)> = values.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let tensors: Vec<(&str, &QTensor)> = shipped
+        .tensors
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_ref()))
+        .collect();
+    let mut out = std::fs::File::create(&path).unwrap();
+    gguf_file::write(&mut out, &values, &tensors).unwrap();
+    drop(out);
+    let err = ModelFile::read(&path).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("old.gguf") && message.contains("lusnet.content_sha256"),
+        "{message}"
+    );
+}
+
+#[test]
+fn refused_models_print_one_message_and_no_backtrace() {
+    // Issue 16: with RUST_BACKTRACE=1, a refused model printed a 14-frame
+    // backtrace. A user-facing error is the message alone.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.gguf");
+    let bytes = std::fs::read(common::shipped_model()).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    for backtrace in ["1", "full"] {
+        let output = common::pleura()
+            .env("RUST_BACKTRACE", backtrace)
+            .arg("model")
+            .arg("info")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("cut.gguf"), "{stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(!stderr.contains("backtrace"), "{stderr}");
+    }
+}

@@ -84,7 +84,7 @@ fn live_sector(frames: Vec<GrayFrame>) -> Roi {
         tracker.push(frame, &mut ready).unwrap();
     }
     tracker.finish(&mut ready);
-    ready.last().unwrap().1
+    ready.last().unwrap().1.expect("a sector")
 }
 
 #[test]

@@ -13,6 +13,7 @@ use super::{DisplayError, Framebuffer, Renderer, Rotation};
 use crate::atomic_write::{Durability, write_atomically};
 use crate::exam::{Command, Journal, Protocol, ZoneScore};
 use crate::input::Input;
+use crate::preprocess::quality::RejectedFrame;
 use crate::scoring::{ClipTracker, ScoredFrame};
 use crossbeam_channel::Receiver;
 use embedded_graphics::prelude::*;
@@ -333,6 +334,17 @@ impl Renderer for Bedside {
             self.state.kind = ScreenKind::Live;
             self.state.show_frame(frame);
             self.score_zone(frame);
+        }
+        self.draw()?;
+        Ok(true)
+    }
+
+    fn reject(&mut self, frame: &RejectedFrame) -> Result<bool, DisplayError> {
+        self.handle_commands();
+        self.last_frame = Some(Instant::now());
+        self.state.latency_ms = frame.frame.captured.elapsed().as_secs_f32() * 1e3;
+        if !self.frozen {
+            self.state.show_rejected(frame);
         }
         self.draw()?;
         Ok(true)

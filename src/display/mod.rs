@@ -34,6 +34,7 @@ pub use screen::{LOW_CONFIDENCE, ScreenKind, ScreenRenderer, ScreenState, tap_co
 pub use window::WindowSurface;
 
 use crate::input::Input;
+use crate::preprocess::quality::RejectedFrame;
 use crate::scoring::ScoredFrame;
 use crossbeam_channel::{Receiver, Sender};
 use embedded_graphics::prelude::Size;
@@ -80,6 +81,12 @@ pub trait Renderer: Send {
     /// Shows one frame. Returns whether it drew anything: a backend may
     /// show only some frames (every Nth, or none at all).
     fn show(&mut self, frame: &ScoredFrame) -> Result<bool, DisplayError>;
+
+    /// Shows a frame that gets no score, and why (a live screen says NO
+    /// IMAGE and shows no score). Returns whether it drew.
+    fn reject(&mut self, _frame: &RejectedFrame) -> Result<bool, DisplayError> {
+        Ok(false)
+    }
 
     /// Called regularly while no frame arrives, with the time since the
     /// last one (a live screen says NO SIGNAL). Returns whether it drew.

@@ -22,6 +22,7 @@
 use super::annotate::{Canvas, class_colour, score_colour};
 use crate::exam::{Command, Exam};
 use crate::preprocess::Roi;
+use crate::preprocess::quality::RejectedFrame;
 use crate::scoring::ScoredFrame;
 use embedded_graphics::mono_font::ascii::{
     FONT_6X10, FONT_6X13_BOLD, FONT_9X15, FONT_9X15_BOLD, FONT_10X20,
@@ -42,6 +43,9 @@ pub enum ScreenKind {
     Frozen,
     /// No frame has arrived for a while: the grabber or the probe is gone.
     NoSignal,
+    /// Frames arrive but are not a scan (blank, flat, frozen, no sector):
+    /// they are shown as they are, with no score.
+    NoImage,
     /// The finished exam: every zone's score and the total.
     Summary,
 }
@@ -83,6 +87,9 @@ pub struct ScreenState {
     /// A fault the clinician must see (e.g. the exam journal cannot be
     /// written); shown above everything else until cleared.
     pub alert: Option<&'static str>,
+    /// On a [`ScreenKind::NoImage`] screen, what is wrong (e.g. "NO IMAGE
+    /// - CHECK PROBE").
+    pub rejection: &'static str,
 }
 
 impl Default for ScreenState {
@@ -108,6 +115,7 @@ impl Default for ScreenState {
             recording: false,
             hint: None,
             alert: None,
+            rejection: "",
         }
     }
 }
@@ -133,6 +141,26 @@ impl ScreenState {
         );
         self.clip = (scores.clip.score, scores.clip.confidence);
         self.stable = scores.stable;
+    }
+
+    /// Copies a frame that gets no score into the state: its picture, with
+    /// no sector, segmentation or score, and the reason.
+    pub fn show_rejected(&mut self, rejected: &RejectedFrame) {
+        let frame = &rejected.frame;
+        self.kind = ScreenKind::NoImage;
+        self.pixels.clear();
+        self.pixels.extend_from_slice(&frame.pixels);
+        self.width = frame.width;
+        self.height = frame.height;
+        self.sector = Roi {
+            x: 0,
+            y: 0,
+            w: 0,
+            h: 0,
+        };
+        self.seg_labels.clear();
+        self.seg_size = 0;
+        self.rejection = rejected.reason.banner();
     }
 
     fn has_frame(&self) -> bool {
@@ -333,6 +361,7 @@ impl ScreenRenderer {
         let banner = match state.kind {
             _ if state.alert.is_some() => state.alert.map(|text| (text, ALERT)),
             ScreenKind::NoSignal => Some(("NO SIGNAL", ALERT)),
+            ScreenKind::NoImage => Some((state.rejection, ALERT)),
             ScreenKind::Frozen => Some(("FROZEN", FROZEN)),
             _ if state.clip.1 < LOW_CONFIDENCE => Some(("LOW CONFIDENCE", AMBER)),
             _ => None,
@@ -343,7 +372,7 @@ impl ScreenRenderer {
                 &layout,
                 text,
                 colour,
-                state.kind == ScreenKind::NoSignal,
+                matches!(state.kind, ScreenKind::NoSignal | ScreenKind::NoImage),
             );
         }
     }
@@ -481,7 +510,8 @@ impl ScreenRenderer {
         let pad = Panel::PAD;
         let x = geometry.x;
         let y = layout.panel.top_left.y + pad;
-        let has_scores = state.kind != ScreenKind::NoSignal && state.has_frame();
+        let has_scores =
+            !matches!(state.kind, ScreenKind::NoSignal | ScreenKind::NoImage) && state.has_frame();
         // The live score, large.
         let (live, live_p) = state.live;
         let colour = if has_scores { score_colour(live) } else { DIM };

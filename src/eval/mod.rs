@@ -14,7 +14,8 @@ pub mod segmentation;
 
 use crate::model::lusnet::FramePrediction;
 use crate::model::{LusNet, ModelError};
-use crate::preprocess::{Roi, crop_resize, detect_sector};
+use crate::preprocess::quality::FrameGate;
+use crate::preprocess::{Roi, detect_sector};
 use crate::scoring::{clip_score, mean_class_fraction};
 use crate::source::{SourceError, decode_clip};
 use dataset::{ClipRecord, DatasetKind};
@@ -29,29 +30,69 @@ pub const BATCH: usize = 16;
 /// A clip decoded and preprocessed into model-sized frames.
 #[derive(Debug, Clone)]
 pub struct PreparedClip {
-    /// The sector found in the clip.
-    pub roi: Roi,
-    /// `size × size` 8-bit frames.
+    /// The sector found in the clip, if any.
+    pub roi: Option<Roi>,
+    /// `size × size` 8-bit frames: those that passed the checks of
+    /// [`crate::preprocess::quality`].
     pub frames: Vec<Vec<u8>>,
+    /// Frames decoded.
+    pub decoded: usize,
+    /// Frames that got no score, by reason.
+    pub rejected: BTreeMap<&'static str, usize>,
+}
+
+impl PreparedClip {
+    /// Why frames were left out, e.g. "100 of 100 frames rejected
+    /// (no_image 100)"; empty when none was.
+    pub fn rejections(&self) -> String {
+        if self.rejected.is_empty() {
+            return String::new();
+        }
+        let reasons: Vec<String> = self
+            .rejected
+            .iter()
+            .map(|(reason, n)| format!("{reason} {n}"))
+            .collect();
+        format!(
+            "{} of {} frames rejected ({})",
+            self.rejected.values().sum::<usize>(),
+            self.decoded,
+            reasons.join(", ")
+        )
+    }
 }
 
 /// Decodes a clip (at most `max_frames`, evenly spaced), finds its sector
-/// and crops and resizes every frame to `size × size`.
+/// and, for every frame that can be scored (see
+/// [`crate::preprocess::quality`]), crops and resizes it to `size × size`.
 pub fn prepare_clip(
     path: &Path,
     size: usize,
     max_frames: Option<usize>,
 ) -> Result<PreparedClip, SourceError> {
     let decoded = decode_clip(path, max_frames)?;
-    let roi = detect_sector(&decoded).ok_or_else(|| SourceError::Decode {
-        path: path.to_path_buf(),
-        reason: "no frames".into(),
-    })?;
-    let frames = decoded
-        .iter()
-        .filter_map(|f| crop_resize(f, roi, size))
-        .collect::<Vec<_>>();
-    Ok(PreparedClip { roi, frames })
+    if decoded.is_empty() {
+        return Err(SourceError::Decode {
+            path: path.to_path_buf(),
+            reason: "the clip holds no frame".into(),
+        });
+    }
+    let roi = detect_sector(&decoded);
+    let mut gate = FrameGate::new();
+    let mut frames = Vec::with_capacity(decoded.len());
+    let mut rejected = BTreeMap::new();
+    for frame in &decoded {
+        match gate.admit(frame, roi, size) {
+            Ok((_, input)) => frames.push(input),
+            Err(reason) => *rejected.entry(reason.key()).or_default() += 1,
+        }
+    }
+    Ok(PreparedClip {
+        roi,
+        frames,
+        decoded: decoded.len(),
+        rejected,
+    })
 }
 
 /// Runs every frame of a prepared clip through the model, in batches.
@@ -266,8 +307,8 @@ pub fn evaluate(
         progress(i, rated.len(), &record.name);
         let prepared = match prepare_clip(&record.path, meta.input_size, max_frames) {
             Ok(p) if !p.frames.is_empty() => p,
-            Ok(_) => {
-                skipped.push(skip(record, "no usable frame".into()));
+            Ok(p) => {
+                skipped.push(skip(record, p.rejections()));
                 continue;
             }
             Err(e) => {
@@ -452,19 +493,23 @@ pub fn export_dataset(
     for (i, record) in rated.iter().enumerate() {
         progress(i, rated.len(), &record.name);
         match prepare_clip(&record.path, size, max_frames) {
-            Ok(clip) if !clip.frames.is_empty() => {
+            Ok(PreparedClip {
+                roi: Some(roi),
+                frames,
+                ..
+            }) if !frames.is_empty() => {
                 let file = format!("frames/{i:04}.u8");
                 let path = out.join(&file);
-                std::fs::write(&path, clip.frames.concat()).map_err(output(&path))?;
+                std::fs::write(&path, frames.concat()).map_err(output(&path))?;
                 exported.push(ExportedClip {
                     record: record.clone(),
                     dataset: kind,
-                    roi: clip.roi,
-                    frames: clip.frames.len(),
+                    roi,
+                    frames: frames.len(),
                     file,
                 });
             }
-            Ok(_) => skipped.push(skip(record, "no usable frame".into())),
+            Ok(clip) => skipped.push(skip(record, clip.rejections())),
             Err(e) => skipped.push(skip(record, e.to_string())),
         }
     }

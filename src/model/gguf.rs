@@ -2,13 +2,28 @@
 //!
 //! Metadata keys (all under `lusnet.` except `general.architecture`):
 //! `version`, `input_size`, `widths`, `norm_mean`, `norm_std`,
-//! `seg_classes`, `aggregation`, `training_data`, `licenses`, `cv_metrics`
-//! and `tensors_sha256`. Each layer `L` stores `L.weight` (`[out, K]`,
-//! Q8_0 in shipped files, F32 in parity fixtures) and `L.bias` (F32).
+//! `seg_classes`, `aggregation`, `training_data`, `licenses`, `cv_metrics`,
+//! `tensors_sha256` and `content_sha256`. Each layer `L` stores `L.weight`
+//! (`[out, K]`, Q8_0 in shipped files, F32 in parity fixtures) and `L.bias`
+//! (F32).
 //!
-//! Reading verifies the architecture, every metadata key, every tensor
-//! shape, and the checksum of the tensor bytes, so a damaged or foreign file
-//! is refused with a message that names it instead of producing garbage.
+//! Reading verifies, in this order:
+//!
+//! 1. that the file parses as GGUF (candle bounds every declared length by
+//!    the file's size, so a flipped length cannot allocate gigabytes);
+//! 2. `content_sha256`: a sha256 over every metadata key and value (all but
+//!    itself) and every tensor's name, type, shape and bytes, i.e. over
+//!    everything that can change what the network computes. One flipped bit
+//!    anywhere in it refuses the file. Bytes outside it (alignment padding,
+//!    the order of entries) cannot change inference;
+//! 3. the architecture and every metadata key, and that each value is in
+//!    the range this build supports ([`ModelMeta::check`]): a file that was
+//!    damaged and then re-sealed, or written by a broken trainer, is still
+//!    refused before any buffer is sized from it;
+//! 4. every tensor's shape, when the network is built.
+//!
+//! A damaged or foreign file is refused with a message that names it,
+//! instead of producing garbage.
 
 use super::{ARCHITECTURE, LUSNET_VERSION, ModelError, ModelMeta};
 use crate::atomic_write::{Durability, write_atomically};
@@ -18,7 +33,7 @@ use candle_core::{Device, Tensor};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -36,29 +51,59 @@ pub struct ModelFile {
 impl ModelFile {
     /// Reads and verifies a GGUF model file.
     pub fn read(path: &Path) -> Result<Self, ModelError> {
+        let file = File::open(path).map_err(|e| ModelError::opening(path, e))?;
+        Self::read_from(path, BufReader::new(file))
+    }
+
+    /// Reads and verifies a model from `reader`; `path` names it in errors.
+    pub fn read_from(path: &Path, mut reader: impl Read + Seek) -> Result<Self, ModelError> {
         let pathbuf = path.to_path_buf();
         let corrupt = |reason: String| ModelError::Corrupt {
             path: pathbuf.clone(),
             format: "GGUF",
             reason,
         };
-        let file = File::open(path).map_err(|e| ModelError::opening(path, e))?;
-        let mut reader = BufReader::new(file);
-        let content = gguf_file::Content::read(&mut reader).map_err(|e| corrupt(e.to_string()))?;
-        let meta = read_meta(path, &content.metadata)?;
+        let content = gguf_file::Content::read(&mut reader)
+            .map_err(|e| corrupt(crate::model::candle_message(&e)))?;
         let mut tensors = BTreeMap::new();
         for name in content.tensor_infos.keys() {
             let tensor = content
                 .tensor(&mut reader, name, &Device::Cpu)
-                .map_err(|e| corrupt(format!("tensor '{name}': {e}")))?;
+                .map_err(|e| {
+                    corrupt(format!(
+                        "tensor '{name}': {}",
+                        crate::model::candle_message(&e)
+                    ))
+                })?;
             tensors.insert(name.clone(), Arc::new(tensor));
         }
-        let found = tensors_sha256(&tensors).map_err(|e| corrupt(e.to_string()))?;
-        if found != meta.tensors_sha256 {
+        let architecture = check_architecture(path, &content.metadata)?;
+        let tensors_digest = tensors_sha256(&tensors)?;
+        let sealed = content
+            .metadata
+            .get(&content_key())
+            .and_then(|v| v.to_string().ok())
+            .ok_or_else(|| ModelError::Metadata {
+                path: pathbuf.clone(),
+                key: format!(
+                    "{} (written before whole-file checksums; import the weights again)",
+                    content_key()
+                ),
+            })?;
+        let found = content_sha256(&content.metadata, &tensors_digest);
+        if &found != sealed {
+            return Err(ModelError::Checksum {
+                path: pathbuf,
+                expected: sealed.clone(),
+                found,
+            });
+        }
+        let meta = read_meta(path, architecture, &content.metadata)?;
+        if tensors_digest != meta.tensors_sha256 {
             return Err(ModelError::Checksum {
                 path: pathbuf,
                 expected: meta.tensors_sha256,
-                found,
+                found: tensors_digest,
             });
         }
         Ok(Self {
@@ -77,7 +122,12 @@ impl ModelFile {
             cause: source,
         };
         self.meta.tensors_sha256 = tensors_sha256(&self.tensors)?;
-        let metadata = meta_values(&self.meta);
+        let mut metadata = meta_values(&self.meta);
+        let values: std::collections::HashMap<String, Value> = metadata.iter().cloned().collect();
+        metadata.push((
+            content_key(),
+            Value::String(content_sha256(&values, &self.meta.tensors_sha256)),
+        ));
         let metadata: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
         let tensors: Vec<(&str, &QTensor)> = self
             .tensors
@@ -146,11 +196,77 @@ pub fn tensors_sha256(tensors: &BTreeMap<String, Arc<QTensor>>) -> Result<String
         }
         hasher.update(tensor.data()?.as_ref());
     }
-    Ok(hasher
+    Ok(hex(hasher))
+}
+
+/// The metadata key of the whole-content checksum.
+fn content_key() -> String {
+    format!("{ARCHITECTURE}.content_sha256")
+}
+
+/// sha256 over every metadata entry but the content checksum itself (keys
+/// in byte order, each value with its type), then the tensors' checksum.
+fn content_sha256(
+    metadata: &std::collections::HashMap<String, Value>,
+    tensors_sha256: &str,
+) -> String {
+    let skip = content_key();
+    let mut keys: Vec<&String> = metadata.keys().filter(|k| **k != skip).collect();
+    keys.sort();
+    let mut hasher = Sha256::new();
+    for key in keys {
+        hash_bytes(&mut hasher, key.as_bytes());
+        hash_value(&mut hasher, &metadata[key]);
+    }
+    hash_bytes(&mut hasher, tensors_sha256.as_bytes());
+    hex(hasher)
+}
+
+/// Feeds one metadata value, tagged with its type (GGUF's type codes), to
+/// `hasher`.
+fn hash_value(hasher: &mut Sha256, value: &Value) {
+    let (tag, bytes): (u8, Vec<u8>) = match value {
+        Value::U8(v) => (0, v.to_le_bytes().into()),
+        Value::I8(v) => (1, v.to_le_bytes().into()),
+        Value::U16(v) => (2, v.to_le_bytes().into()),
+        Value::I16(v) => (3, v.to_le_bytes().into()),
+        Value::U32(v) => (4, v.to_le_bytes().into()),
+        Value::I32(v) => (5, v.to_le_bytes().into()),
+        Value::F32(v) => (6, v.to_le_bytes().into()),
+        Value::Bool(v) => (7, vec![u8::from(*v)]),
+        Value::String(v) => {
+            hasher.update([8]);
+            hash_bytes(hasher, v.as_bytes());
+            return;
+        }
+        Value::Array(items) => {
+            hasher.update([9]);
+            hasher.update((items.len() as u64).to_le_bytes());
+            for item in items {
+                hash_value(hasher, item);
+            }
+            return;
+        }
+        Value::U64(v) => (10, v.to_le_bytes().into()),
+        Value::I64(v) => (11, v.to_le_bytes().into()),
+        Value::F64(v) => (12, v.to_le_bytes().into()),
+    };
+    hasher.update([tag]);
+    hasher.update(bytes);
+}
+
+/// Feeds a length-prefixed byte string to `hasher`.
+fn hash_bytes(hasher: &mut Sha256, bytes: &[u8]) {
+    hasher.update((bytes.len() as u64).to_le_bytes());
+    hasher.update(bytes);
+}
+
+fn hex(hasher: Sha256) -> String {
+    hasher
         .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect())
+        .collect()
 }
 
 fn meta_values(meta: &ModelMeta) -> Vec<(String, Value)> {
@@ -178,10 +294,11 @@ fn meta_values(meta: &ModelMeta) -> Vec<(String, Value)> {
     ]
 }
 
-fn read_meta(
+/// The file's architecture, when it is the LusNet version this build runs.
+fn check_architecture(
     path: &Path,
     metadata: &std::collections::HashMap<String, Value>,
-) -> Result<ModelMeta, ModelError> {
+) -> Result<String, ModelError> {
     let missing = |key: &str| ModelError::Metadata {
         path: path.to_path_buf(),
         key: key.to_string(),
@@ -205,6 +322,18 @@ fn read_meta(
             });
         }
     }
+    Ok(architecture)
+}
+
+fn read_meta(
+    path: &Path,
+    architecture: String,
+    metadata: &std::collections::HashMap<String, Value>,
+) -> Result<ModelMeta, ModelError> {
+    let missing = |key: &str| ModelError::Metadata {
+        path: path.to_path_buf(),
+        key: key.to_string(),
+    };
     let get = |k: &str| {
         let full = format!("{ARCHITECTURE}.{k}");
         metadata.get(&full).ok_or_else(|| missing(&full))
@@ -232,16 +361,7 @@ fn read_meta(
         .map_err(|_| missing("seg_classes"))?;
     let input_size = number("input_size")?;
     let norm_std = float("norm_std")?;
-    if input_size == 0 || input_size % 16 != 0 {
-        return Err(missing("input_size (a positive multiple of 16)"));
-    }
-    if widths.contains(&0) || !(2 * widths[3]).is_multiple_of(32) || seg_classes.len() < 2 {
-        return Err(missing("widths/seg_classes"));
-    }
-    if !(norm_std.is_finite() && norm_std > 0.0) {
-        return Err(missing("norm_std (positive)"));
-    }
-    Ok(ModelMeta {
+    let meta = ModelMeta {
         architecture,
         version: LUSNET_VERSION,
         input_size,
@@ -254,5 +374,7 @@ fn read_meta(
         licenses: string("licenses")?,
         cv_metrics: string("cv_metrics")?,
         tensors_sha256: string("tensors_sha256")?,
-    })
+    };
+    meta.check(path)?;
+    Ok(meta)
 }

@@ -54,6 +54,7 @@ pub fn import_safetensors(
         safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(e.to_string()))?;
     let text = header.metadata().clone().unwrap_or_default();
     let meta = meta_from_strings(path, &text)?;
+    meta.check(path)?;
     let tensors: HashMap<String, Tensor> =
         candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
             .map_err(|e| corrupt(e.to_string()))?;

@@ -132,7 +132,87 @@ pub struct ModelMeta {
     pub tensors_sha256: String,
 }
 
+/// Input sides this build's LusNet supports: four stride-2 stages need a
+/// multiple of 16, at least 2 cells at the bottleneck, and the model was
+/// trained at 128; beyond 512 a frame costs over 16× the trained cost.
+pub const INPUT_SIZES: std::ops::RangeInclusive<usize> = 32..=512;
+/// Widest encoder stage this build accepts (LusNet v2 uses 64).
+pub const MAX_WIDTH: usize = 1024;
+/// Range accepted for `norm_std`: a standard deviation of pixel values in
+/// [0, 1] (the trainer measures about 0.2).
+pub const NORM_STD_RANGE: std::ops::RangeInclusive<f32> = 0.01..=1.0;
+/// The segmentation classes, in order, that the display, the report and
+/// the evaluation expect.
+pub const SEG_CLASSES: [&str; 3] = ["background", "b_line", "consolidation"];
+
 impl ModelMeta {
+    /// Checks every value that sizes a buffer or changes what the network
+    /// computes against what this build supports; `path` names the file in
+    /// the error, which gives the key, the value found and the rule.
+    pub fn check(&self, path: &std::path::Path) -> Result<(), ModelError> {
+        let bad = |key: &str, value: String, rule: &str| {
+            Err(ModelError::OutOfRange {
+                path: path.to_path_buf(),
+                key: format!("{ARCHITECTURE}.{key}"),
+                value,
+                rule: rule.to_string(),
+            })
+        };
+        if !INPUT_SIZES.contains(&self.input_size) || !self.input_size.is_multiple_of(16) {
+            return bad(
+                "input_size",
+                self.input_size.to_string(),
+                &format!(
+                    "a multiple of 16 from {} to {}",
+                    INPUT_SIZES.start(),
+                    INPUT_SIZES.end()
+                ),
+            );
+        }
+        if self.widths.iter().any(|&w| w == 0 || w > MAX_WIDTH)
+            || !(2 * self.widths[3]).is_multiple_of(32)
+        {
+            return bad(
+                "widths",
+                format!("{:?}", self.widths),
+                &format!("four widths from 1 to {MAX_WIDTH}, the last a multiple of 16"),
+            );
+        }
+        if !(self.norm_mean.is_finite() && (0.0..=1.0).contains(&self.norm_mean)) {
+            return bad(
+                "norm_mean",
+                self.norm_mean.to_string(),
+                "a finite mean pixel value from 0 to 1",
+            );
+        }
+        if !(self.norm_std.is_finite() && NORM_STD_RANGE.contains(&self.norm_std)) {
+            return bad(
+                "norm_std",
+                self.norm_std.to_string(),
+                &format!(
+                    "a finite standard deviation from {} to {}",
+                    NORM_STD_RANGE.start(),
+                    NORM_STD_RANGE.end()
+                ),
+            );
+        }
+        if self.seg_classes != SEG_CLASSES {
+            return bad(
+                "seg_classes",
+                format!("{:?}", self.seg_classes),
+                &format!("exactly {SEG_CLASSES:?}"),
+            );
+        }
+        if self.aggregation != crate::scoring::AGGREGATION {
+            return bad(
+                "aggregation",
+                self.aggregation.clone(),
+                &format!("'{}'", crate::scoring::AGGREGATION),
+            );
+        }
+        Ok(())
+    }
+
     /// Index of a segmentation class by name.
     pub fn seg_class(&self, name: &str) -> Option<usize> {
         self.seg_classes.iter().position(|c| c == name)
@@ -184,6 +264,21 @@ pub enum ModelError {
         /// The key.
         key: String,
     },
+    /// A metadata value is outside what this build supports.
+    #[error(
+        "model file {path}: metadata '{key}' is {value}, but must be {rule}; the file is damaged \
+         or was not written for this build"
+    )]
+    OutOfRange {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// The value found.
+        value: String,
+        /// What the value must be.
+        rule: String,
+    },
     /// A tensor is missing or has the wrong shape or type.
     #[error("model file {path}: tensor '{name}': {reason}")]
     Tensor {
@@ -194,9 +289,10 @@ pub enum ModelError {
         /// What was wrong.
         reason: String,
     },
-    /// The tensors do not match their recorded checksum.
+    /// The metadata or tensors do not match their recorded checksum.
     #[error(
-        "model file {path}: tensor checksum mismatch (file says {expected}, data gives {found}); the file is damaged"
+        "model file {path}: checksum mismatch (file says {expected}, its metadata and tensors \
+         give {found}); the file is damaged"
     )]
     Checksum {
         /// The file.
@@ -210,8 +306,23 @@ pub enum ModelError {
     #[error("model input: {0}")]
     Input(String),
     /// A tensor operation failed while running the network.
-    #[error("model inference: {0}")]
+    #[error("model inference: {}", candle_message(.0))]
     Candle(#[from] candle_core::Error),
+}
+
+/// A candle error's message without the backtrace candle attaches to it
+/// when `RUST_BACKTRACE` is set: an ordinary error is not a bug.
+pub fn candle_message(error: &candle_core::Error) -> String {
+    match error {
+        candle_core::Error::WithBacktrace { inner, .. } => candle_message(inner),
+        candle_core::Error::Context { inner, context } => {
+            format!("{context}: {}", candle_message(inner))
+        }
+        candle_core::Error::WithPath { inner, path } => {
+            format!("{}: {}", path.display(), candle_message(inner))
+        }
+        other => other.to_string(),
+    }
 }
 
 impl ModelError {

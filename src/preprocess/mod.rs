@@ -8,6 +8,8 @@
 //! produced by this very code (`pleura dataset export`), so training and
 //! inference see identical pixels.
 
+pub mod quality;
+
 use crate::frame::GrayFrame;
 
 /// A rectangle of interest in frame coordinates.
@@ -240,9 +242,9 @@ enum TrackState {
         stats: SectorStats,
         pending: Vec<GrayFrame>,
     },
-    /// The sector is known.
+    /// The search is over: the sector, or `None` when none was found.
     Locked {
-        roi: Roi,
+        roi: Option<Roi>,
         size: (usize, usize),
         recheck: SectorStats,
         disagreeing: u32,
@@ -263,21 +265,22 @@ impl SectorTracker {
     pub fn sector(&self) -> Option<Roi> {
         match (&self.mode, &self.state) {
             (SectorMode::Fixed(roi), _) => Some(*roi),
-            (_, TrackState::Locked { roi, .. }) => Some(*roi),
+            (_, TrackState::Locked { roi, .. }) => *roi,
             _ => None,
         }
     }
 
-    /// Takes the next frame of the clip. The frames whose sector is now
-    /// known, this one and any that waited for the sector, are appended to
-    /// `ready` in order.
+    /// Takes the next frame of the clip. The frames whose sector search is
+    /// over, this one and any that waited for it, are appended to `ready`
+    /// in order, each with the sector, or `None` when no sector was found
+    /// (such frames get no score, see [`quality`]).
     pub fn push(
         &mut self,
         frame: GrayFrame,
-        ready: &mut Vec<(GrayFrame, Roi)>,
+        ready: &mut Vec<(GrayFrame, Option<Roi>)>,
     ) -> Result<(), SizeMismatch> {
         if let SectorMode::Fixed(roi) = self.mode {
-            ready.push((frame, roi));
+            ready.push((frame, Some(roi)));
             return Ok(());
         }
         let size = (frame.width, frame.height);
@@ -324,16 +327,27 @@ impl SectorTracker {
             } => {
                 recheck.add(&frame);
                 if recheck.frames() >= RECHECK_FRAMES {
-                    let found = recheck.sector().unwrap_or(*roi);
-                    *disagreeing = if found.iou(*roi) < MOVED_IOU {
-                        *disagreeing + 1
-                    } else {
-                        0
-                    };
-                    if *disagreeing >= MOVED_CHECKS {
-                        log::info!("sector moved from {roi:?} to {found:?}");
-                        *roi = found;
-                        *disagreeing = 0;
+                    match (recheck.sector(), *roi) {
+                        // A sector where there was none (the probe went on
+                        // the skin): there is nothing to keep steady.
+                        (Some(found), None) => {
+                            log::info!("sector found at {found:?}");
+                            *roi = Some(found);
+                            *disagreeing = 0;
+                        }
+                        (Some(found), Some(locked)) => {
+                            *disagreeing = if found.iou(locked) < MOVED_IOU {
+                                *disagreeing + 1
+                            } else {
+                                0
+                            };
+                            if *disagreeing >= MOVED_CHECKS {
+                                log::info!("sector moved from {locked:?} to {found:?}");
+                                *roi = Some(found);
+                                *disagreeing = 0;
+                            }
+                        }
+                        (None, _) => *disagreeing = 0,
                     }
                     *recheck = SectorStats::new(size.0, size.1);
                 }
@@ -349,7 +363,7 @@ impl SectorTracker {
 
     /// Ends the clip: frames still waiting get the sector found from them,
     /// and the next frame starts a new search.
-    pub fn finish(&mut self, ready: &mut Vec<(GrayFrame, Roi)>) {
+    pub fn finish(&mut self, ready: &mut Vec<(GrayFrame, Option<Roi>)>) {
         if matches!(self.state, TrackState::Locking { .. }) {
             self.lock(ready);
         }
@@ -365,7 +379,7 @@ impl SectorTracker {
         }
     }
 
-    fn lock(&mut self, ready: &mut Vec<(GrayFrame, Roi)>) {
+    fn lock(&mut self, ready: &mut Vec<(GrayFrame, Option<Roi>)>) {
         let TrackState::Locking { stats, pending } =
             std::mem::replace(&mut self.state, TrackState::Idle)
         else {
@@ -375,8 +389,11 @@ impl SectorTracker {
             return;
         };
         let size = (first.width, first.height);
-        let roi = stats.sector().unwrap_or(Roi::full(first));
-        log::debug!("sector locked at {roi:?} after {} frames", pending.len());
+        let roi = stats.sector();
+        match roi {
+            Some(roi) => log::debug!("sector locked at {roi:?} after {} frames", pending.len()),
+            None => log::info!("no sector in the first {} frames", pending.len()),
+        }
         ready.extend(pending.into_iter().map(|f| (f, roi)));
         self.state = TrackState::Locked {
             roi,
@@ -565,7 +582,7 @@ mod tests {
             .push(scan(64, 48, LOCK_FRAMES, SECTOR), &mut ready)
             .unwrap();
         assert_eq!(ready.len(), LOCK_FRAMES);
-        assert!(ready.iter().all(|(_, roi)| *roi == SECTOR));
+        assert!(ready.iter().all(|(_, roi)| *roi == Some(SECTOR)));
         let seqs: Vec<u64> = ready.iter().map(|(f, _)| f.seq).collect();
         assert!(
             seqs.windows(2).all(|w| w[0] < w[1]),
@@ -582,7 +599,7 @@ mod tests {
         }
         tracker.finish(&mut ready);
         assert_eq!(ready.len(), 5);
-        assert_eq!(ready[0].1, SECTOR);
+        assert_eq!(ready[0].1, Some(SECTOR));
     }
 
     #[test]
@@ -609,7 +626,7 @@ mod tests {
             .count();
         assert_eq!(refused, RESIZE_FRAMES - 1);
         tracker.finish(&mut ready);
-        assert_eq!(ready.last().unwrap().1, small);
+        assert_eq!(ready.last().unwrap().1, Some(small));
     }
 
     #[test]
@@ -648,7 +665,7 @@ mod tests {
         tracker.push(scan(64, 48, 0, SECTOR), &mut ready).unwrap();
         tracker.push(scan(16, 16, 1, SECTOR), &mut ready).unwrap();
         assert_eq!(ready.len(), 2);
-        assert!(ready.iter().all(|(_, r)| *r == roi));
+        assert!(ready.iter().all(|(_, r)| *r == Some(roi)));
     }
 
     #[test]
