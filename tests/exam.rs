@@ -325,3 +325,70 @@ fn an_exam_on_auto_when_no_screen_opens_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn pleura_exam_refuses_an_impossible_event_by_its_line_and_reads_no_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("exam.jsonl");
+    let started = r#"{"event":"started","protocol":"blue6","time":1}"#;
+    let recorded = |zone: u32, score: u32| {
+        format!(
+            r#"{{"event":"recorded","zone":{zone},"score":{score},"confidence":0.8,"manual":true,"time":2}}"#
+        )
+    };
+    let cases = [
+        (
+            vec![started.to_string(), recorded(0, 9)],
+            2,
+            "score 9 is not a Soldati score (0–3)",
+        ),
+        (
+            vec![started.to_string(), recorded(99, 2), recorded(1, 1)],
+            2,
+            "zone 99 is not a zone of the BLUE protocol (0 to 5)",
+        ),
+        (
+            vec![recorded(0, 2)],
+            1,
+            "a 'recorded' event before the exam was started",
+        ),
+    ];
+    for (lines, line, says) in cases {
+        std::fs::write(&journal, lines.join("\n") + "\n").unwrap();
+        let output = pleura().arg("exam").arg(&journal).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{lines:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("exam.jsonl, line {line}: {says}")),
+            "{lines:?}: {stderr}"
+        );
+    }
+
+    let begun = Instant::now();
+    let output = pleura().args(["exam", "/dev/zero"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("/dev/zero: a character device, not a regular file"),
+        "{stderr}"
+    );
+    assert!(
+        begun.elapsed() < Duration::from_secs(5),
+        "read without a limit"
+    );
+
+    let screens = dir.path().join("screens");
+    let output = pleura()
+        .args(["run", "--source", "phantom:score=0,frames=10", "--no-pace"])
+        .args(["--exam", "12", "--journal", "/dev/full"])
+        .arg(format!("--display=png:{}", screens.display()))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("/dev/full: a character device, not a regular file"),
+        "{stderr}"
+    );
+}
