@@ -8,18 +8,39 @@
 //! from `/proc/device-tree/model`, and a PC falls back to `x86_64-dev`.
 //!
 //! A malformed profile is refused with the file, the line and the field.
+//! Every number and list is checked against what a unit can use as it is
+//! read ([`THREADS`], [`crate::frame::SIDES`] for both sizes,
+//! [`V4lOptions::FRAME_RATES`], [`HEALTH_FRAMES`], [`HEALTH_TIMEOUT_S`],
+//! [`MAX_STARTS`], key codes up to `KEY_MAX`), so the parser's error
+//! carries the line; a profile larger than [`MAX_PROFILE_BYTES`] is not
+//! read.
 
 use crate::display::{DisplaySpec, Rotation};
 use crate::input::{KeyMap, KeyMapError};
 use crate::model::Precision;
 use crate::source::pixels::PixelFormat;
 use crate::source::{SourceSpec, V4lOptions};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer, de::Error as _};
 use std::collections::BTreeMap;
+use std::io::Read;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 /// The profile used when no board is recognised.
 pub const FALLBACK: &str = "x86_64-dev";
+/// Inference threads a profile may ask for: the boards have 4 to 8 cores;
+/// past 64, threads only cost memory and start-up.
+pub const THREADS: RangeInclusive<u64> = 1..=64;
+/// Frames the self-test of an update may be asked to score (100 by
+/// default; 10 000 takes minutes even on the fastest board).
+pub const HEALTH_FRAMES: RangeInclusive<u64> = 1..=10_000;
+/// Seconds the self-test may be given (120 by default; at most an hour).
+pub const HEALTH_TIMEOUT_S: RangeInclusive<u64> = 1..=3600;
+/// Starts a version on trial may get before the rollback (3 by default;
+/// more than 10 keeps a broken version running for too long).
+pub const MAX_STARTS: RangeInclusive<u64> = 1..=10;
+/// The largest profile file read: the shipped ones are about 1 KiB.
+pub const MAX_PROFILE_BYTES: u64 = 64 * 1024;
 
 /// Why a profile could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -58,14 +79,16 @@ pub enum BoardError {
 pub struct BoardProfile {
     /// Short name (the file's stem).
     pub name: String,
-    /// What `/proc/device-tree/model` starts with on this board (none for PCs).
-    #[serde(default)]
+    /// What `/proc/device-tree/model` starts with on this board (none for
+    /// PCs); an empty prefix would match every board and is refused.
+    #[serde(default, deserialize_with = "model_prefixes")]
     pub model_prefixes: Vec<String>,
     /// The Rust target triple to build for.
     pub target: String,
     /// The CPU.
     pub cpu: Cpu,
-    /// Inference threads.
+    /// Inference threads ([`THREADS`]).
+    #[serde(deserialize_with = "threads")]
     pub threads: usize,
     /// The model file, relative to the installation.
     pub model: PathBuf,
@@ -107,11 +130,14 @@ pub struct Cpu {
 pub struct DisplayProfile {
     /// A `--display` specification: `fb:/dev/fb0`, `drm:/dev/dri/card0`,
     /// `window`, `auto`, …
+    #[serde(deserialize_with = "display_backend")]
     pub backend: String,
-    /// Mounting rotation, degrees clockwise.
-    #[serde(default)]
+    /// Mounting rotation, degrees clockwise: 0, 90, 180 or 270.
+    #[serde(default, deserialize_with = "rotation")]
     pub rotation: u16,
-    /// Screen size for headless pictures, `[width, height]`.
+    /// Screen size for headless pictures, `[width, height]`, each side in
+    /// [`crate::frame::SIDES`] (the rule of `--screen`).
+    #[serde(deserialize_with = "size")]
     pub size: [u32; 2],
 }
 
@@ -121,11 +147,17 @@ pub struct DisplayProfile {
 pub struct CaptureProfile {
     /// The device node.
     pub device: PathBuf,
-    /// Pixel formats in order of preference (`GREY`, `YUYV`, `MJPG`, …).
+    /// Pixel formats in order of preference (`GREY`, `YUYV`, `MJPG`, …);
+    /// at least one.
+    #[serde(deserialize_with = "capture_formats")]
     pub formats: Vec<String>,
-    /// Frame size `[width, height]`; the device's own when absent.
+    /// Frame size `[width, height]`, each side in [`crate::frame::SIDES`];
+    /// the device's own when absent.
+    #[serde(default, deserialize_with = "optional_size")]
     pub size: Option<[u32; 2]>,
-    /// Frames per second; the device's own when absent.
+    /// Frames per second, in [`V4lOptions::FRAME_RATES`]; the device's own
+    /// when absent.
+    #[serde(default, deserialize_with = "optional_fps")]
     pub fps: Option<u32>,
 }
 
@@ -138,7 +170,7 @@ pub struct InputProfile {
     pub devices: Vec<PathBuf>,
     /// Command name → keys (one character, a `KEY_…` name or a code); the
     /// default key map when empty.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "keys")]
     pub keys: BTreeMap<String, Vec<String>>,
 }
 
@@ -156,11 +188,16 @@ pub struct PathsProfile {
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProfile {
-    /// Frames the new version must score before it is confirmed.
+    /// Frames the new version must score before it is confirmed
+    /// ([`HEALTH_FRAMES`]).
+    #[serde(deserialize_with = "health_frames")]
     pub health_frames: u64,
-    /// Seconds it has to score them after it starts.
+    /// Seconds it has to score them after it starts ([`HEALTH_TIMEOUT_S`]).
+    #[serde(deserialize_with = "health_timeout_s")]
     pub health_timeout_s: u64,
-    /// Starts it gets before the unit rolls back to the previous version.
+    /// Starts it gets before the unit rolls back to the previous version
+    /// ([`MAX_STARTS`]).
+    #[serde(deserialize_with = "max_starts")]
     pub max_starts: u32,
 }
 
@@ -175,44 +212,34 @@ impl Default for UpdateProfile {
 }
 
 impl BoardProfile {
-    /// Reads and checks a profile file.
+    /// Reads and checks a profile file (a regular file of at most
+    /// [`MAX_PROFILE_BYTES`]).
     pub fn load(path: &Path) -> Result<Self, BoardError> {
-        let text = std::fs::read_to_string(path).map_err(|cause| BoardError::Read {
-            path: path.to_path_buf(),
-            cause,
-        })?;
-        let profile: BoardProfile = toml::from_str(&text).map_err(|e| BoardError::Invalid {
-            path: path.to_path_buf(),
-            message: describe(&text, &e),
-        })?;
         let invalid = |message: String| BoardError::Invalid {
             path: path.to_path_buf(),
             message,
         };
-        if profile.threads == 0 {
-            return Err(invalid("field `threads` must be at least 1".into()));
+        let read = |cause| BoardError::Read {
+            path: path.to_path_buf(),
+            cause,
+        };
+        let file = std::fs::File::open(path).map_err(read)?;
+        if !file.metadata().map_err(read)?.is_file() {
+            return Err(invalid("not a regular file".into()));
         }
-        if let Err(e) = profile.key_map() {
-            return Err(invalid(format!("field `input.keys`: {e}")));
-        }
-        if ![0, 90, 180, 270].contains(&profile.display.rotation) {
+        let mut bytes = Vec::new();
+        file.take(MAX_PROFILE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read)?;
+        if bytes.len() as u64 > MAX_PROFILE_BYTES {
             return Err(invalid(format!(
-                "field `display.rotation` is {}, not 0, 90, 180 or 270",
-                profile.display.rotation
+                "larger than {} KiB: not a board profile",
+                MAX_PROFILE_BYTES / 1024
             )));
         }
-        if let Err(e) = profile.display_spec() {
-            return Err(invalid(format!("field `display.backend`: {e}")));
-        }
-        if let Err(e) = profile.capture_formats() {
-            return Err(invalid(format!("field `capture.formats`: {e}")));
-        }
-        if profile.update.health_frames == 0 || profile.update.max_starts == 0 {
-            return Err(invalid(
-                "fields `update.health_frames` and `update.max_starts` must be at least 1".into(),
-            ));
-        }
-        Ok(profile)
+        let text = String::from_utf8(bytes)
+            .map_err(|e| read(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+        toml::from_str(&text).map_err(|e| invalid(describe(&text, &e)))
     }
 
     /// The screen: the backend, turned by the mounting rotation.
@@ -290,6 +317,133 @@ impl BoardProfile {
         }
         Self::named(dir, FALLBACK)
     }
+}
+
+/// A number of a profile field, within `range`.
+fn within<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    field: &str,
+    range: RangeInclusive<u64>,
+) -> Result<u64, D::Error> {
+    let value = u64::deserialize(deserializer)?;
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(D::Error::custom(format!(
+            "field `{field}` is {value}: use {} to {}",
+            range.start(),
+            range.end()
+        )))
+    }
+}
+
+fn threads<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    within(d, "threads", THREADS).map(|n| n as usize)
+}
+
+fn health_frames<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    within(d, "update.health_frames", HEALTH_FRAMES)
+}
+
+fn health_timeout_s<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    within(d, "update.health_timeout_s", HEALTH_TIMEOUT_S)
+}
+
+fn max_starts<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    within(d, "update.max_starts", MAX_STARTS).map(|n| n as u32)
+}
+
+fn rotation<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    match u64::deserialize(d)? {
+        degrees @ (0 | 90 | 180 | 270) => Ok(degrees as u16),
+        other => Err(D::Error::custom(format!(
+            "field `display.rotation` is {other}, not 0, 90, 180 or 270"
+        ))),
+    }
+}
+
+/// `[width, height]`, exactly two numbers, each side in [`crate::frame::SIDES`].
+fn checked_size<'de, D: Deserializer<'de>>(d: D, field: &str) -> Result<[u32; 2], D::Error> {
+    let numbers = Vec::<u64>::deserialize(d)?;
+    let [width, height] = numbers[..] else {
+        return Err(D::Error::custom(format!(
+            "field `{field}` has {} numbers; a size is [width, height]",
+            numbers.len()
+        )));
+    };
+    crate::frame::check_size(width, height)
+        .map(|(w, h)| [w as u32, h as u32])
+        .map_err(|e| D::Error::custom(format!("field `{field}`: {e}")))
+}
+
+fn size<'de, D: Deserializer<'de>>(d: D) -> Result<[u32; 2], D::Error> {
+    checked_size(d, "display.size")
+}
+
+fn optional_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u32; 2]>, D::Error> {
+    checked_size(d, "capture.size").map(Some)
+}
+
+fn optional_fps<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let fps = u64::deserialize(d)?;
+    V4lOptions::check_fps(fps)
+        .map(Some)
+        .map_err(|e| D::Error::custom(format!("field `capture.fps`: {e}")))
+}
+
+fn display_backend<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let backend = String::deserialize(d)?;
+    match backend.parse::<DisplaySpec>() {
+        Ok(_) => Ok(backend),
+        Err(e) => Err(D::Error::custom(format!("field `display.backend`: {e}"))),
+    }
+}
+
+fn capture_formats<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let formats = Vec::<String>::deserialize(d)?;
+    if formats.is_empty() {
+        return Err(D::Error::custom(
+            "field `capture.formats` is empty: name at least one pixel format",
+        ));
+    }
+    for format in &formats {
+        if let Err(e) = format.parse::<PixelFormat>() {
+            return Err(D::Error::custom(format!("field `capture.formats`: {e}")));
+        }
+    }
+    Ok(formats)
+}
+
+fn model_prefixes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let prefixes = Vec::<String>::deserialize(d)?;
+    if prefixes.iter().any(|p| p.trim().is_empty()) {
+        return Err(D::Error::custom(
+            "field `model_prefixes` has an empty prefix, which every board's model starts with",
+        ));
+    }
+    Ok(prefixes)
+}
+
+fn keys<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Vec<String>>, D::Error> {
+    /// One command's keys, checked one by one where they are written.
+    struct Keys(Vec<String>);
+    impl<'de> Deserialize<'de> for Keys {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let keys = Vec::<String>::deserialize(d)?;
+            for key in &keys {
+                KeyMap::check_key(key)
+                    .map_err(|e| D::Error::custom(format!("field `input.keys`: {e}")))?;
+            }
+            Ok(Keys(keys))
+        }
+    }
+    let keys: BTreeMap<String, Vec<String>> = BTreeMap::<String, Keys>::deserialize(d)?
+        .into_iter()
+        .map(|(command, Keys(keys))| (command, keys))
+        .collect();
+    KeyMap::from_bindings(keys.iter().map(|(c, k)| (c.as_str(), k.as_slice())))
+        .map_err(|e| D::Error::custom(format!("field `input.keys`: {e}")))?;
+    Ok(keys)
 }
 
 /// The profile names in `dir`, sorted.
@@ -385,5 +539,176 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("rpi9") && err.contains("rpi4"), "{err}");
+    }
+
+    /// `rpi4.toml` with `from` replaced by `to`, loaded from a temporary
+    /// folder: the error, and the line number of the line of the changed
+    /// profile that starts with `bad`.
+    fn load_changed(from: &str, to: &str, bad: &str) -> (String, usize) {
+        let good = std::fs::read_to_string(boards().join("rpi4.toml")).unwrap();
+        assert!(good.contains(from), "rpi4.toml has no `{from}`");
+        let changed = good.replacen(from, to, 1);
+        let line = changed.lines().position(|l| l.starts_with(bad)).unwrap() + 1;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, changed).unwrap();
+        match BoardProfile::load(&path) {
+            Ok(_) => panic!("`{to}` was accepted"),
+            Err(e) => (e.to_string(), line),
+        }
+    }
+
+    #[test]
+    fn every_number_and_list_past_what_a_unit_can_use_is_refused_with_its_line() {
+        let formats = r#"formats = ["GREY", "YUYV", "MJPG", "NV12", "RGB3"]"#;
+        let cases = [
+            ("threads = 4", "threads = 100000", "threads", "1 to 64"),
+            ("threads = 4", "threads = 65", "threads", "1 to 64"),
+            ("threads = 4", "threads = 0", "threads", "1 to 64"),
+            (
+                "size = [800, 480]",
+                "size = [100000, 100000]",
+                "display.size",
+                "16 to 4096",
+            ),
+            (
+                "size = [800, 480]",
+                "size = [800, 8]",
+                "display.size",
+                "16 to 4096",
+            ),
+            (
+                "size = [800, 480]",
+                "size = [800, 480, 3]",
+                "display.size",
+                "has 3 numbers",
+            ),
+            (
+                "size = [800, 480]",
+                "size = [800]",
+                "display.size",
+                "has 1 numbers",
+            ),
+            ("rotation = 0", "rotation = 45", "display.rotation", "270"),
+            (
+                "rotation = 0",
+                "rotation = 65626",
+                "display.rotation",
+                "270",
+            ),
+            (
+                "[capture]",
+                "[capture]\nsize = [4097, 480]",
+                "capture.size",
+                "16 to 4096",
+            ),
+            (
+                "[capture]",
+                "[capture]\nsize = [640, 480, 2]",
+                "capture.size",
+                "has 3",
+            ),
+            ("[capture]", "[capture]\nfps = 0", "capture.fps", "1 to 240"),
+            (
+                "[capture]",
+                "[capture]\nfps = 100000",
+                "capture.fps",
+                "1 to 240",
+            ),
+            (formats, "formats = []", "capture.formats", "empty"),
+            (
+                "freeze = [\"KEY_PAUSE\"]",
+                "freeze = [\"60000\"]",
+                "input.keys",
+                "1 to 767",
+            ),
+            (
+                "freeze = [\"KEY_PAUSE\"]",
+                "freeze = [\"0\", \"00\"]",
+                "input.keys",
+                "00",
+            ),
+            (
+                "model_prefixes = [",
+                "model_prefixes = [\"\", ",
+                "model_prefixes",
+                "empty",
+            ),
+            (
+                "[paths]",
+                "[update]\nhealth_frames = 0\nhealth_timeout_s = 120\nmax_starts = 3\n[paths]",
+                "update.health_frames",
+                "1 to 10000",
+            ),
+            (
+                "[paths]",
+                "[update]\nhealth_frames = 100000000\nhealth_timeout_s = 120\nmax_starts = 3\n[paths]",
+                "update.health_frames",
+                "1 to 10000",
+            ),
+            (
+                "[paths]",
+                "[update]\nhealth_frames = 100\nhealth_timeout_s = 0\nmax_starts = 3\n[paths]",
+                "update.health_timeout_s",
+                "1 to 3600",
+            ),
+            (
+                "[paths]",
+                "[update]\nhealth_frames = 100\nhealth_timeout_s = 99999999\nmax_starts = 3\n[paths]",
+                "update.health_timeout_s",
+                "1 to 3600",
+            ),
+            (
+                "[paths]",
+                "[update]\nhealth_frames = 100\nhealth_timeout_s = 120\nmax_starts = 0\n[paths]",
+                "update.max_starts",
+                "1 to 10",
+            ),
+            (
+                "[paths]",
+                "[update]\nhealth_frames = 100\nhealth_timeout_s = 120\nmax_starts = 4000000000\n[paths]",
+                "update.max_starts",
+                "1 to 10",
+            ),
+        ];
+        for (from, to, field, rule) in cases {
+            // The bad line is the one that sets the field.
+            let key = field.rsplit('.').next().unwrap();
+            let key = if key == "keys" { "freeze" } else { key };
+            let bad = to.lines().find(|l| l.starts_with(&format!("{key} = ")));
+            let (err, line) = load_changed(from, to, bad.unwrap());
+            assert!(
+                err.contains("bad.toml") && err.contains(&format!("line {line} ")),
+                "`{to}`: {err}"
+            );
+            assert!(
+                err.contains(&format!("`{field}`")) && err.contains(rule),
+                "`{to}`: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_bounds_of_a_profile_admit_every_shipped_board_and_the_edges() {
+        let (err, _) = load_changed("threads = 4", "threads = 64\nthreds = 1", "threds");
+        assert!(err.contains("threds"), "64 threads pass: {err}");
+        let (err, _) = load_changed("size = [800, 480]", "size = [4096, 16]\nsise = 1", "sise");
+        assert!(err.contains("sise"), "4096x16 passes: {err}");
+    }
+
+    #[test]
+    fn a_profile_that_is_not_a_small_regular_file_is_not_read() {
+        let err = BoardProfile::load(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/dev/zero") && err.contains("not a regular file"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.toml");
+        std::fs::write(&path, vec![b'#'; MAX_PROFILE_BYTES as usize + 1]).unwrap();
+        let err = BoardProfile::load(&path).unwrap_err().to_string();
+        assert!(err.contains("big.toml") && err.contains("64 KiB"), "{err}");
     }
 }

@@ -12,11 +12,37 @@
 //! loses nothing that was shown as recorded. [`Journal::open`] replays the
 //! lines to recover the exam; a torn last line (the write that the power
 //! cut interrupted) is ignored and reported.
+//!
+//! Replaying never believes an event that cannot have happened: every line
+//! must be an event Pleura writes ([`JournalEntry`]), with a Soldati score
+//! 0–3, a zone of the exam's protocol, a confidence 0–1 and a `finished`
+//! total that is the sum of the zones, after a `started` and not after a
+//! `finished`. Such a line is refused by its number, wherever it is: only
+//! a last line that is not whole JSON is taken for a torn write. The same
+//! check runs before an entry is appended. Reading is bounded: a journal is
+//! a regular file of at most [`MAX_JOURNAL_BYTES`] with lines of at most
+//! [`MAX_LINE_BYTES`], and a journal past [`ARCHIVE_AT_BYTES`] is set aside
+//! when the next exam starts, so that a unit never reaches the limit.
 
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+
+/// The longest journal line read. The longest line Pleura writes is about
+/// 110 bytes (`recorded`, a 20-digit time, a 10-digit confidence); a torn
+/// line is a part of one.
+pub const MAX_LINE_BYTES: usize = 1024;
+/// The largest journal read: 64 MiB. One exam writes some 2 to 60 lines
+/// (zones recorded, redone and recorded again), under 8 KiB; the journal is
+/// archived at [`ARCHIVE_AT_BYTES`], so only a file that is not a unit's
+/// journal gets here.
+pub const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
+/// When a new exam starts and the journal has reached 8 MiB (1 000 exams
+/// or more), it is renamed to `NAME-TIME.jsonl` beside it and a fresh journal
+/// begins: the unit's journal stays far below [`MAX_JOURNAL_BYTES`], and
+/// older exams are kept.
+pub const ARCHIVE_AT_BYTES: u64 = 8 * 1024 * 1024;
 
 /// A scanning protocol: which zones an exam visits, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +74,15 @@ impl Protocol {
     /// Zones per side (the zone map draws one column per side).
     pub fn per_side(self) -> usize {
         self.zones().len() / 2
+    }
+
+    /// The protocol's name in messages: `12-zone`, `14-zone` or `BLUE`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Zones12 => "12-zone",
+            Protocol::Zones14 => "14-zone",
+            Protocol::Blue6 => "BLUE",
+        }
     }
 }
 
@@ -88,6 +123,91 @@ pub enum ExamError {
         line: usize,
         /// The parse error.
         cause: serde_json::Error,
+    },
+    /// A whole line that is not an event that can have happened there.
+    #[error("exam journal {path}, line {line}: {reason}")]
+    Impossible {
+        /// The journal file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What cannot be.
+        reason: ImpossibleEvent,
+    },
+    /// An entry that cannot happen was not written.
+    #[error("exam journal {path}: not written: {reason}")]
+    Refused {
+        /// The journal file.
+        path: PathBuf,
+        /// What cannot be.
+        reason: ImpossibleEvent,
+    },
+    /// A line longer than any event: not a journal, or a damaged one.
+    #[error(
+        "exam journal {path}, line {line}: longer than {MAX_LINE_BYTES} bytes, which no exam \
+         event is"
+    )]
+    LineTooLong {
+        /// The journal file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+    },
+    /// A journal larger than any unit's: not read.
+    #[error(
+        "exam journal {path}: {size} bytes, more than the {max} MiB a journal may hold",
+        max = MAX_JOURNAL_BYTES / (1024 * 1024)
+    )]
+    TooLarge {
+        /// The journal file.
+        path: PathBuf,
+        /// Its size (at least the part read).
+        size: u64,
+    },
+    /// The path is a device, a pipe or a folder, not a journal file.
+    #[error("exam journal {path}: {kind}, not a regular file")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+}
+
+/// Why a journal event cannot have happened.
+#[derive(Debug, thiserror::Error)]
+pub enum ImpossibleEvent {
+    /// Whole JSON, but not an event Pleura writes (an unknown event or
+    /// protocol, a missing field, a number out of its type).
+    #[error("not an exam event: {0}")]
+    NotAnEvent(serde_json::Error),
+    /// A score outside 0–3.
+    #[error("score {0} is not a Soldati score (0–3)")]
+    Score(u8),
+    /// A zone past the protocol's zones.
+    #[error("zone {zone} is not a zone of the {protocol} protocol (0 to {last})", protocol = .protocol.name(), last = .protocol.zones().len() - 1)]
+    Zone {
+        /// The zone index.
+        zone: usize,
+        /// The exam's protocol.
+        protocol: Protocol,
+    },
+    /// A confidence that is no probability.
+    #[error("confidence {0} is not a probability (0 to 1)")]
+    Confidence(f32),
+    /// An event before any `started`.
+    #[error("a '{0}' event before the exam was started")]
+    BeforeStarted(&'static str),
+    /// An event after `finished` and before the next `started`.
+    #[error("a '{0}' event after the exam was finished")]
+    AfterFinished(&'static str),
+    /// A `finished` total that is not the sum of the recorded zones.
+    #[error("total {written} is not the sum of the recorded zones ({sum})")]
+    Total {
+        /// The total written.
+        written: u32,
+        /// The sum of the zones recorded before it.
+        sum: u32,
     },
 }
 
@@ -229,6 +349,72 @@ impl Exam {
     }
 }
 
+impl JournalEntry {
+    /// The event's name in the journal.
+    pub fn event(&self) -> &'static str {
+        match self {
+            JournalEntry::Started { .. } => "started",
+            JournalEntry::Recorded { .. } => "recorded",
+            JournalEntry::Cleared { .. } => "cleared",
+            JournalEntry::Finished { .. } => "finished",
+        }
+    }
+
+    /// Whether this entry can come next after `exam` (the exam the journal
+    /// holds so far, if any): the rule for replaying and for appending.
+    pub fn check(&self, exam: Option<&Exam>) -> Result<(), ImpossibleEvent> {
+        let exam = match (self, exam) {
+            (JournalEntry::Started { .. }, _) => return Ok(()),
+            (_, None) => return Err(ImpossibleEvent::BeforeStarted(self.event())),
+            (_, Some(exam)) if exam.finished => {
+                return Err(ImpossibleEvent::AfterFinished(self.event()));
+            }
+            (_, Some(exam)) => exam,
+        };
+        let zone_of = |zone: usize| {
+            if zone < exam.zones.len() {
+                Ok(())
+            } else {
+                Err(ImpossibleEvent::Zone {
+                    zone,
+                    protocol: exam.protocol,
+                })
+            }
+        };
+        match *self {
+            JournalEntry::Started { .. } => Ok(()),
+            JournalEntry::Recorded { zone, result, .. } => {
+                zone_of(zone)?;
+                if usize::from(result.score) >= crate::model::SCORE_CLASSES {
+                    return Err(ImpossibleEvent::Score(result.score));
+                }
+                if !(0.0..=1.0).contains(&result.confidence) {
+                    return Err(ImpossibleEvent::Confidence(result.confidence));
+                }
+                Ok(())
+            }
+            JournalEntry::Cleared { zone, .. } => zone_of(zone),
+            JournalEntry::Finished { total, .. } if total != exam.total() => {
+                Err(ImpossibleEvent::Total {
+                    written: total,
+                    sum: exam.total(),
+                })
+            }
+            JournalEntry::Finished { .. } => Ok(()),
+        }
+    }
+}
+
+/// Applies a checked entry: a `started` begins a new exam, the others
+/// change the current one.
+fn apply_to(exam: &mut Option<Exam>, entry: &JournalEntry) {
+    match (entry, exam.as_mut()) {
+        (JournalEntry::Started { protocol, .. }, _) => *exam = Some(Exam::new(*protocol)),
+        (_, Some(current)) => current.apply(entry),
+        (_, None) => {}
+    }
+}
+
 /// An append-only, fsynced record of exams.
 pub struct Journal {
     path: PathBuf,
@@ -245,26 +431,32 @@ impl Journal {
             path: path.to_path_buf(),
             cause,
         };
-        let (exam, good_len) = replay(path)?;
-        let file = OpenOptions::new()
+        let replayed = replay(path)?;
+        let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .map_err(io)?;
-        if file.metadata().map_err(io)?.len() > good_len {
-            file.set_len(good_len).map_err(io)?;
+        if file.metadata().map_err(io)?.len() > replayed.good_len {
+            file.set_len(replayed.good_len).map_err(io)?;
+        }
+        if !replayed.ends_with_newline {
+            // The last event is whole but its newline was lost: end its
+            // line, so that the next entry does not run into it.
+            file.write_all(b"\n").map_err(io)?;
+            file.sync_data().map_err(io)?;
         }
         Ok(Self {
             path: path.to_path_buf(),
             file,
-            exam,
+            exam: replayed.exam,
         })
     }
 
     /// The exam a journal holds, read without changing the file (a torn
     /// last line is skipped, not cut off).
     pub fn read(path: &Path) -> Result<Option<Exam>, ExamError> {
-        replay(path).map(|(exam, _)| exam)
+        replay(path).map(|replayed| replayed.exam)
     }
 
     /// The exam in progress or last finished, if any.
@@ -273,20 +465,69 @@ impl Journal {
     }
 
     /// Appends `entry`, fsyncs it, then applies it to the exam. When this
-    /// returns `Ok`, the entry survives a power cut.
+    /// returns `Ok`, the entry survives a power cut. An entry that cannot
+    /// happen after the exam so far ([`JournalEntry::check`]) is not
+    /// written.
     pub fn append(&mut self, entry: JournalEntry) -> Result<(), ExamError> {
         let io = |cause| ExamError::Journal {
             path: self.path.clone(),
             cause,
         };
+        entry
+            .check(self.exam.as_ref())
+            .map_err(|reason| ExamError::Refused {
+                path: self.path.clone(),
+                reason,
+            })?;
         let mut line = serde_json::to_vec(&entry).map_err(|e| io(e.into()))?;
         line.push(b'\n');
         self.file.write_all(&line).map_err(io)?;
         self.file.sync_data().map_err(io)?;
-        let exam = self
-            .exam
-            .get_or_insert_with(|| Exam::new(Protocol::Zones12));
-        exam.apply(&entry);
+        apply_to(&mut self.exam, &entry);
+        Ok(())
+    }
+
+    /// Sets the journal aside as `NAME-TIME.jsonl` and begins a fresh one
+    /// when it has reached [`ARCHIVE_AT_BYTES`] (called as an exam starts,
+    /// so no unfinished exam is left behind).
+    fn archive_if_large(&mut self) -> Result<(), ExamError> {
+        let io = |cause| ExamError::Journal {
+            path: self.path.clone(),
+            cause,
+        };
+        if self.file.metadata().map_err(io)?.len() < ARCHIVE_AT_BYTES {
+            return Ok(());
+        }
+        let stem = self.path.file_stem().unwrap_or_default().to_string_lossy();
+        let time = now();
+        let archive = (0..)
+            .map(|n| {
+                let suffix = if n == 0 {
+                    String::new()
+                } else {
+                    format!("-{n}")
+                };
+                self.path
+                    .with_file_name(format!("{stem}-{time}{suffix}.jsonl"))
+            })
+            .find(|candidate| !candidate.exists())
+            .unwrap_or_else(|| self.path.with_extension("old.jsonl"));
+        std::fs::rename(&self.path, &archive).map_err(io)?;
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(io)?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // The rename and the new file survive a power cut.
+            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        }
+        log::info!(
+            "exam journal {}: set aside as {} ({} MiB or more); a fresh one begins",
+            self.path.display(),
+            archive.display(),
+            ARCHIVE_AT_BYTES / (1024 * 1024)
+        );
         Ok(())
     }
 
@@ -301,7 +542,10 @@ impl Journal {
     ) -> Result<bool, ExamError> {
         let time = now();
         let entry = match (command, self.exam.as_ref()) {
-            (Command::Start, _) => Some(JournalEntry::Started { protocol, time }),
+            (Command::Start, _) => {
+                self.archive_if_large()?;
+                Some(JournalEntry::Started { protocol, time })
+            }
             (_, None) => None,
             (_, Some(exam)) if exam.finished => None,
             (Command::Record, Some(exam)) => zone_score.map(|result| JournalEntry::Recorded {
@@ -368,45 +612,134 @@ impl Journal {
     }
 }
 
-/// Replays a journal: the exam it holds and the length of its intact
-/// part (everything but a torn last line). A missing file holds nothing.
-fn replay(path: &Path) -> Result<(Option<Exam>, u64), ExamError> {
+/// What replaying a journal found.
+struct Replayed {
+    /// The last exam in it.
+    exam: Option<Exam>,
+    /// The length of its intact part: everything but a torn last line.
+    good_len: u64,
+    /// Whether the intact part ends with a newline (or is empty).
+    ends_with_newline: bool,
+}
+
+/// What a path is, when it is not a regular file.
+fn kind_of(file_type: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_dir() {
+        "a folder"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_fifo() {
+        "a pipe"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    }
+}
+
+/// Replays a journal: the exam it holds and the length of its intact part.
+/// A missing file holds nothing. A last line that is not whole JSON is a
+/// torn write and is left out; any other line that is not an event that can
+/// happen there is an error that names it.
+fn replay(path: &Path) -> Result<Replayed, ExamError> {
     let io = |cause| ExamError::Journal {
         path: path.to_path_buf(),
         cause,
     };
-    let mut exam: Option<Exam> = None;
-    let mut good_len = 0u64;
-    if path.exists() {
-        let reader = BufReader::new(File::open(path).map_err(io)?);
-        let mut lines = reader.split(b'\n').enumerate().peekable();
-        while let Some((index, line)) = lines.next() {
-            let line = line.map_err(io)?;
-            let is_last = lines.peek().is_none();
-            match serde_json::from_slice::<JournalEntry>(&line) {
-                Ok(entry) => {
-                    exam.get_or_insert_with(|| Exam::new(Protocol::Zones12))
-                        .apply(&entry);
-                    good_len += line.len() as u64 + 1;
-                }
-                Err(_) if line.is_empty() => good_len += 1,
-                Err(cause) if is_last => {
-                    log::warn!(
-                        "exam journal {}: ignoring a cut-off last line ({cause})",
-                        path.display()
-                    );
-                }
-                Err(cause) => {
-                    return Err(ExamError::Corrupt {
-                        path: path.to_path_buf(),
-                        line: index + 1,
-                        cause,
-                    });
-                }
-            }
+    let mut replayed = Replayed {
+        exam: None,
+        good_len: 0,
+        ends_with_newline: true,
+    };
+    let metadata = match std::fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(replayed),
+        Err(e) => return Err(io(e)),
+    };
+    // Checked before opening: opening a pipe would wait for a writer.
+    let regular = |metadata: &std::fs::Metadata| {
+        if !metadata.is_file() {
+            return Err(ExamError::NotAFile {
+                path: path.to_path_buf(),
+                kind: kind_of(metadata.file_type()),
+            });
         }
+        if metadata.len() > MAX_JOURNAL_BYTES {
+            return Err(ExamError::TooLarge {
+                path: path.to_path_buf(),
+                size: metadata.len(),
+            });
+        }
+        Ok(())
+    };
+    regular(&metadata)?;
+    let file = File::open(path).map_err(io)?;
+    regular(&file.metadata().map_err(io)?)?;
+    let mut reader = BufReader::new(file.take(MAX_JOURNAL_BYTES + 1));
+    let mut line = Vec::with_capacity(256);
+    for number in 1.. {
+        line.clear();
+        let read = (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(io)?;
+        if read == 0 {
+            break;
+        }
+        let newline = line.last() == Some(&b'\n');
+        if newline {
+            line.pop();
+        }
+        if line.len() > MAX_LINE_BYTES {
+            return Err(ExamError::LineTooLong {
+                path: path.to_path_buf(),
+                line: number,
+            });
+        }
+        let is_last = reader.fill_buf().map_err(io)?.is_empty();
+        if is_last && reader.get_ref().limit() == 0 {
+            return Err(ExamError::TooLarge {
+                path: path.to_path_buf(),
+                size: MAX_JOURNAL_BYTES + 1,
+            });
+        }
+        if line.is_empty() {
+            replayed.good_len += read as u64;
+            continue;
+        }
+        let value = match serde_json::from_slice::<serde_json::Value>(&line) {
+            Ok(value) => value,
+            Err(cause) if is_last => {
+                log::warn!(
+                    "exam journal {}: ignoring a cut-off last line ({cause})",
+                    path.display()
+                );
+                break;
+            }
+            Err(cause) => {
+                return Err(ExamError::Corrupt {
+                    path: path.to_path_buf(),
+                    line: number,
+                    cause,
+                });
+            }
+        };
+        let impossible = |reason| ExamError::Impossible {
+            path: path.to_path_buf(),
+            line: number,
+            reason,
+        };
+        let entry: JournalEntry = serde_json::from_value(value)
+            .map_err(|e| impossible(ImpossibleEvent::NotAnEvent(e)))?;
+        entry.check(replayed.exam.as_ref()).map_err(impossible)?;
+        apply_to(&mut replayed.exam, &entry);
+        replayed.good_len += read as u64;
+        replayed.ends_with_newline = newline;
     }
-    Ok((exam, good_len))
+    Ok(replayed)
 }
 
 fn now() -> u64 {
@@ -573,5 +906,270 @@ mod tests {
         assert_eq!("14".parse::<Protocol>().unwrap().zones().len(), 14);
         assert_eq!("blue".parse::<Protocol>().unwrap().per_side(), 3);
         assert!("13".parse::<Protocol>().is_err());
+    }
+
+    const STARTED: &str = r#"{"event":"started","protocol":"blue6","time":1}"#;
+    const RECORDED: &str =
+        r#"{"event":"recorded","zone":1,"score":2,"confidence":0.8,"manual":false,"time":2}"#;
+
+    /// `lines` joined into a journal (each with its newline), then read.
+    fn read_lines(lines: &[&str]) -> Result<Option<Exam>, ExamError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("exam.jsonl");
+        std::fs::write(
+            &path,
+            lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+        )
+        .unwrap();
+        Journal::read(&path)
+    }
+
+    #[test]
+    fn an_event_that_cannot_have_happened_is_refused_by_its_line_wherever_it_is() {
+        let recorded = |zone: &str, score: &str, confidence: &str| {
+            format!(
+                r#"{{"event":"recorded","zone":{zone},"score":{score},"confidence":{confidence},"manual":true,"time":2}}"#
+            )
+        };
+        let finished = |total: u32| format!(r#"{{"event":"finished","total":{total},"time":3}}"#);
+        let cases: Vec<(Vec<String>, &str)> = vec![
+            (
+                vec![recorded("0", "9", "0.8")],
+                "score 9 is not a Soldati score (0–3)",
+            ),
+            (
+                vec![recorded("0", "4", "0.8")],
+                "score 4 is not a Soldati score",
+            ),
+            (vec![recorded("0", "300", "0.8")], "not an exam event"),
+            (vec![recorded("0", "-1", "0.8")], "not an exam event"),
+            (
+                vec![recorded("99", "2", "0.8")],
+                "zone 99 is not a zone of the BLUE protocol (0 to 5)",
+            ),
+            (
+                vec![recorded("6", "2", "0.8")],
+                "zone 6 is not a zone of the BLUE",
+            ),
+            (
+                vec![r#"{"event":"cleared","zone":6,"time":2}"#.into()],
+                "zone 6 is not a zone of the BLUE",
+            ),
+            (
+                vec![recorded("0", "2", "1.5")],
+                "confidence 1.5 is not a probability",
+            ),
+            (
+                vec![recorded("0", "2", "-0.1")],
+                "confidence -0.1 is not a probability",
+            ),
+            (
+                vec![finished(40)],
+                "total 40 is not the sum of the recorded zones (0)",
+            ),
+            (
+                vec![recorded("0", "2", "0.8"), finished(3)],
+                "total 3 is not the sum of the recorded zones (2)",
+            ),
+            (
+                vec![finished(0), recorded("0", "2", "0.8")],
+                "a 'recorded' event after the exam was finished",
+            ),
+            (
+                vec![finished(0), finished(0)],
+                "a 'finished' event after the exam was finished",
+            ),
+            (
+                vec![r#"{"event":"started","protocol":"zones13","time":1}"#.into()],
+                "zones13",
+            ),
+            (vec![r#"{"event":"paused","time":1}"#.into()], "paused"),
+            (
+                vec![r#"{"event":"recorded","zone":0,"time":1}"#.into()],
+                "missing field",
+            ),
+            (vec![r#"[1, 2, 3]"#.into()], "not an exam event"),
+        ];
+        for (events, says) in &cases {
+            let bad_line = events.len() + 1; // after the `started` line
+            let mut lines = vec![STARTED];
+            lines.extend(events.iter().map(String::as_str));
+            // As the last line, and in the middle, before a good line.
+            for then in [None, Some(STARTED)] {
+                let mut lines = lines.clone();
+                lines.extend(then);
+                let err = read_lines(&lines).unwrap_err().to_string();
+                assert!(
+                    err.contains(&format!("exam.jsonl, line {bad_line}: ")) && err.contains(says),
+                    "{lines:?}: {err}"
+                );
+            }
+        }
+        // An exam with no `started` line is not taken for a 12-zone exam.
+        let err = read_lines(&[RECORDED]).unwrap_err().to_string();
+        assert!(
+            err.contains("line 1: a 'recorded' event before the exam was started"),
+            "{err}"
+        );
+        let err = read_lines(&["", &finished(0)]).unwrap_err().to_string();
+        assert!(err.contains("line 2: a 'finished' event before"), "{err}");
+        // What can happen is read: a redo, a re-recording, a new exam after a finish.
+        let exam = read_lines(&[
+            STARTED,
+            RECORDED,
+            r#"{"event":"cleared","zone":1,"time":3}"#,
+            &recorded("1", "3", "1.0"),
+            &recorded("5", "0", "0"),
+            &finished(3),
+            STARTED,
+            &recorded("5", "1", "0.5"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (exam.total(), exam.recorded(), exam.finished),
+            (1, 1, false)
+        );
+    }
+
+    #[test]
+    fn a_torn_last_line_is_still_left_out_but_a_whole_one_without_its_newline_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        // Torn writes: part of a line, or the zeros a power cut can leave.
+        for torn in [
+            &b"{\"event\":\"recorded\",\"zone\":1,\"sco"[..],
+            &[0u8; 40][..],
+        ] {
+            let mut text = format!("{STARTED}\n{RECORDED}\n").into_bytes();
+            text.extend_from_slice(torn);
+            std::fs::write(&path, &text).unwrap();
+            assert_eq!(Journal::read(&path).unwrap().unwrap().total(), 2);
+        }
+        // The last event whole, its newline lost: kept, and the next entry
+        // goes on a line of its own.
+        std::fs::write(&path, format!("{STARTED}\n{RECORDED}")).unwrap();
+        let mut journal = Journal::open(&path).unwrap();
+        assert_eq!(journal.exam().unwrap().total(), 2);
+        journal
+            .command(Command::NextZone, Protocol::Blue6, None)
+            .unwrap();
+        journal
+            .command(Command::Record, Protocol::Blue6, score(1))
+            .unwrap();
+        drop(journal);
+        let exam = Journal::read(&path).unwrap().unwrap();
+        assert_eq!((exam.total(), exam.recorded()), (3, 2));
+    }
+
+    #[test]
+    fn an_impossible_entry_is_not_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let mut journal = Journal::open(&path).unwrap();
+        let recorded = |zone, score, confidence| JournalEntry::Recorded {
+            zone,
+            result: ZoneScore {
+                score,
+                confidence,
+                manual: true,
+            },
+            time: 2,
+        };
+        let err = journal.append(recorded(0, 2, 0.8)).unwrap_err().to_string();
+        assert!(
+            err.contains("j.jsonl: not written: a 'recorded' event before"),
+            "{err}"
+        );
+        journal
+            .command(Command::Start, Protocol::Blue6, None)
+            .unwrap();
+        for (entry, says) in [
+            (recorded(0, 9, 0.8), "score 9"),
+            (recorded(6, 2, 0.8), "zone 6"),
+            (recorded(0, 2, f32::NAN), "confidence NaN"),
+        ] {
+            let err = journal.append(entry).unwrap_err().to_string();
+            assert!(err.contains(says), "{err}");
+        }
+        assert_eq!(journal.exam().unwrap().recorded(), 0);
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+    }
+
+    #[test]
+    fn only_a_regular_file_of_bounded_size_and_lines_is_read() {
+        for device in ["/dev/zero", "/dev/full", "/dev/null"] {
+            let started = std::time::Instant::now();
+            let err = Journal::read(Path::new(device)).unwrap_err().to_string();
+            assert!(
+                err.contains(device) && err.contains("a character device, not a regular file"),
+                "{err}"
+            );
+            assert!(started.elapsed() < std::time::Duration::from_secs(1));
+            assert!(Journal::open(Path::new(device)).is_err());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let err = Journal::read(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("a folder, not a regular file"), "{err}");
+
+        let path = dir.path().join("big.jsonl");
+        let file = File::create(&path).unwrap();
+        file.set_len(MAX_JOURNAL_BYTES + 1).unwrap(); // sparse: nothing written
+        let err = Journal::read(&path).unwrap_err().to_string();
+        assert!(err.contains("big.jsonl") && err.contains("64 MiB"), "{err}");
+
+        let long = format!(
+            "{{\"event\":\"started\",\"protocol\":\"blue6\",\"time\":1{}}}",
+            " ".repeat(MAX_LINE_BYTES)
+        );
+        for lines in [vec![STARTED, &long, RECORDED], vec![STARTED, &long]] {
+            let err = read_lines(&lines).unwrap_err().to_string();
+            assert!(err.contains("line 2: longer than 1024 bytes"), "{err}");
+        }
+        // A torn tail is part of one line: a long unterminated tail is not one.
+        let path = dir.path().join("zeros.jsonl");
+        let mut text = format!("{STARTED}\n").into_bytes();
+        text.extend(vec![0u8; 100_000]);
+        std::fs::write(&path, text).unwrap();
+        let err = Journal::read(&path).unwrap_err().to_string();
+        assert!(err.contains("line 2: longer than"), "{err}");
+    }
+
+    #[test]
+    fn a_large_journal_is_set_aside_when_the_next_exam_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("exam.jsonl");
+        let exam =
+            format!("{STARTED}\n{RECORDED}\n{{\"event\":\"finished\",\"total\":2,\"time\":3}}\n");
+        let copies = ARCHIVE_AT_BYTES as usize / exam.len() + 1;
+        std::fs::write(&path, exam.repeat(copies)).unwrap();
+        let mut journal = Journal::open(&path).unwrap();
+        assert!(journal.exam().unwrap().finished);
+        journal
+            .command(Command::Start, Protocol::Zones12, None)
+            .unwrap();
+        journal
+            .command(Command::Record, Protocol::Zones12, score(1))
+            .unwrap();
+        drop(journal);
+        let exam = Journal::read(&path).unwrap().unwrap();
+        assert_eq!((exam.protocol, exam.total()), (Protocol::Zones12, 1));
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
+        let archives: Vec<PathBuf> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p != &path)
+            .collect();
+        assert_eq!(archives.len(), 1, "{archives:?}");
+        let name = archives[0]
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            name.starts_with("exam-") && name.ends_with(".jsonl"),
+            "{name}"
+        );
+        assert!(Journal::read(&archives[0]).unwrap().unwrap().finished);
     }
 }

@@ -58,6 +58,8 @@ mod code {
     pub const KEY_NEXT: u16 = 407;
     pub const KEY_PREVIOUS: u16 = 412;
     pub const BTN_TOUCH: u16 = 0x14a;
+    /// The highest key code (`KEY_MAX`); 0 is `KEY_RESERVED`, never sent.
+    pub const KEY_MAX: u16 = 0x2ff;
 }
 
 impl Default for KeyMap {
@@ -111,6 +113,19 @@ pub enum KeyMapError {
     /// A key that is neither one character, a known `KEY_…` name nor a code.
     #[error("unknown key '{0}' (use one character, a KEY_… name or a key code)")]
     Key(String),
+    /// A number that is not a Linux key code.
+    #[error("key code {0} is not a Linux key code (1 to {max})", max = code::KEY_MAX)]
+    Code(String),
+    /// A key bound to two commands: which one it does would be a guess.
+    #[error("key '{key}' is bound to both {first} and {second}")]
+    Twice {
+        /// The key as written.
+        key: String,
+        /// The command it was bound to first.
+        first: String,
+        /// The other command.
+        second: String,
+    },
 }
 
 impl KeyMap {
@@ -124,6 +139,8 @@ impl KeyMap {
             characters: Vec::new(),
             codes: Vec::new(),
         };
+        // Each key as bound, to refuse one bound to two commands.
+        let mut bound: Vec<(&str, &str, Command)> = Vec::new();
         for (name, keys) in bindings {
             let command = match name {
                 "start" => Command::Start,
@@ -136,14 +153,43 @@ impl KeyMap {
                 other => return Err(KeyMapError::Command(other.to_string())),
             };
             for key in keys {
-                match (key.as_bytes(), key_code(key)) {
-                    (_, Some(code)) => map.codes.push((code, command)),
-                    ([c], None) => map.characters.push((c.to_ascii_lowercase(), command)),
+                let twice = match (key.as_bytes(), key_code(key)?) {
+                    (_, Some(code)) => {
+                        let twice = map.command_for_code(code);
+                        map.codes.push((code, command));
+                        twice
+                    }
+                    ([c], None) => {
+                        let twice = map.command(*c);
+                        map.characters.push((c.to_ascii_lowercase(), command));
+                        twice
+                    }
                     _ => return Err(KeyMapError::Key(key.clone())),
+                };
+                if let Some(first) = twice.filter(|&c| c != command) {
+                    let first = bound
+                        .iter()
+                        .find(|(_, _, c)| *c == first)
+                        .map_or("another command", |(name, _, _)| name);
+                    return Err(KeyMapError::Twice {
+                        key: key.clone(),
+                        first: first.to_string(),
+                        second: name.to_string(),
+                    });
                 }
+                bound.push((name, key, command));
             }
         }
         Ok(map)
+    }
+
+    /// Checks one key as a binding writes it (one character, a `KEY_…`
+    /// name or a key code up to `KEY_MAX`).
+    pub fn check_key(key: &str) -> Result<(), KeyMapError> {
+        match (key.len(), key_code(key)?) {
+            (_, Some(_)) | (1, None) => Ok(()),
+            _ => Err(KeyMapError::Key(key.to_string())),
+        }
     }
 
     /// The command bound to a character, if any (letters in either case).
@@ -161,8 +207,10 @@ impl KeyMap {
     }
 }
 
-/// The code of a `KEY_…` name or of a number (more than one character).
-fn key_code(key: &str) -> Option<u16> {
+/// The code of a `KEY_…` name or of a number (more than one character);
+/// `None` for anything else (one character), an error for a number that is
+/// no key code.
+fn key_code(key: &str) -> Result<Option<u16>, KeyMapError> {
     use code::*;
     const NAMES: [(&str, u16); 17] = [
         ("KEY_ENTER", KEY_ENTER),
@@ -183,11 +231,16 @@ fn key_code(key: &str) -> Option<u16> {
         ("KEY_NEXT", KEY_NEXT),
         ("KEY_PREVIOUS", KEY_PREVIOUS),
     ];
-    NAMES
-        .iter()
-        .find(|(name, _)| *name == key)
-        .map(|&(_, code)| code)
-        .or_else(|| (key.len() > 1).then(|| key.parse().ok()).flatten())
+    if let Some(&(_, code)) = NAMES.iter().find(|(name, _)| *name == key) {
+        return Ok(Some(code));
+    }
+    if key.len() < 2 || !key.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(None);
+    }
+    match key.parse::<u16>() {
+        Ok(code) if (1..=KEY_MAX).contains(&code) => Ok(Some(code)),
+        _ => Err(KeyMapError::Code(key.to_string())),
+    }
 }
 
 /// Event types and axes of `<linux/input-event-codes.h>`.
@@ -394,6 +447,32 @@ mod tests {
         assert!(err.to_string().contains("KEY_BOGUS"), "{err}");
         let err = KeyMap::from_bindings([("launch", &record[..])]).unwrap_err();
         assert!(err.to_string().contains("launch"), "{err}");
+    }
+
+    #[test]
+    fn a_number_past_key_max_or_a_key_bound_twice_is_refused() {
+        for code in ["00", "768", "60000", "99999"] {
+            let keys = [code.to_string()];
+            let err = KeyMap::from_bindings([("record", &keys[..])]).unwrap_err();
+            let err = err.to_string();
+            assert!(err.contains(code) && err.contains("1 to 767"), "{err}");
+        }
+        assert!(KeyMap::from_bindings([("record", &["767".to_string()][..])]).is_ok());
+        let enter = ["KEY_ENTER".to_string()];
+        let also_enter = ["28".to_string()];
+        let err = KeyMap::from_bindings([("record", &enter[..]), ("next", &also_enter[..])])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("'28'") && err.contains("record") && err.contains("next"),
+            "{err}"
+        );
+        let (r, upper_r) = (["r".to_string()], ["R".to_string()]);
+        let err = KeyMap::from_bindings([("record", &r[..]), ("redo", &upper_r[..])]).unwrap_err();
+        assert!(err.to_string().contains("'R'"), "{err}");
+        // The same key twice for one command is harmless.
+        let twice = ["KEY_ENTER".to_string(), "28".to_string()];
+        assert!(KeyMap::from_bindings([("record", &twice[..])]).is_ok());
     }
 
     #[test]

@@ -206,7 +206,7 @@ struct RunArgs {
     exam: Option<Protocol>,
     /// The exam journal (JSON lines, fsynced); an unfinished exam in it is
     /// resumed. DATA/exam.jsonl in the board's data folder when not given.
-    #[arg(long)]
+    #[arg(long, requires = "exam")]
     journal: Option<PathBuf>,
     /// Input devices (/dev/input/eventN: buttons, keypads, touchscreens);
     /// may be given several times; the board's when none is given. Keys are
@@ -613,6 +613,16 @@ fn prove_trial(model: &LusNet, board: &BoardProfile, started: Instant) -> Result
 
 fn run_live(args: &RunArgs, board: &BoardProfile) -> Result<()> {
     let started = Instant::now();
+    let display = match &args.display {
+        Some(display) => display.clone(),
+        None => board.display_spec()?,
+    };
+    if args.exam.is_some() {
+        display.check_bedside("--exam")?;
+    }
+    if !args.input.is_empty() {
+        display.check_bedside("--input")?;
+    }
     if let Some(path) = &args.report {
         RunReport::check_destination(path).context("cannot write the run report")?;
     }
@@ -636,10 +646,6 @@ fn run_live(args: &RunArgs, board: &BoardProfile) -> Result<()> {
         }),
         None => None,
     };
-    let display = match &args.display {
-        Some(display) => display.clone(),
-        None => board.display_spec()?,
-    };
     let (width, height) = args.screen.unwrap_or((
         board.display.size[0] as usize,
         board.display.size[1] as usize,
@@ -652,7 +658,7 @@ fn run_live(args: &RunArgs, board: &BoardProfile) -> Result<()> {
         inputs,
         input_sender: input_sender.clone(),
     })?;
-    if !matches!(display, DisplaySpec::None | DisplaySpec::Frames(_)) {
+    if display.check_bedside("keys").is_ok() {
         let keys = board.key_map()?;
         spawn_stdin_keys(keys.clone(), input_sender.clone());
         let devices = if args.input.is_empty() {

@@ -141,3 +141,59 @@ fn pleura_board_shows_the_named_or_the_fallback_profile() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_profile_past_what_a_unit_can_use_is_refused_by_line_before_the_run_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (screens, data) = (dir.path().join("screens"), dir.path().join("data"));
+    let cases = [
+        (
+            "threads = 1",
+            "threads = 100000",
+            "`threads` is 100000: use 1 to 64",
+        ),
+        (
+            "size = [480, 320]",
+            "size = [100000, 100000]",
+            "`display.size`: size 100000x100000: each side must be 16 to 4096",
+        ),
+        (
+            "size = [480, 320]",
+            "size = [800, 480, 3]",
+            "`display.size` has 3 numbers",
+        ),
+    ];
+    for (from, to, what) in cases {
+        write_profile(dir.path(), &common::shipped_model(), &screens, &data);
+        let path = dir.path().join("bench.toml");
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replacen(from, to, 1);
+        let line = text.lines().position(|l| l == to).unwrap() + 1;
+        std::fs::write(&path, text).unwrap();
+        let output = pleura()
+            .args(["--boards", dir.path().to_str().unwrap(), "--board", "bench"])
+            .args(["run", "--source", "phantom:score=1,frames=5", "--no-pace"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "refused, not aborted: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("bench.toml: line {line} (`{to}`)")) && stderr.contains(what),
+            "{stderr}"
+        );
+        assert!(!screens.exists(), "nothing was drawn");
+    }
+    // The same rule as `--screen`.
+    let output = pleura()
+        .args(["run", "--screen", "100000x100000", "--display", "none"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("each side must be 16 to 4096"), "{stderr}");
+}

@@ -239,3 +239,156 @@ fn zones_recorded_before_a_kill_9_are_there_after_a_restart() {
         1
     );
 }
+
+#[test]
+fn an_exam_on_a_display_that_cannot_show_it_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("exam.jsonl");
+    let frames = dir.path().join("frames");
+    // A missing model: a refusal that came after loading it would name it.
+    let model = dir.path().join("no-model.gguf");
+    for (display, says) in [
+        ("none".to_string(), "--display none shows nothing"),
+        (
+            format!("frames:{}", frames.display()),
+            "writes annotated frames, not the bedside screen",
+        ),
+    ] {
+        let journal_arg = format!("--journal={}", journal.display());
+        let cases: [&[&str]; 2] = [&["--exam", "12", &journal_arg], &["--input", "/dev/null"]];
+        for asked in cases {
+            let flag = asked[0];
+            let output = pleura()
+                .args(["run", "--source", "phantom:score=1,frames=20", "--no-pace"])
+                .args(["--display", &display])
+                .args(asked)
+                .arg("--model")
+                .arg(&model)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(1), "{display} {flag}: {stderr}");
+            assert!(
+                stderr.contains(&format!("{flag} needs the bedside screen"))
+                    && stderr.contains(says),
+                "{display} {flag}: {stderr}"
+            );
+            assert!(
+                !stderr.contains("no-model"),
+                "refused before the model: {stderr}"
+            );
+            assert!(!journal.exists() && !frames.exists(), "nothing was written");
+        }
+    }
+    // A journal without an exam would be ignored just the same.
+    let output = pleura()
+        .args([
+            "run",
+            "--source",
+            "phantom:score=1,frames=20",
+            "--display",
+            "none",
+        ])
+        .arg("--journal")
+        .arg(&journal)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--exam"));
+}
+
+#[test]
+fn an_exam_on_auto_when_no_screen_opens_is_refused() {
+    if ["/dev/dri/card0", "/dev/fb0"]
+        .iter()
+        .any(|p| Path::new(p).exists())
+        || cfg!(feature = "window")
+    {
+        eprintln!("skipped: this machine has a screen for --display auto");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let output = pleura()
+        .args(["run", "--source", "phantom:score=1,frames=20", "--no-pace"])
+        .args(["--display", "auto", "--exam", "12"])
+        .arg("--journal")
+        .arg(dir.path().join("exam.jsonl"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--exam needs the bedside screen")
+            && stderr.contains("--display auto found no screen"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn pleura_exam_refuses_an_impossible_event_by_its_line_and_reads_no_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("exam.jsonl");
+    let started = r#"{"event":"started","protocol":"blue6","time":1}"#;
+    let recorded = |zone: u32, score: u32| {
+        format!(
+            r#"{{"event":"recorded","zone":{zone},"score":{score},"confidence":0.8,"manual":true,"time":2}}"#
+        )
+    };
+    let cases = [
+        (
+            vec![started.to_string(), recorded(0, 9)],
+            2,
+            "score 9 is not a Soldati score (0–3)",
+        ),
+        (
+            vec![started.to_string(), recorded(99, 2), recorded(1, 1)],
+            2,
+            "zone 99 is not a zone of the BLUE protocol (0 to 5)",
+        ),
+        (
+            vec![recorded(0, 2)],
+            1,
+            "a 'recorded' event before the exam was started",
+        ),
+    ];
+    for (lines, line, says) in cases {
+        std::fs::write(&journal, lines.join("\n") + "\n").unwrap();
+        let output = pleura().arg("exam").arg(&journal).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{lines:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("exam.jsonl, line {line}: {says}")),
+            "{lines:?}: {stderr}"
+        );
+    }
+
+    let begun = Instant::now();
+    let output = pleura().args(["exam", "/dev/zero"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("/dev/zero: a character device, not a regular file"),
+        "{stderr}"
+    );
+    assert!(
+        begun.elapsed() < Duration::from_secs(5),
+        "read without a limit"
+    );
+
+    let screens = dir.path().join("screens");
+    let output = pleura()
+        .args(["run", "--source", "phantom:score=0,frames=10", "--no-pace"])
+        .args(["--exam", "12", "--journal", "/dev/full"])
+        .arg(format!("--display=png:{}", screens.display()))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("/dev/full: a character device, not a regular file"),
+        "{stderr}"
+    );
+}

@@ -66,6 +66,18 @@ pub enum DisplayError {
          drm:/dev/dri/cardN, optionally with ,rotate=90|180|270)"
     )]
     Spec(String),
+    /// Something that only the bedside screen does (an exam, keys) was
+    /// asked of a display that is not it.
+    #[error(
+        "{what} needs the bedside screen, and {display}; use fb:/dev/fbN, drm:/dev/dri/cardN, \
+         window, png:DIR or auto"
+    )]
+    NotBedside {
+        /// What was asked, e.g. `--exam`.
+        what: String,
+        /// What the display is instead.
+        display: String,
+    },
 }
 
 /// Creates the output folder of a file backend.
@@ -208,6 +220,26 @@ pub struct DisplaySetup {
 }
 
 impl DisplaySpec {
+    /// Refuses `what` (an exam, input devices) unless this display is the
+    /// bedside screen, the only one that shows an exam and reads keys:
+    /// `none` shows nothing and `frames:DIR` writes annotated frames.
+    /// `auto` passes here; [`DisplaySpec::open`] refuses an exam when it
+    /// finds no screen.
+    pub fn check_bedside(&self, what: &str) -> Result<(), DisplayError> {
+        let display = match self {
+            DisplaySpec::None => "--display none shows nothing".to_string(),
+            DisplaySpec::Frames(dir) => format!(
+                "--display frames:{} writes annotated frames, not the bedside screen",
+                dir.display()
+            ),
+            _ => return Ok(()),
+        };
+        Err(DisplayError::NotBedside {
+            what: what.to_string(),
+            display,
+        })
+    }
+
     /// Opens the display.
     pub fn open(&self, setup: DisplaySetup) -> Result<Box<dyn Renderer>, DisplayError> {
         let bedside = |surface: Box<dyn Surface>, setup: DisplaySetup| -> Box<dyn Renderer> {
@@ -249,6 +281,12 @@ impl DisplaySpec {
                     });
                 match surface {
                     Ok(surface) => bedside(surface, setup),
+                    Err(e) if setup.exam.is_some() => {
+                        return Err(DisplayError::NotBedside {
+                            what: "--exam".into(),
+                            display: format!("--display auto found no screen ({e})"),
+                        });
+                    }
                     Err(e) => {
                         log::warn!("--display auto: {e}; showing nothing");
                         Box::new(NoDisplay)

@@ -191,17 +191,8 @@ pub fn parse_options(options: &str) -> Result<PhantomParams, String> {
     Ok(params)
 }
 
-/// Parses `WxH`.
-pub fn parse_size(text: &str) -> Result<(usize, usize), String> {
-    let bad = || format!("'{text}' is not a size WxH");
-    let (w, h) = text.split_once('x').ok_or_else(bad)?;
-    let (w, h) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);
-    if (16..=4096).contains(&w) && (16..=4096).contains(&h) {
-        Ok((w, h))
-    } else {
-        Err(format!("size {text}: each side must be 16 to 4096"))
-    }
-}
+/// Parses `WxH`: the size rule of every picture, [`crate::frame::SIDES`].
+pub use crate::frame::parse_size;
 
 /// Why a phantom clip could not be written.
 #[derive(Debug, thiserror::Error)]

@@ -59,6 +59,23 @@ impl Default for V4lOptions {
 }
 
 impl V4lOptions {
+    /// The frame rates a grabber may be asked for: a real one gives 5 to
+    /// 60 frames a second; 0 is no rate, and more than 240 no grabber gives.
+    pub const FRAME_RATES: std::ops::RangeInclusive<u64> = 1..=240;
+
+    /// Checks a frame rate against [`Self::FRAME_RATES`].
+    pub fn check_fps(fps: u64) -> Result<u32, String> {
+        if Self::FRAME_RATES.contains(&fps) {
+            Ok(fps as u32)
+        } else {
+            Err(format!(
+                "fps {fps}: use {} to {} frames a second",
+                Self::FRAME_RATES.start(),
+                Self::FRAME_RATES.end()
+            ))
+        }
+    }
+
     /// Parses `format=MJPG+YUYV,size=640x480,fps=30` (each part optional).
     pub fn parse(options: &str) -> Result<Self, String> {
         let mut parsed = Self::default();
@@ -71,18 +88,14 @@ impl V4lOptions {
                     parsed.formats = value.split('+').map(str::parse).collect::<Result<_, _>>()?;
                 }
                 "size" => {
-                    let (w, h) = value
-                        .split_once('x')
-                        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
-                        .ok_or_else(|| format!("size '{value}' is not WxH"))?;
-                    parsed.size = Some((w, h));
+                    let (w, h) = crate::frame::parse_size(value)?;
+                    parsed.size = Some((w as u32, h as u32));
                 }
                 "fps" => {
-                    parsed.fps = Some(
-                        value
-                            .parse()
-                            .map_err(|_| format!("fps '{value}' is not a number"))?,
-                    );
+                    let fps = value
+                        .parse()
+                        .map_err(|_| format!("fps '{value}' is not a number"))?;
+                    parsed.fps = Some(Self::check_fps(fps)?);
                 }
                 _ => return Err(format!("unknown option '{key}' (use format, size, fps)")),
             }
@@ -525,6 +538,11 @@ mod tests {
         assert_eq!(V4lOptions::parse("").unwrap(), V4lOptions::default());
         for bad in ["format=H264", "size=720p", "fps=fast", "zoom=2", "size"] {
             assert!(V4lOptions::parse(bad).is_err(), "{bad} accepted");
+        }
+        // The same bounds as a board profile's `capture.size` and `capture.fps`.
+        for bad in ["size=100000x100000", "size=8x8", "fps=0", "fps=100000"] {
+            let err = V4lOptions::parse(bad).unwrap_err();
+            assert!(err.contains(" to "), "{bad}: {err}");
         }
     }
 
