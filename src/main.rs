@@ -303,7 +303,15 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("pleura: {e:#}");
-        std::process::exit(1);
+        let partly_written = matches!(
+            e.downcast_ref(),
+            Some(pleura::update::UpdateError::Unfinished { .. })
+        );
+        std::process::exit(if partly_written {
+            pleura::update::EXIT_PARTLY_WRITTEN
+        } else {
+            1
+        });
     }
 }
 
