@@ -352,8 +352,18 @@ fn run(cli: Cli) -> Result<()> {
             update(command, unit, board)
         }
         Command::Exam { journal } => {
-            if !journal.exists() {
-                bail!("{}: no such exam journal", journal.display());
+            match std::fs::metadata(&journal) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    bail!("{}: no such exam journal", journal.display())
+                }
+                Err(e) => bail!("{}: cannot read the exam journal: {e}", journal.display()),
+                Ok(meta) if !meta.is_file() => {
+                    bail!(
+                        "{}: not an exam journal: not a regular file",
+                        journal.display()
+                    )
+                }
+                Ok(_) => {}
             }
             let exam = Journal::read(&journal)?
                 .with_context(|| format!("{}: holds no exam", journal.display()))?;
