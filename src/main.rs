@@ -156,7 +156,8 @@ enum UpdateCommand {
         /// The oldest installed version it may update.
         #[arg(long)]
         min_installed: semver::Version,
-        /// The boards it runs on (repeat for several).
+        /// The boards it runs on (repeat for several): profiles in --boards,
+        /// whose `target` every program in the payload must be built for.
         #[arg(long = "for-board", required = true)]
         for_boards: Vec<String>,
     },
@@ -349,7 +350,7 @@ fn run(cli: Cli) -> Result<()> {
                     None => board()?.paths.slots,
                 }))
             };
-            update(command, unit, board)
+            update(command, unit, board, &cli.boards)
         }
         Command::Exam { journal } => {
             match std::fs::metadata(&journal) {
@@ -527,6 +528,7 @@ fn update(
     command: UpdateCommand,
     unit: impl Fn() -> Result<Unit>,
     board: impl Fn() -> Result<BoardProfile>,
+    boards: &Path,
 ) -> Result<()> {
     match command {
         UpdateCommand::Install { bundle } => {
@@ -567,7 +569,11 @@ fn update(
             min_installed,
             for_boards,
         } => {
-            let manifest = Manifest::describe(&dir, version, min_installed, for_boards)?;
+            let boards = for_boards
+                .iter()
+                .map(|name| BoardProfile::named(boards, name))
+                .collect::<Result<Vec<_>, _>>()?;
+            let manifest = Manifest::describe(&dir, version, min_installed, &boards)?;
             println!("{}", serde_json::to_string_pretty(&manifest)?);
         }
     }

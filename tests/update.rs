@@ -617,6 +617,22 @@ fn a_power_cut_while_confirming_or_starting_leaves_a_unit_that_starts_a_good_sig
     }
 }
 
+/// A shipped board whose processor runs the pleura built for these tests,
+/// and one whose processor does not.
+fn board_built_here() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "rpi4",
+        _ => "x86_64-dev",
+    }
+}
+
+fn board_not_built_here() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "rpi4",
+        _ => "x86_64-dev",
+    }
+}
+
 #[test]
 fn make_update_builds_a_bundle_the_unit_accepts() {
     let signer = Signer::new();
@@ -629,7 +645,7 @@ fn make_update_builds_a_bundle_the_unit_accepts() {
     );
     let output = Command::new(common::repo("scripts/make-update"))
         .args([
-            "x86_64-dev",
+            board_built_here(),
             "1.1.0",
             "--binary",
             env!("CARGO_BIN_EXE_pleura"),
@@ -660,8 +676,8 @@ fn make_update_builds_a_bundle_the_unit_accepts() {
             "{expected} in {names:?}"
         );
     }
-    // The bundle is for x86_64-dev: this test unit refuses it, after the
-    // signature checked out.
+    // The bundle is for a shipped board: this test unit refuses it, after
+    // the signature checked out.
     assert_failed_with(&unit.install(&out, None), "this unit is a unit");
 }
 
@@ -999,4 +1015,140 @@ fn an_install_that_fills_the_disk_at_any_file_leaves_no_partial_files_and_says_w
     let (boot, run) = unit.start(None);
     assert_ok(&boot);
     assert!(text(&run).contains("1.1.0 confirmed"), "{}", text(&run));
+}
+
+/// The first bytes of an ELF program for `machine` (little-endian, 64-bit).
+fn elf_program(machine: u16) -> Vec<u8> {
+    let mut bytes = b"\x7fELF\x02\x01\x01".to_vec();
+    bytes.resize(18, 0);
+    bytes.extend(machine.to_le_bytes());
+    bytes.resize(64, 0);
+    bytes
+}
+
+#[test]
+fn a_manifest_refuses_any_program_built_for_another_processor_than_its_boards() {
+    let (x86_64, aarch64, arm) = (0x3E, 0xB7, 0x28);
+    let manifest = |files: &[(&str, Vec<u8>)], boards: &[&str], folder: &Path| {
+        let stage = tempfile::tempdir().unwrap();
+        for (name, bytes) in files {
+            let path = stage.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+        let mut command = common::pleura();
+        command
+            .arg("--boards")
+            .arg(folder)
+            .args(["update", "manifest"]);
+        command
+            .arg(stage.path())
+            .args(["--version", "1.1.0", "--min-installed", "1.0.0"]);
+        for board in boards {
+            command.args(["--for-board", board]);
+        }
+        command.output().unwrap()
+    };
+    let shipped = common::repo("boards");
+    let script = b"#!/usr/bin/env bash\necho installing\n".to_vec();
+    let refused = [
+        (
+            vec![("bin/pleura", elf_program(x86_64))],
+            vec!["rpi4"],
+            "bin/pleura is built for x86-64, but board rpi4 runs aarch64-unknown-linux-gnu",
+        ),
+        (
+            vec![("bin/pleura", elf_program(arm))],
+            vec!["rpi-zero2"],
+            "bin/pleura is built for 32-bit ARM, but board rpi-zero2 runs aarch64",
+        ),
+        (
+            vec![("bin/pleura", elf_program(aarch64))],
+            vec!["x86_64-dev"],
+            "bin/pleura is built for aarch64 (64-bit ARM), but board x86_64-dev runs x86_64",
+        ),
+        // Every program counts, not only bin/pleura; every board counts.
+        (
+            vec![
+                ("bin/pleura", elf_program(aarch64)),
+                ("lib/libhelper.so", elf_program(x86_64)),
+            ],
+            vec!["rpi4"],
+            "lib/libhelper.so is built for x86-64, but board rpi4",
+        ),
+        (
+            vec![("bin/pleura", elf_program(aarch64))],
+            vec!["rpi4", "x86_64-dev"],
+            "but board x86_64-dev runs",
+        ),
+    ];
+    for (files, boards, expected) in refused {
+        let output = manifest(&files, &boards, &shipped);
+        assert_failed_with(&output, expected);
+        assert_failed_with(&output, "build it for that target (scripts/build-firmware");
+        assert!(output.stdout.is_empty(), "no manifest is written");
+    }
+    let output = manifest(
+        &[
+            ("bin/pleura", elf_program(aarch64)),
+            ("bin/install-update", script.clone()),
+        ],
+        &["rpi4", "rk3588"],
+        &shipped,
+    );
+    assert_ok(&output);
+    let written: Manifest = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(written.boards, ["rpi4", "rk3588"]);
+    assert_eq!(written.files.len(), 2);
+
+    // A board whose processor cannot be checked is refused, not waved through.
+    let odd = tempfile::tempdir().unwrap();
+    let profile = std::fs::read_to_string(shipped.join("rpi4.toml")).unwrap();
+    std::fs::write(
+        odd.path().join("mips.toml"),
+        profile
+            .replace("aarch64-unknown-linux-gnu", "mips-unknown-linux-gnu")
+            .replace("name = \"rpi4\"", "name = \"mips\""),
+    )
+    .unwrap();
+    let output = manifest(
+        &[("bin/pleura", elf_program(aarch64))],
+        &["mips"],
+        odd.path(),
+    );
+    assert_failed_with(
+        &output,
+        "board mips's target mips-unknown-linux-gnu is not one whose programs can be checked",
+    );
+}
+
+#[test]
+fn make_update_refuses_to_pack_a_binary_built_for_another_board() {
+    let signer = Signer::new();
+    let out = tempfile::tempdir().unwrap();
+    let bundle = out.path().join("wrong.tar");
+    let host = format!(
+        "{} {}",
+        std::env::var("PLEURA_TEST_RUNNER").unwrap_or_default(),
+        env!("CARGO_BIN_EXE_pleura")
+    );
+    let output = Command::new(common::repo("scripts/make-update"))
+        .args([
+            board_not_built_here(),
+            "1.1.0",
+            "--binary",
+            env!("CARGO_BIN_EXE_pleura"),
+        ])
+        .arg("--out")
+        .arg(&bundle)
+        .env("PLEURA_SIGNING_KEY", signer.secret())
+        .env("PLEURA_HOST", host.trim())
+        .output()
+        .unwrap();
+    assert_failed_with(&output, "bin/pleura is built for");
+    assert_failed_with(
+        &output,
+        &format!("but board {} runs", board_not_built_here()),
+    );
+    assert!(!bundle.exists(), "no bundle is made");
 }

@@ -113,6 +113,36 @@ pub enum UpdateError {
     /// An installed slot does not match its signed manifest.
     #[error("installation damaged: {0}")]
     Damaged(String),
+    /// A payload program is built for another processor than a board the
+    /// bundle is for.
+    #[error(
+        "{file} is built for {found}, but board {board} runs {target}, which needs \
+         {expected} programs; build it for that target (scripts/build-firmware {board})"
+    )]
+    WrongMachine {
+        /// The program, relative to the payload folder.
+        file: String,
+        /// The processor it is built for.
+        found: String,
+        /// The board.
+        board: String,
+        /// The board profile's target triple.
+        target: String,
+        /// The processor that target needs.
+        expected: String,
+    },
+    /// A board's target triple names a processor Pleura cannot check
+    /// programs against.
+    #[error(
+        "board {board}'s target {target} is not one whose programs can be checked (x86_64, \
+         aarch64, arm, i686 or riscv targets)"
+    )]
+    UnknownTarget {
+        /// The board.
+        board: String,
+        /// Its profile's target triple.
+        target: String,
+    },
     /// The installation's root is missing or is not a folder.
     #[error(
         "{root}: {why}, so no Pleura installation is there (check --root, or the board \
