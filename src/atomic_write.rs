@@ -1,10 +1,12 @@
 //! Writing a file so that no reader ever sees half of one: the content goes
 //! to `NAME.partial` beside the destination and is then renamed over it.
 //! Model files, run reports and displayed frames are all written this way.
+//! A write that fails (a full disk, an I/O error) removes its `.partial`,
+//! so that failures leave nothing behind; only a crash can leave one.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Whether the content must reach the disk before the rename.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,7 +18,8 @@ pub enum Durability {
 }
 
 /// Writes `path` through `write`, atomically: a crash leaves either the
-/// old file or the whole new one (and maybe a stray `.partial`).
+/// old file or the whole new one (and maybe a stray `.partial`). A failed
+/// write leaves the old file and removes its `.partial`.
 pub fn write_atomically(
     path: &Path,
     durability: Durability,
@@ -24,13 +27,26 @@ pub fn write_atomically(
 ) -> std::io::Result<()> {
     let mut partial = path.as_os_str().to_owned();
     partial.push(".partial");
+    let partial = PathBuf::from(partial);
     let mut out = BufWriter::new(File::create(&partial)?);
-    write(&mut out)?;
-    out.flush()?;
-    if durability == Durability::Synced {
-        out.get_ref().sync_all()?;
+    let written = write(&mut out)
+        .and_then(|()| out.flush())
+        .and_then(|()| match durability {
+            Durability::Synced => out.get_ref().sync_all(),
+            Durability::Unsynced => Ok(()),
+        });
+    // Dropping the writer flushes again; a write that failed must not get
+    // a second try at a full disk before its file is removed.
+    let (file, _) = out.into_parts();
+    drop(file);
+    let result = written.and_then(|()| std::fs::rename(&partial, path));
+    if result.is_err()
+        && let Err(e) = std::fs::remove_file(&partial)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        log::warn!("cannot remove {}: {e}", partial.display());
     }
-    std::fs::rename(&partial, path)
+    result
 }
 
 #[cfg(test)]
@@ -48,7 +64,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_write_leaves_the_old_file_untouched() {
+    fn a_failed_write_leaves_the_old_file_untouched_and_no_partial_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.gguf");
         std::fs::write(&path, b"old").unwrap();
@@ -58,5 +74,9 @@ mod tests {
         });
         assert!(failed.is_err());
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        assert!(
+            !dir.path().join("model.gguf.partial").exists(),
+            "a failed write removes its partial file"
+        );
     }
 }

@@ -61,6 +61,17 @@ pub enum BoardError {
         /// What is wrong, and where.
         message: String,
     },
+    /// A board name that is not a plain profile name: it could name a file
+    /// outside the profiles' folder.
+    #[error("board name '{name}' is not a plain profile name: {why} (there are: {known})")]
+    BadName {
+        /// The name given (`--board` or `PLEURA_BOARD`).
+        name: String,
+        /// What is wrong with it.
+        why: &'static str,
+        /// The profiles that exist.
+        known: String,
+    },
     /// No profile of that name.
     #[error("no board profile '{name}' in {dir} (there are: {known})")]
     Unknown {
@@ -285,8 +296,16 @@ impl BoardProfile {
         )
     }
 
-    /// The profile `name` in `dir`.
+    /// The profile `name` in `dir`. The name must be a plain name (see
+    /// [`check_name`]): `--board ../x` never reads outside `dir`.
     pub fn named(dir: &Path, name: &str) -> Result<Self, BoardError> {
+        if let Err(why) = check_name(name) {
+            return Err(BoardError::BadName {
+                name: name.to_string(),
+                why,
+                known: names(dir).join(", "),
+            });
+        }
         let path = dir.join(format!("{name}.toml"));
         if !path.is_file() {
             return Err(BoardError::Unknown {
@@ -446,7 +465,24 @@ fn keys<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Vec<String>>
     Ok(keys)
 }
 
-/// The profile names in `dir`, sorted.
+/// Refuses a board name that is not a plain file-name stem: empty, `.` or
+/// `..`, or holding a path separator, a NUL, or a leading dot (a hidden
+/// file). Returns what is wrong.
+pub fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("it is empty")
+    } else if name.contains('/') || name.contains('\\') {
+        Err("it holds a path separator")
+    } else if name.contains('\0') {
+        Err("it holds a NUL character")
+    } else if name.starts_with('.') {
+        Err("it starts with a dot ('..' and hidden files are not profiles)")
+    } else {
+        Ok(())
+    }
+}
+
+/// The profile names in `dir` (plain names only), sorted.
 fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .into_iter()
@@ -457,7 +493,8 @@ fn names(dir: &Path) -> Vec<String> {
             if path.extension()? != "toml" {
                 return None;
             }
-            Some(path.file_stem()?.to_string_lossy().into_owned())
+            let name = path.file_stem()?.to_string_lossy().into_owned();
+            check_name(&name).is_ok().then_some(name)
         })
         .collect();
     names.sort();
@@ -710,5 +747,39 @@ mod tests {
         std::fs::write(&path, vec![b'#'; MAX_PROFILE_BYTES as usize + 1]).unwrap();
         let err = BoardProfile::load(&path).unwrap_err().to_string();
         assert!(err.contains("big.toml") && err.contains("64 KiB"), "{err}");
+    }
+
+    #[test]
+    fn a_board_name_that_is_not_a_plain_name_is_refused_before_any_file_is_read() {
+        // A profile outside the boards folder that a path could reach.
+        let outer = tempfile::tempdir().unwrap();
+        let dir = outer.path().join("boards");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::copy(boards().join("rpi4.toml"), dir.join("rpi4.toml")).unwrap();
+        std::fs::copy(boards().join("rpi4.toml"), outer.path().join("x.toml")).unwrap();
+        std::fs::create_dir(dir.join("sub")).unwrap();
+        std::fs::copy(boards().join("rpi4.toml"), dir.join("sub/y.toml")).unwrap();
+        std::fs::copy(boards().join("rpi4.toml"), dir.join(".hidden.toml")).unwrap();
+        let absolute = outer.path().join("x");
+        for (name, why) in [
+            ("../x", "path separator"),
+            ("..", "starts with a dot"),
+            (".", "starts with a dot"),
+            (".hidden", "starts with a dot"),
+            ("", "empty"),
+            ("sub/y", "path separator"),
+            (absolute.to_str().unwrap(), "path separator"),
+            ("..\\x", "path separator"),
+            ("rpi4\0", "NUL"),
+        ] {
+            let err = BoardProfile::named(&dir, name).unwrap_err();
+            assert!(matches!(err, BoardError::BadName { .. }), "{name:?}: {err}");
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("'{name}'")) && text.contains(why) && text.contains("rpi4"),
+                "{name:?}: {text}"
+            );
+        }
+        assert_eq!(BoardProfile::named(&dir, "rpi4").unwrap().name, "rpi4");
     }
 }

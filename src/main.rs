@@ -163,7 +163,8 @@ enum UpdateCommand {
         /// The oldest installed version it may update.
         #[arg(long)]
         min_installed: semver::Version,
-        /// The boards it runs on (repeat for several).
+        /// The boards it runs on (repeat for several): profiles in --boards,
+        /// whose `target` every program in the payload must be built for.
         #[arg(long = "for-board", required = true)]
         for_boards: Vec<String>,
     },
@@ -311,7 +312,15 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("pleura: {e:#}");
-        std::process::exit(1);
+        let partly_written = matches!(
+            e.downcast_ref(),
+            Some(pleura::update::UpdateError::Unfinished { .. })
+        );
+        std::process::exit(if partly_written {
+            pleura::update::EXIT_PARTLY_WRITTEN
+        } else {
+            1
+        });
     }
 }
 
@@ -359,10 +368,12 @@ fn run(cli: Cli) -> Result<()> {
                     None => board()?.paths.slots,
                 }))
             };
-            update(command, unit, board)
+            update(command, unit, board, &cli.boards)
         }
         Command::Exam { journal } => {
-            if !journal.exists() {
+            if let Err(e) = std::fs::metadata(&journal)
+                && e.kind() == std::io::ErrorKind::NotFound
+            {
                 bail!("{}: no such exam journal", journal.display());
             }
             let exam = Journal::read(&journal)?
@@ -527,6 +538,7 @@ fn update(
     command: UpdateCommand,
     unit: impl Fn() -> Result<Unit>,
     board: impl Fn() -> Result<BoardProfile>,
+    boards: &Path,
 ) -> Result<()> {
     match command {
         UpdateCommand::Install { bundle } => {
@@ -568,7 +580,11 @@ fn update(
             min_installed,
             for_boards,
         } => {
-            let manifest = Manifest::describe(&dir, version, min_installed, for_boards)?;
+            let boards = for_boards
+                .iter()
+                .map(|name| BoardProfile::named(boards, name))
+                .collect::<Result<Vec<_>, _>>()?;
+            let manifest = Manifest::describe(&dir, version, min_installed, &boards)?;
             say!("{}", serde_json::to_string_pretty(&manifest)?);
         }
     }

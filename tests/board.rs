@@ -197,3 +197,47 @@ fn a_profile_past_what_a_unit_can_use_is_refused_by_line_before_the_run_starts()
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("each side must be 16 to 4096"), "{stderr}");
 }
+
+#[test]
+fn a_board_name_with_a_path_in_it_is_refused_from_the_flag_and_the_environment() {
+    // A valid profile one folder up from the boards folder: `../outside`
+    // would read it if names were paths.
+    let dir = tempfile::tempdir().unwrap();
+    let boards = dir.path().join("boards");
+    std::fs::create_dir(&boards).unwrap();
+    let (screens, data) = (dir.path().join("screens"), dir.path().join("data"));
+    write_profile(&boards, &common::shipped_model(), &screens, &data);
+    std::fs::copy(boards.join("bench.toml"), dir.path().join("outside.toml")).unwrap();
+    let folder = ["--boards", boards.to_str().unwrap()];
+    for name in ["../outside", "..", "", "./bench", "/etc/passwd"] {
+        let by_flag = pleura()
+            .args(folder)
+            .args(["--board", name, "board"])
+            .output()
+            .unwrap();
+        let by_env = pleura()
+            .args(folder)
+            .arg("board")
+            .env("PLEURA_BOARD", name)
+            .output()
+            .unwrap();
+        for output in [by_flag, by_env] {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(!output.status.success(), "{name:?} was accepted");
+            assert!(
+                stderr.contains(&format!("board name '{name}' is not a plain profile name"))
+                    && stderr.contains("there are: bench"),
+                "{name:?}: {stderr}"
+            );
+            assert!(output.stdout.is_empty(), "no profile is shown");
+        }
+    }
+    // The same folder still works by plain name, from either place.
+    common::succeed(pleura().args(folder).args(["--board", "bench", "board"]));
+    common::succeed(
+        pleura()
+            .args(folder)
+            .arg("board")
+            .env("PLEURA_BOARD", "bench"),
+    );
+}

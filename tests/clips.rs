@@ -34,7 +34,8 @@ fn prepared_clip_is_cropped_to_the_sector_and_resized() {
     assert_eq!(clip.frames.len(), 16);
     assert!(clip.frames.iter().all(|f| f.len() == 128 * 128));
     // The sector fills most of this pre-cropped clip but not the black rows above it.
-    assert!(clip.roi.w > 200 && clip.roi.h > 200, "{:?}", clip.roi);
+    let roi = clip.roi.expect("a sector");
+    assert!(roi.w > 200 && roi.h > 200, "{roi:?}");
 }
 
 #[test]
@@ -71,5 +72,82 @@ fn truncated_clip_is_refused_or_keeps_the_frames_before_the_cut() {
             frames.len()
         ),
         Err(e) => assert!(e.to_string().contains("cut.mp4"), "{e}"),
+    }
+}
+
+/// `pleura ARGS` from the repository root: its exit status and stderr.
+fn pleura_fails(args: &[&str]) -> String {
+    let output = common::pleura().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "{args:?} should fail: {stderr}");
+    stderr
+}
+
+#[test]
+fn a_clip_or_folder_of_the_wrong_kind_is_named_with_what_it_is_not_as_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (folder, file) = (dir.path().to_str().unwrap(), dir.path().join("clip.mp4"));
+    std::fs::write(&file, b"x").unwrap();
+    let file = file.to_str().unwrap();
+    let run = |source: String| {
+        pleura_fails(&[
+            "--board",
+            "x86_64-dev",
+            "run",
+            "--source",
+            &source,
+            "--display",
+            "none",
+            "--no-pace",
+        ])
+    };
+    let cases = [
+        (
+            pleura_fails(&["score", folder]),
+            folder,
+            "is a folder, not a clip file",
+        ),
+        (
+            pleura_fails(&["score", "/dev/zero"]),
+            "/dev/zero",
+            "is a character device",
+        ),
+        (
+            run(format!("file:{folder}")),
+            folder,
+            "is a folder, not a clip file",
+        ),
+        (
+            run(format!("dir:{file}")),
+            file,
+            "is a regular file, not a folder",
+        ),
+        (
+            run("dir:/dev/zero".into()),
+            "/dev/zero",
+            "is a character device, not a folder",
+        ),
+        (
+            pleura_fails(&["exam", folder]),
+            folder,
+            "a folder, not a regular file",
+        ),
+    ];
+    for (stderr, path, expected) in cases {
+        assert!(
+            stderr.contains(&format!("{path}: {expected}")),
+            "expected '{path}: {expected}' in: {stderr}"
+        );
+        assert!(!stderr.contains("no such"), "not missing: {stderr}");
+    }
+    // Only what the system says is missing is called missing.
+    let gone = dir.path().join("gone");
+    let gone = gone.to_str().unwrap();
+    for stderr in [
+        pleura_fails(&["score", gone]),
+        run(format!("dir:{gone}")),
+        pleura_fails(&["exam", gone]),
+    ] {
+        assert!(stderr.contains(&format!("{gone}: no such")), "{stderr}");
     }
 }

@@ -45,6 +45,7 @@ fn phantom_state(kind: ScreenKind) -> ScreenState {
         recording: true,
         hint: Some("hold: records when stable"),
         alert: None,
+        rejection: "",
     }
 }
 
@@ -214,4 +215,20 @@ fn taps_select_zones_record_and_freeze_with_large_targets() {
         tap_command(size, Point::new(720, 293), Some(&finished)),
         None
     );
+}
+
+#[test]
+fn no_image_screen_shows_the_picture_without_any_score_and_says_why() {
+    // Issue 16: a blank screen was scored "0, stable". A frame that is not
+    // a scan is shown as it is, untinted, with dashes for the scores.
+    let mut state = phantom_state(ScreenKind::Live);
+    let frame = pleura::frame::GrayFrame::new(320, 256, vec![3; 320 * 256], 0).expect("frame");
+    state.show_rejected(&pleura::preprocess::quality::RejectedFrame {
+        clip: "blank".into(),
+        frame,
+        reason: pleura::preprocess::quality::Rejection::NoImage,
+    });
+    assert_eq!(state.kind, ScreenKind::NoImage);
+    assert_eq!(state.rejection, "NO IMAGE - CHECK PROBE");
+    check("no-image", &state, Some(&exam_in_progress(false)));
 }

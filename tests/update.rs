@@ -189,8 +189,14 @@ struct TestUnit {
 
 impl TestUnit {
     fn provision(signer: &Signer, trusted: &[&Signer]) -> Self {
+        Self::provision_at(signer, trusted, None)
+    }
+
+    /// A unit whose root is `root` (e.g. a small file system), or a folder
+    /// in its own temporary folder.
+    fn provision_at(signer: &Signer, trusted: &[&Signer], root: Option<PathBuf>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("opt-pleura");
+        let root = root.unwrap_or_else(|| dir.path().join("opt-pleura"));
         let bundles = dir.path().join("bundles");
         std::fs::create_dir_all(root.join("keys")).unwrap();
         std::fs::create_dir_all(&bundles).unwrap();
@@ -611,6 +617,22 @@ fn a_power_cut_while_confirming_or_starting_leaves_a_unit_that_starts_a_good_sig
     }
 }
 
+/// A shipped board whose processor runs the pleura built for these tests,
+/// and one whose processor does not.
+fn board_built_here() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "rpi4",
+        _ => "x86_64-dev",
+    }
+}
+
+fn board_not_built_here() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "rpi4",
+        _ => "x86_64-dev",
+    }
+}
+
 #[test]
 fn make_update_builds_a_bundle_the_unit_accepts() {
     let signer = Signer::new();
@@ -623,7 +645,7 @@ fn make_update_builds_a_bundle_the_unit_accepts() {
     );
     let output = Command::new(common::repo("scripts/make-update"))
         .args([
-            "x86_64-dev",
+            board_built_here(),
             "1.1.0",
             "--binary",
             env!("CARGO_BIN_EXE_pleura"),
@@ -654,8 +676,8 @@ fn make_update_builds_a_bundle_the_unit_accepts() {
             "{expected} in {names:?}"
         );
     }
-    // The bundle is for x86_64-dev: this test unit refuses it, after the
-    // signature checked out.
+    // The bundle is for a shipped board: this test unit refuses it, after
+    // the signature checked out.
     assert_failed_with(&unit.install(&out, None), "this unit is a unit");
 }
 
@@ -697,4 +719,436 @@ fn a_slot_that_no_longer_matches_its_signed_manifest_is_never_started() {
     assert_ok(&run);
     assert_eq!(unit.verified_version(CURRENT), Version::new(1, 0, 0));
     assert_eq!(unit.verified_version(GOOD), Version::new(1, 0, 0));
+}
+
+/// The unit's lock, taken from the test process as another installer
+/// would hold it: an exclusive flock on the root folder.
+fn hold_lock(root: &Path) -> std::fs::File {
+    let folder = std::fs::File::open(root).unwrap();
+    folder
+        .try_lock()
+        .expect("nothing else holds the unit's lock");
+    folder
+}
+
+#[test]
+fn a_second_installer_is_refused_while_another_holds_the_unit_and_nothing_changes() {
+    let signer = Signer::new();
+    let unit = TestUnit::provision(&signer, &[&signer]);
+    let bundle = unit.bundle(&signer, "1.1.0", None);
+    let before = unit.snapshot();
+
+    let lock = hold_lock(&unit.root);
+    let refused = unit.install(&bundle, None);
+    assert_failed_with(&refused, "another update is in progress");
+    assert_failed_with(
+        &refused,
+        &format!("holds the lock on {}", unit.root.display()),
+    );
+    assert_failed_with(&refused, "NOT installed; the unit is unchanged");
+    // The same refusal from the pleura command itself, as another tool
+    // would run it.
+    let direct = common::pleura()
+        .args([
+            "--boards",
+            "boards",
+            "--board",
+            "x86_64-dev",
+            "update",
+            "--root",
+        ])
+        .arg(&unit.root)
+        .arg("install")
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert_failed_with(&direct, "update refused: another update is in progress");
+    assert_eq!(unit.snapshot(), before, "the unit changed while locked");
+
+    drop(lock);
+    let installed = unit.install(&bundle, None);
+    assert_ok(&installed);
+    assert_eq!(unit.status()["trial"]["version"], "1.1.0");
+}
+
+#[test]
+fn two_installers_at_once_install_one_version_and_the_other_says_so() {
+    let signer = Signer::new();
+    let unit = TestUnit::provision(&signer, &[&signer]);
+    let (first, second) = (
+        unit.bundle(&signer, "1.1.0", None),
+        unit.bundle(&signer, "1.2.0", None),
+    );
+    let spawn = |bundle: &Path| {
+        Command::new(common::repo("scripts/install-update"))
+            .arg(bundle)
+            .arg("--root")
+            .arg(&unit.root)
+            .arg("--no-restart")
+            .env("PLEURA_BOARD", BOARD)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(&first), spawn(&second));
+    let outputs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let installed: Vec<&str> = outputs
+        .iter()
+        .zip(["1.1.0", "1.2.0"])
+        .filter(|(o, _)| o.status.success())
+        .map(|(_, version)| version)
+        .collect();
+    let summary = || outputs.iter().map(text).collect::<Vec<_>>().join("\n---\n");
+    assert_eq!(installed.len(), 1, "exactly one installs: {}", summary());
+    let loser = outputs.iter().find(|o| !o.status.success()).unwrap();
+    assert!(
+        text(loser).contains("another update is in progress")
+            || text(loser).contains("is still on trial"),
+        "{}",
+        summary()
+    );
+    assert_eq!(unit.status()["trial"]["version"], installed[0]);
+    assert_eq!(
+        unit.verified_version(CURRENT),
+        Version::parse(installed[0]).unwrap(),
+        "the version that said 'installed' is the one on the unit, intact"
+    );
+    let (boot, run) = unit.start(None);
+    assert_ok(&boot);
+    assert_ok(&run);
+}
+
+#[test]
+fn the_start_check_waits_for_an_installer_holding_the_unit_then_runs() {
+    let signer = Signer::new();
+    let unit = TestUnit::provision(&signer, &[&signer]);
+    let lock = hold_lock(&unit.root);
+    let mut boot = unit.program(GOOD);
+    let mut boot = boot
+        .arg("update")
+        .arg("--root")
+        .arg(&unit.root)
+        .arg("boot")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        boot.try_wait().unwrap().is_none(),
+        "the start check waits while the unit is locked"
+    );
+    drop(lock);
+    let output = boot.wait_with_output().unwrap();
+    assert_ok(&output);
+    assert!(
+        text(&output).contains("starting 1.0.0"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[test]
+fn status_of_a_root_that_is_missing_or_not_a_folder_fails_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    for (root, why) in [
+        (dir.path().join("no-such-root"), "no such folder"),
+        (file, "is not a folder"),
+    ] {
+        for command in ["status", "boot", "confirm"] {
+            let output = common::pleura()
+                .args(["update", "--root"])
+                .arg(&root)
+                .arg(command)
+                .output()
+                .unwrap();
+            assert_failed_with(&output, &format!("{}: {why}", root.display()));
+            assert_failed_with(&output, "no Pleura installation is there");
+        }
+    }
+}
+
+/// A tmpfs mounted for a test, unmounted when dropped.
+struct SmallDisk {
+    path: PathBuf,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `bytes` at `path`, or says why it cannot.
+    fn mount(path: &Path, bytes: u64) -> Result<Self, String> {
+        let output = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}")])
+            .arg("pleura-test")
+            .arg(path)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !output.status.success() {
+            return Err(text(&output).trim().to_string());
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn resize(&self, bytes: u64) {
+        let output = Command::new("mount")
+            .args(["-o", &format!("remount,size={bytes}")])
+            .arg(&self.path)
+            .output()
+            .unwrap();
+        assert_ok(&output);
+    }
+
+    /// Bytes in use (`stat -f`: block size, blocks, free blocks).
+    fn used(&self) -> u64 {
+        let output = Command::new("stat")
+            .args(["-f", "-c", "%S %b %f"])
+            .arg(&self.path)
+            .output()
+            .unwrap();
+        let numbers: Vec<u64> = String::from_utf8_lossy(&output.stdout)
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        numbers[0] * (numbers[1] - numbers[2])
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
+
+/// Every file under `dir` whose name ends in `.partial`.
+fn partial_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            if entry.file_type().unwrap().is_dir() {
+                pending.push(entry.path());
+            } else if entry.file_name().to_string_lossy().ends_with(".partial") {
+                found.push(entry.path());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn an_install_that_fills_the_disk_at_any_file_leaves_no_partial_files_and_says_what_is_left() {
+    let mount_point = tempfile::tempdir().unwrap();
+    let disk = match SmallDisk::mount(mount_point.path(), 64 << 20) {
+        Ok(disk) => disk,
+        Err(why) => {
+            // Printed past the test harness's capture, so that a skip shows.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED an_install_that_fills_the_disk...: cannot mount a tmpfs ({why})"
+            );
+            return;
+        }
+    };
+    let signer = Signer::new();
+    let unit = TestUnit::provision_at(&signer, &[&signer], Some(disk.path.join("opt-pleura")));
+    let bundle = unit.bundle(&signer, "1.1.0", None);
+    let page = 4096;
+    let payload: u64 = payload(&unit.root, None)
+        .iter()
+        .map(|e| match e {
+            Entry::File(_, data) => (data.len() as u64).div_ceil(page) * page,
+            Entry::Symlink(..) => 0,
+        })
+        .sum();
+    let before = unit.snapshot();
+    let used = disk.used();
+    // Room for half the payload (the disk fills inside a payload file),
+    // then for all of it and one more page at a time: the manifest, its
+    // signature and the trial record each meet a full disk in turn.
+    let mut failed_at = Vec::new();
+    let rooms = std::iter::once(payload / 2).chain((0..8).map(|pages| payload + pages * page));
+    for room in rooms {
+        disk.resize(used + room);
+        let output = unit.install(&bundle, None);
+        if output.status.success() {
+            break;
+        }
+        let step = format!("room for {room} of {payload} payload bytes");
+        assert_failed_with(&output, "No space left on device");
+        assert_failed_with(&output, "NOT installed: slot b was emptied again");
+        assert_failed_with(&output, "the unit starts 1.0.0 from slot a as before");
+        assert_failed_with(&output, "the update did not complete");
+        assert!(
+            !text(&output).contains("unchanged"),
+            "{step}: {}",
+            text(&output)
+        );
+        assert_eq!(partial_files(&unit.root), Vec::<PathBuf>::new(), "{step}");
+        assert_eq!(unit.snapshot(), before, "{step}: {}", text(&output));
+        failed_at.push(text(&output));
+    }
+    for file in [
+        "bin/pleura",
+        "manifest.json",
+        "manifest.json.minisig",
+        "trial.json",
+    ] {
+        assert!(
+            failed_at
+                .iter()
+                .any(|t| t.contains(&format!("{file}: No space"))
+                    || t.contains(&format!("{file}.partial: No space"))),
+            "no attempt failed at {file}: {failed_at:#?}"
+        );
+    }
+    assert_eq!(
+        unit.status()["trial"]["version"],
+        "1.1.0",
+        "it fits at last"
+    );
+    // Room for the trial's start count and the run's records.
+    disk.resize(used + 2 * payload);
+    let (boot, run) = unit.start(None);
+    assert_ok(&boot);
+    assert!(text(&run).contains("1.1.0 confirmed"), "{}", text(&run));
+}
+
+/// The first bytes of an ELF program for `machine` (little-endian, 64-bit).
+fn elf_program(machine: u16) -> Vec<u8> {
+    let mut bytes = b"\x7fELF\x02\x01\x01".to_vec();
+    bytes.resize(18, 0);
+    bytes.extend(machine.to_le_bytes());
+    bytes.resize(64, 0);
+    bytes
+}
+
+#[test]
+fn a_manifest_refuses_any_program_built_for_another_processor_than_its_boards() {
+    let (x86_64, aarch64, arm) = (0x3E, 0xB7, 0x28);
+    let manifest = |files: &[(&str, Vec<u8>)], boards: &[&str], folder: &Path| {
+        let stage = tempfile::tempdir().unwrap();
+        for (name, bytes) in files {
+            let path = stage.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+        let mut command = common::pleura();
+        command
+            .arg("--boards")
+            .arg(folder)
+            .args(["update", "manifest"]);
+        command
+            .arg(stage.path())
+            .args(["--version", "1.1.0", "--min-installed", "1.0.0"]);
+        for board in boards {
+            command.args(["--for-board", board]);
+        }
+        command.output().unwrap()
+    };
+    let shipped = common::repo("boards");
+    let script = b"#!/usr/bin/env bash\necho installing\n".to_vec();
+    let refused = [
+        (
+            vec![("bin/pleura", elf_program(x86_64))],
+            vec!["rpi4"],
+            "bin/pleura is built for x86-64, but board rpi4 runs aarch64-unknown-linux-gnu",
+        ),
+        (
+            vec![("bin/pleura", elf_program(arm))],
+            vec!["rpi-zero2"],
+            "bin/pleura is built for 32-bit ARM, but board rpi-zero2 runs aarch64",
+        ),
+        (
+            vec![("bin/pleura", elf_program(aarch64))],
+            vec!["x86_64-dev"],
+            "bin/pleura is built for aarch64 (64-bit ARM), but board x86_64-dev runs x86_64",
+        ),
+        // Every program counts, not only bin/pleura; every board counts.
+        (
+            vec![
+                ("bin/pleura", elf_program(aarch64)),
+                ("lib/libhelper.so", elf_program(x86_64)),
+            ],
+            vec!["rpi4"],
+            "lib/libhelper.so is built for x86-64, but board rpi4",
+        ),
+        (
+            vec![("bin/pleura", elf_program(aarch64))],
+            vec!["rpi4", "x86_64-dev"],
+            "but board x86_64-dev runs",
+        ),
+    ];
+    for (files, boards, expected) in refused {
+        let output = manifest(&files, &boards, &shipped);
+        assert_failed_with(&output, expected);
+        assert_failed_with(&output, "build it for that target (scripts/build-firmware");
+        assert!(output.stdout.is_empty(), "no manifest is written");
+    }
+    let output = manifest(
+        &[
+            ("bin/pleura", elf_program(aarch64)),
+            ("bin/install-update", script.clone()),
+        ],
+        &["rpi4", "rk3588"],
+        &shipped,
+    );
+    assert_ok(&output);
+    let written: Manifest = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(written.boards, ["rpi4", "rk3588"]);
+    assert_eq!(written.files.len(), 2);
+
+    // A board whose processor cannot be checked is refused, not waved through.
+    let odd = tempfile::tempdir().unwrap();
+    let profile = std::fs::read_to_string(shipped.join("rpi4.toml")).unwrap();
+    std::fs::write(
+        odd.path().join("mips.toml"),
+        profile
+            .replace("aarch64-unknown-linux-gnu", "mips-unknown-linux-gnu")
+            .replace("name = \"rpi4\"", "name = \"mips\""),
+    )
+    .unwrap();
+    let output = manifest(
+        &[("bin/pleura", elf_program(aarch64))],
+        &["mips"],
+        odd.path(),
+    );
+    assert_failed_with(
+        &output,
+        "board mips's target mips-unknown-linux-gnu is not one whose programs can be checked",
+    );
+}
+
+#[test]
+fn make_update_refuses_to_pack_a_binary_built_for_another_board() {
+    let signer = Signer::new();
+    let out = tempfile::tempdir().unwrap();
+    let bundle = out.path().join("wrong.tar");
+    let host = format!(
+        "{} {}",
+        std::env::var("PLEURA_TEST_RUNNER").unwrap_or_default(),
+        env!("CARGO_BIN_EXE_pleura")
+    );
+    let output = Command::new(common::repo("scripts/make-update"))
+        .args([
+            board_not_built_here(),
+            "1.1.0",
+            "--binary",
+            env!("CARGO_BIN_EXE_pleura"),
+        ])
+        .arg("--out")
+        .arg(&bundle)
+        .env("PLEURA_SIGNING_KEY", signer.secret())
+        .env("PLEURA_HOST", host.trim())
+        .output()
+        .unwrap();
+    assert_failed_with(&output, "bin/pleura is built for");
+    assert_failed_with(
+        &output,
+        &format!("but board {} runs", board_not_built_here()),
+    );
+    assert!(!bundle.exists(), "no bundle is made");
 }

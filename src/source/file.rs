@@ -33,11 +33,7 @@ pub struct FileSource {
 impl FileSource {
     /// Probes `path` and starts decoding it.
     pub fn open(path: &Path) -> Result<Self, SourceError> {
-        if !path.is_file() {
-            return Err(SourceError::Missing {
-                path: path.to_path_buf(),
-            });
-        }
+        super::check_kind(path, super::Kind::File, "a clip file")?;
         let info = probe(path)?;
         let mut child = Command::new("ffmpeg")
             .args(["-v", "error", "-nostdin", "-i"])

@@ -29,11 +29,22 @@ use std::path::{Path, PathBuf};
 /// Why a source could not deliver a frame.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    /// The clip, folder or device does not exist.
-    #[error("{path}: no such file")]
+    /// The clip, folder or device does not exist (the operating system
+    /// said so: nothing else is reported as missing).
+    #[error("{path}: no such file or folder")]
     Missing {
         /// The path that was asked for.
         path: PathBuf,
+    },
+    /// The path exists but is the wrong kind of thing (a folder given as
+    /// a clip, a clip given as a folder, a device given as a clip), or it
+    /// cannot be looked at (no permission).
+    #[error("{path}: {reason}")]
+    Unusable {
+        /// The path that was asked for.
+        path: PathBuf,
+        /// What it is, and what was needed; or the operating system's reason.
+        reason: String,
     },
     /// A helper program (ffmpeg, ffprobe) could not be started.
     #[error("cannot run {program} for {path}: {cause} (is ffmpeg installed?)")]
@@ -197,12 +208,71 @@ impl SourceSpec {
     }
 }
 
+/// What a source needs a path to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A regular file (a clip).
+    File,
+    /// A folder.
+    Folder,
+}
+
+/// Checks that `path` is a `want` (following symlinks): missing only when
+/// the operating system says it does not exist; otherwise what it is and
+/// what was needed (`what`: e.g. "a clip file", "a folder of PNG or JPEG
+/// frames"), or why it cannot be looked at.
+fn check_kind(path: &Path, want: Kind, what: &str) -> Result<(), SourceError> {
+    let unusable = |reason: String| SourceError::Unusable {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|cause| match cause.kind() {
+        std::io::ErrorKind::NotFound => SourceError::Missing {
+            path: path.to_path_buf(),
+        },
+        _ => unusable(format!("cannot be read: {cause}")),
+    })?;
+    let fits = match want {
+        Kind::File => meta.is_file(),
+        Kind::Folder => meta.is_dir(),
+    };
+    if fits {
+        return Ok(());
+    }
+    Err(unusable(format!(
+        "is {}, not {what}",
+        kind_name(&meta.file_type())
+    )))
+}
+
+/// What a file system entry is, in words.
+fn kind_name(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a folder"
+    } else if kind.is_file() {
+        "a regular file"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_fifo() {
+        "a named pipe"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file or folder"
+    }
+}
+
 /// The files in `dir` whose extension is one of `extensions` (lower case),
 /// in name order; an error names the folder when there are none (`what`
 /// says what was looked for).
 fn files_in(dir: &Path, extensions: &[&str], what: &str) -> Result<Vec<PathBuf>, SourceError> {
-    let entries = std::fs::read_dir(dir).map_err(|_| SourceError::Missing {
+    check_kind(dir, Kind::Folder, &format!("a folder of {what}"))?;
+    let entries = std::fs::read_dir(dir).map_err(|cause| SourceError::Unusable {
         path: dir.to_path_buf(),
+        reason: format!("cannot be read: {cause}"),
     })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -255,6 +325,62 @@ mod tests {
             (p.score, p.probe, p.seed),
             (2, crate::phantom::Probe::Linear, 9)
         );
+    }
+
+    #[test]
+    fn a_path_of_the_wrong_kind_says_what_it_is_and_only_a_missing_one_says_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("clip.mp4");
+        std::fs::write(&file, b"x").unwrap();
+        let missing = dir.path().join("gone");
+        let message = |path: &Path, want, what| {
+            check_kind(path, want, what)
+                .map_err(|e| (matches!(e, SourceError::Missing { .. }), e.to_string()))
+        };
+        assert!(message(&file, Kind::File, "a clip file").is_ok());
+        assert!(message(dir.path(), Kind::Folder, "a folder").is_ok());
+        let cases: [(&Path, Kind, &str); 5] = [
+            (dir.path(), Kind::File, "is a folder, not a clip file"),
+            (
+                &file,
+                Kind::Folder,
+                "is a regular file, not a folder of frames",
+            ),
+            (
+                Path::new("/dev/zero"),
+                Kind::File,
+                "is a character device, not a clip file",
+            ),
+            (
+                Path::new("/dev/zero"),
+                Kind::Folder,
+                "is a character device, not a folder of frames",
+            ),
+            (
+                &file.join("inside"),
+                Kind::File,
+                "cannot be read: Not a directory",
+            ),
+        ];
+        for (path, want, expected) in cases {
+            let what = if want == Kind::File {
+                "a clip file"
+            } else {
+                "a folder of frames"
+            };
+            let (is_missing, text) = message(path, want, what).unwrap_err();
+            assert!(!is_missing, "{}: {text}", path.display());
+            assert!(
+                text.contains(expected) && !text.contains("no such"),
+                "{text}"
+            );
+            assert!(
+                text.starts_with(&path.display().to_string()),
+                "names the path: {text}"
+            );
+        }
+        let (is_missing, text) = message(&missing, Kind::File, "a clip file").unwrap_err();
+        assert!(is_missing && text.contains("no such file"), "{text}");
     }
 
     #[test]

@@ -194,9 +194,15 @@ pub struct V4lSource {
 impl V4lSource {
     /// Opens the device, negotiates a format and starts streaming.
     pub fn open(path: &Path, options: V4lOptions) -> Result<Self, SourceError> {
-        if !path.exists() {
-            return Err(SourceError::Missing {
-                path: path.to_path_buf(),
+        if let Err(cause) = std::fs::metadata(path) {
+            return Err(match cause.kind() {
+                std::io::ErrorKind::NotFound => SourceError::Missing {
+                    path: path.to_path_buf(),
+                },
+                _ => SourceError::Unusable {
+                    path: path.to_path_buf(),
+                    reason: format!("cannot be read: {cause}"),
+                },
             });
         }
         let (open, identity) = open_device(path, &options)?;

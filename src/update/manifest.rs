@@ -5,6 +5,7 @@
 //! SHA-256, so a file that is not listed, or differs by one byte, is refused.
 
 use super::UpdateError;
+use crate::board::BoardProfile;
 use semver::Version;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -88,13 +89,27 @@ impl Manifest {
     }
 
     /// Describes every regular file under `dir` (the host side of
-    /// `scripts/make-update`). Files with any execute bit are executable.
+    /// `scripts/make-update`) for `boards`. Files with any execute bit are
+    /// executable. Every ELF file (a program or library) must be built for
+    /// each board's processor (its profile's `target`); a mismatch, e.g. an
+    /// x86-64 `bin/pleura` in a bundle for an aarch64 board, is refused.
     pub fn describe(
         dir: &Path,
         version: Version,
         min_installed: Version,
-        boards: Vec<String>,
+        boards: &[BoardProfile],
     ) -> Result<Self, UpdateError> {
+        let machines = boards
+            .iter()
+            .map(|board| {
+                target_machine(&board.target)
+                    .map(|machine| (board, machine))
+                    .ok_or_else(|| UpdateError::UnknownTarget {
+                        board: board.name.clone(),
+                        target: board.target.clone(),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut files = Vec::new();
         let mut pending = vec![dir.to_path_buf()];
         while let Some(folder) = pending.pop() {
@@ -121,6 +136,19 @@ impl Manifest {
                 }
                 check_path(&relative)?;
                 let bytes = std::fs::read(&path).map_err(|e| UpdateError::io(&path, e))?;
+                if let Some(found) = elf_machine(&bytes) {
+                    for (board, expected) in &machines {
+                        if found != *expected {
+                            return Err(UpdateError::WrongMachine {
+                                file: relative,
+                                found: machine_name(found),
+                                board: board.name.clone(),
+                                target: board.target.clone(),
+                                expected: machine_name(*expected),
+                            });
+                        }
+                    }
+                }
                 use std::os::unix::fs::PermissionsExt;
                 files.push(FileEntry {
                     path: relative,
@@ -135,7 +163,7 @@ impl Manifest {
             product: PRODUCT.into(),
             version,
             min_installed,
-            boards,
+            boards: boards.iter().map(|b| b.name.clone()).collect(),
             files,
         })
     }
@@ -175,6 +203,59 @@ pub fn check_path(path: &str) -> Result<(), UpdateError> {
     Ok(())
 }
 
+/// ELF machine numbers (`e_machine`) Pleura's boards use.
+const EM_386: u16 = 0x03;
+/// 32-bit ARM.
+const EM_ARM: u16 = 0x28;
+/// x86-64.
+const EM_X86_64: u16 = 0x3E;
+/// 64-bit ARM.
+const EM_AARCH64: u16 = 0xB7;
+/// RISC-V.
+const EM_RISCV: u16 = 0xF3;
+
+/// The ELF machine (`e_machine`) of programs built for a Rust target
+/// triple, from its architecture (the part before the first `-`); `None`
+/// for an architecture Pleura does not know.
+pub fn target_machine(target: &str) -> Option<u16> {
+    let arch = target.split('-').next().unwrap_or_default();
+    Some(match arch {
+        "x86_64" => EM_X86_64,
+        "aarch64" | "aarch64_be" | "arm64" => EM_AARCH64,
+        "i386" | "i586" | "i686" => EM_386,
+        arch if arch.starts_with("arm") || arch.starts_with("thumb") => EM_ARM,
+        arch if arch.starts_with("riscv") => EM_RISCV,
+        _ => return None,
+    })
+}
+
+/// The ELF machine of a file from its first bytes, or `None` when it is
+/// not an ELF file (a script, a model, a profile). `e_machine` is the
+/// 16-bit field at offset 18, in the byte order the header's `EI_DATA`
+/// (offset 5) gives: 1 little-endian, 2 big-endian.
+pub fn elf_machine(bytes: &[u8]) -> Option<u16> {
+    if bytes.len() < 20 || !bytes.starts_with(b"\x7fELF") {
+        return None;
+    }
+    let field = [bytes[18], bytes[19]];
+    Some(match bytes[5] {
+        2 => u16::from_be_bytes(field),
+        _ => u16::from_le_bytes(field),
+    })
+}
+
+/// An ELF machine's name, for messages.
+pub fn machine_name(machine: u16) -> String {
+    match machine {
+        EM_X86_64 => "x86-64".into(),
+        EM_AARCH64 => "aarch64 (64-bit ARM)".into(),
+        EM_ARM => "32-bit ARM".into(),
+        EM_386 => "x86 (32-bit)".into(),
+        EM_RISCV => "RISC-V".into(),
+        other => format!("ELF machine {other:#06x}"),
+    }
+}
+
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -203,6 +284,50 @@ mod tests {
         ] {
             assert!(check_path(bad).is_err(), "{bad}");
         }
+    }
+
+    /// The first 20 bytes of an ELF file for `machine`, little-endian.
+    fn elf_header(machine: u16) -> Vec<u8> {
+        let mut header = b"\x7fELF\x02\x01\x01".to_vec();
+        header.resize(18, 0);
+        header.extend(machine.to_le_bytes());
+        header
+    }
+
+    #[test]
+    fn elf_machines_are_read_from_the_header_and_targets_map_to_them() {
+        assert_eq!(elf_machine(&elf_header(0xB7)), Some(EM_AARCH64));
+        assert_eq!(elf_machine(&elf_header(0x3E)), Some(EM_X86_64));
+        let mut big_endian = elf_header(0);
+        big_endian[5] = 2;
+        big_endian[18..20].copy_from_slice(&EM_ARM.to_be_bytes());
+        assert_eq!(elf_machine(&big_endian), Some(EM_ARM));
+        assert_eq!(elf_machine(b"#!/usr/bin/env bash\necho hello\n"), None);
+        assert_eq!(elf_machine(&elf_header(0xB7)[..19]), None, "too short");
+        assert_eq!(elf_machine(b"\x7fELF"), None);
+
+        assert_eq!(
+            target_machine("aarch64-unknown-linux-gnu"),
+            Some(EM_AARCH64)
+        );
+        assert_eq!(target_machine("x86_64-unknown-linux-gnu"), Some(EM_X86_64));
+        assert_eq!(
+            target_machine("armv7-unknown-linux-gnueabihf"),
+            Some(EM_ARM)
+        );
+        assert_eq!(target_machine("arm-unknown-linux-gnueabihf"), Some(EM_ARM));
+        assert_eq!(
+            target_machine("riscv64gc-unknown-linux-gnu"),
+            Some(EM_RISCV)
+        );
+        assert_eq!(target_machine("mips-unknown-linux-gnu"), None);
+        let here = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        assert_eq!(
+            elf_machine(&me),
+            target_machine(&here),
+            "this test's own binary"
+        );
     }
 
     #[test]

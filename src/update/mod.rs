@@ -31,6 +31,17 @@
 //! While a version is on trial a second update is refused: the trial must
 //! end (confirmed or rolled back) first, so that there is always a
 //! confirmed version to fall back to.
+//!
+//! Only one step changes the unit at a time: [`install`], [`boot`] and
+//! [`confirm`] hold the unit's lock ([`unit::Unit::lock`]) throughout. A
+//! second installer is refused at once (a person started it and can run it
+//! again; waiting would only queue a bundle that the trial rule then
+//! refuses). The start check and the confirmation wait up to
+//! [`LOCK_WAIT`] instead: nobody is there to retry them, and the installer
+//! they wait for is about to finish. [`status`] takes no lock: it changes
+//! nothing, every state on disk is a consistent one (files are written
+//! whole, links switched by rename), and a lock would make it wait behind a
+//! slow install or make an installer started meanwhile be refused.
 
 pub mod bundle;
 pub mod health;
@@ -42,7 +53,17 @@ use bundle::{Keys, SignedBundle};
 use manifest::{MANIFEST, SIGNATURE};
 use semver::Version;
 use std::path::{Path, PathBuf};
-use unit::{CURRENT, GOOD, SLOTS, TrialState, Unit, sync_dir, write_synced};
+use std::time::Duration;
+use unit::{CURRENT, GOOD, LockWait, SLOTS, TrialState, Unit, sync_dir, write_synced};
+
+/// How long [`boot`] and [`confirm`] wait for another step holding the
+/// unit's lock (an installer) before they give up.
+pub const LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// The exit status of `pleura update install` when it failed after it had
+/// begun to write the inactive slot ([`UpdateError::Unfinished`]); any
+/// other failure wrote nothing. `scripts/install-update` tells them apart.
+pub const EXIT_PARTLY_WRITTEN: i32 = 3;
 
 /// Test hook: the environment variable naming a step boundary at which the
 /// updater kills itself with SIGKILL, as a power cut would stop it.
@@ -92,6 +113,76 @@ pub enum UpdateError {
     /// An installed slot does not match its signed manifest.
     #[error("installation damaged: {0}")]
     Damaged(String),
+    /// A payload program is built for another processor than a board the
+    /// bundle is for.
+    #[error(
+        "{file} is built for {found}, but board {board} runs {target}, which needs \
+         {expected} programs; build it for that target (scripts/build-firmware {board})"
+    )]
+    WrongMachine {
+        /// The program, relative to the payload folder.
+        file: String,
+        /// The processor it is built for.
+        found: String,
+        /// The board.
+        board: String,
+        /// The board profile's target triple.
+        target: String,
+        /// The processor that target needs.
+        expected: String,
+    },
+    /// A board's target triple names a processor Pleura cannot check
+    /// programs against.
+    #[error(
+        "board {board}'s target {target} is not one whose programs can be checked (x86_64, \
+         aarch64, arm, i686 or riscv targets)"
+    )]
+    UnknownTarget {
+        /// The board.
+        board: String,
+        /// Its profile's target triple.
+        target: String,
+    },
+    /// The installation's root is missing or is not a folder.
+    #[error(
+        "{root}: {why}, so no Pleura installation is there (check --root, or the board \
+         profile's paths.slots)"
+    )]
+    NoRoot {
+        /// The root asked for.
+        root: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// Another process holds the unit's lock: an update step is running.
+    #[error("{}", busy_message(.lock, .waited))]
+    Busy {
+        /// The locked folder (the unit's root).
+        lock: PathBuf,
+        /// How long this step waited, if it waited.
+        waited: Option<Duration>,
+    },
+    /// An install failed after it began writing the inactive slot; `left`
+    /// says truthfully what is on the unit now.
+    #[error("{cause}; {left}")]
+    Unfinished {
+        /// Why it failed.
+        cause: Box<UpdateError>,
+        /// What was left, and what the next start does.
+        left: String,
+    },
+}
+
+fn busy_message(lock: &Path, waited: &Option<Duration>) -> String {
+    let wait = match waited {
+        Some(waited) => format!("gave up after waiting {} s: ", waited.as_secs()),
+        None => "update refused: ".to_string(),
+    };
+    format!(
+        "{wait}another update is in progress on this unit: another pleura process holds the \
+         lock on {} (flock); let it finish, then try again",
+        lock.display()
+    )
 }
 
 impl UpdateError {
@@ -121,6 +212,7 @@ pub fn install(
     board: &str,
     trial: &UpdateProfile,
 ) -> Result<Installed, UpdateError> {
+    let _lock = unit.lock(LockWait::Refuse)?;
     let keys = Keys::load(&unit.keys_dir())?;
     let signed = SignedBundle::open(bundle, &keys)?;
     let manifest = &signed.manifest;
@@ -164,9 +256,28 @@ pub fn install(
         .into_iter()
         .find(|s| Some(*s) != good)
         .unwrap_or(SLOTS[0]);
+    let held = unit.manifest(slot).ok().map(|m| m.version);
+    let previous = installed.map(|(_, version, _)| version);
+    write_slot(unit, &signed, slot, previous, trial)
+        .map_err(|cause| abandon(unit, &keys, slot, manifest, held, cause))
+}
+
+/// The writing half of [`install`]: clears `slot`, unpacks the payload
+/// into it, then records the trial and switches `current` (or, on a first
+/// installation, points both links at it).
+fn write_slot(
+    unit: &Unit,
+    signed: &SignedBundle,
+    slot: &str,
+    previous: Option<Version>,
+    trial: &UpdateProfile,
+) -> Result<Installed, UpdateError> {
     let dir = unit.slot_dir(slot);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|e| UpdateError::io(&dir, e))?;
+    match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(UpdateError::io(&dir, e));
+        }
+        _ => {}
     }
     std::fs::create_dir_all(&dir).map_err(|e| UpdateError::io(&dir, e))?;
     sync_dir(dir.parent().unwrap_or(unit.root()))?;
@@ -181,8 +292,8 @@ pub fn install(
     sync_tree(&dir)?;
     step("payload-synced");
 
-    let version = manifest.version.clone();
-    let Some((_, previous, _)) = installed else {
+    let version = signed.manifest.version.clone();
+    let Some(previous) = previous else {
         // A first installation: nothing to fall back to, so no trial.
         unit.point(CURRENT, slot)?;
         unit.point(GOOD, slot)?;
@@ -206,6 +317,86 @@ pub fn install(
         slot: slot.into(),
         version,
         on_trial: true,
+    })
+}
+
+/// After an install failed part way (`cause`: a full disk, an I/O error),
+/// undoes what it can and says what is left: the trial record and the
+/// half-written `slot` are removed unless `current` already points to it.
+/// `held` is the version the slot held before it was cleared.
+fn abandon(
+    unit: &Unit,
+    keys: &Keys,
+    slot: &str,
+    manifest: &manifest::Manifest,
+    held: Option<Version>,
+    cause: UpdateError,
+) -> UpdateError {
+    let version = &manifest.version;
+    let unfinished = |left: String| UpdateError::Unfinished {
+        cause: Box::new(cause),
+        left,
+    };
+    let current = unit.slot_of(CURRENT).ok().flatten();
+    if current.as_deref() == Some(slot) {
+        // Only a step after the switch failed (syncing the root folder, or
+        // pointing `good` on a first installation): the switch stands.
+        let how = match unit.trial() {
+            Ok(Some(_)) => "on trial ",
+            _ => "",
+        };
+        return unfinished(format!(
+            "the installation did not finish cleanly, but {CURRENT} already points to slot \
+             {slot}: {version} starts {how}at the next start"
+        ));
+    }
+    if let Ok(Some(trial)) = unit.trial()
+        && trial.slot == slot
+        && let Err(e) = unit.clear_trial()
+    {
+        log::warn!("update: cannot remove the trial record: {e}");
+    }
+    let runs = match &current {
+        Some(current) => match unit.manifest(current) {
+            Ok(m) => format!(
+                "the unit starts {} from slot {current} as before",
+                m.version
+            ),
+            Err(_) => format!("the unit starts slot {current} as before"),
+        },
+        None => "nothing is installed yet".to_string(),
+    };
+    let dir = unit.slot_dir(slot);
+    let removed = match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => sync_dir(dir.parent().unwrap_or(unit.root())).map_err(|e| match e {
+            UpdateError::Io { cause, .. } => cause,
+            other => std::io::Error::other(other.to_string()),
+        }),
+    };
+    let held = match held {
+        Some(held) => format!(" (the copy of {held} it held before is gone)"),
+        None => String::new(),
+    };
+    unfinished(match removed {
+        Ok(()) => format!("NOT installed: slot {slot} was emptied again{held}; {runs}"),
+        Err(e) => {
+            let whole = unit.verify_slot(slot, keys).ok();
+            match (whole, &current) {
+                (Some(whole), Some(other)) => format!(
+                    "NOT installed: slot {slot} holds a complete, unconfirmed copy of {} that \
+                     could not be removed ({}: {e}); it starts only if slot {other} is found \
+                     damaged; {runs}",
+                    whole.version,
+                    dir.display()
+                ),
+                _ => format!(
+                    "NOT installed: slot {slot} holds a partial, unconfirmed copy that no \
+                     start will pick; it could not be removed ({}: {e}){held}; {runs}",
+                    dir.display()
+                ),
+            }
+        }
     })
 }
 
@@ -239,6 +430,7 @@ pub enum BootOutcome {
 /// trial's starts and rolls it back when they are used up, and makes sure
 /// that what starts matches its signed manifest.
 pub fn boot(unit: &Unit) -> Result<BootOutcome, UpdateError> {
+    let _lock = unit.lock(LockWait::UpTo(LOCK_WAIT))?;
     let keys = Keys::load(&unit.keys_dir())?;
     unit.recover()?;
     let current = unit
@@ -314,6 +506,7 @@ pub fn boot(unit: &Unit) -> Result<BootOutcome, UpdateError> {
 /// Confirms the version on trial, if any: it becomes the one to fall back
 /// to. Returns its version.
 pub fn confirm(unit: &Unit) -> Result<Option<Version>, UpdateError> {
+    let _lock = unit.lock(LockWait::UpTo(LOCK_WAIT))?;
     let Some(trial) = unit.trial()? else {
         return Ok(None);
     };
@@ -360,8 +553,10 @@ pub struct Status {
     pub trial: Option<TrialState>,
 }
 
-/// Reads the state without changing anything.
+/// Reads the state without changing anything, and without the unit's
+/// lock (see the module's documentation). A missing root is an error.
 pub fn status(unit: &Unit) -> Result<Status, UpdateError> {
+    unit.check_root()?;
     let version_of = |link| -> Result<Option<(String, Version)>, UpdateError> {
         Ok(match unit.slot_of(link)? {
             Some(slot) => {

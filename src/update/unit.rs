@@ -10,6 +10,12 @@
 //! ROOT/keys/*.pub            the trusted update keys (minisign)
 //! ```
 //!
+//! Every step that changes this state (install, the start check, the
+//! confirmation) first takes an exclusive `flock(2)` on the ROOT folder
+//! itself ([`Unit::lock`]), so that two of them never interleave; no lock
+//! file is created. The lock goes with the process, so a killed installer
+//! never leaves the unit locked.
+//!
 //! Links are switched by creating the new link beside the old one and
 //! `rename(2)`-ing it over; files are written whole and synced before the
 //! link or record that makes them count. Every intermediate state therefore
@@ -24,6 +30,7 @@ use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// The two slots.
 pub const SLOTS: [&str; 2] = ["a", "b"];
@@ -49,6 +56,22 @@ pub struct TrialState {
     pub max_starts: u32,
 }
 
+/// What a step does when another process holds the unit's lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockWait {
+    /// Fail at once with [`UpdateError::Busy`].
+    Refuse,
+    /// Wait up to this long, then fail with [`UpdateError::Busy`].
+    UpTo(Duration),
+}
+
+/// The unit's update lock: an exclusive `flock(2)` on the root folder,
+/// released when dropped (or when the process ends, however it ends).
+#[derive(Debug)]
+pub struct UnitLock {
+    _folder: File,
+}
+
 /// One unit's installation under a root folder.
 #[derive(Debug, Clone)]
 pub struct Unit {
@@ -66,6 +89,49 @@ impl Unit {
     /// The root folder.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Checks that the root exists and is a folder.
+    pub fn check_root(&self) -> Result<(), UpdateError> {
+        let no_root = |why: &str| UpdateError::NoRoot {
+            root: self.root.clone(),
+            why: why.to_string(),
+        };
+        match std::fs::metadata(&self.root) {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(_) => Err(no_root("is not a folder")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(no_root("no such folder")),
+            Err(e) => Err(UpdateError::io(&self.root, e)),
+        }
+    }
+
+    /// Takes the unit's update lock (see the module's documentation),
+    /// refusing or waiting as `wait` says when another process holds it.
+    pub fn lock(&self, wait: LockWait) -> Result<UnitLock, UpdateError> {
+        self.check_root()?;
+        let folder = File::open(&self.root).map_err(|e| UpdateError::io(&self.root, e))?;
+        let started = Instant::now();
+        loop {
+            match folder.try_lock() {
+                Ok(()) => return Ok(UnitLock { _folder: folder }),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(UpdateError::io(&self.root, e));
+                }
+            }
+            let waited = match wait {
+                LockWait::Refuse => None,
+                LockWait::UpTo(limit) if started.elapsed() >= limit => Some(limit),
+                LockWait::UpTo(_) => {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            };
+            return Err(UpdateError::Busy {
+                lock: self.root.clone(),
+                waited,
+            });
+        }
     }
 
     /// The trusted keys' folder.
