@@ -9,6 +9,7 @@ use pleura::preprocess::{SectorMode, SectorTracker};
 use pleura::source::decode_clip;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// What the checks did to one clip.
 struct Checked {
@@ -127,4 +128,124 @@ fn no_development_scan_frame_is_rejected_only_blank_lead_in_frames() {
         (rejected as f64) < 0.01 * frames as f64,
         "{rejected} of {frames} frames rejected"
     );
+}
+
+/// Writes a 4-second clip made by ffmpeg's `lavfi` input `source`.
+fn synthetic_clip(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let path = dir.join(name);
+    let status = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i", source])
+        .args(["-t", "4", "-pix_fmt", "yuv420p"])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success(), "ffmpeg made {name}");
+    path
+}
+
+/// `pleura run` on a clip with a report: the exit status, stderr and the
+/// report.
+fn run_clip(clip: &Path, report: &Path) -> (bool, String, serde_json::Value) {
+    let output = common::pleura()
+        .args(["run", "--no-pace", "--display", "none", "--source"])
+        .arg(format!("file:{}", clip.display()))
+        .arg("--report")
+        .arg(report)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        report,
+    )
+}
+
+#[test]
+fn black_white_gray_noise_and_sliver_clips_score_no_frame_and_say_why() {
+    // Issue 16: all-white and all-black clips were scored "0 (confidence
+    // 0.93), stable", and 16-pixel-wide clips "stable" from a sliver.
+    let dir = tempfile::tempdir().unwrap();
+    let covid = common::repo("tests/demo/covid-score1.mp4");
+    let sliver = |name: &str, crop: &str| {
+        let path = dir.path().join(name);
+        let status = Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-y", "-i"])
+            .arg(&covid)
+            .args(["-vf", crop, "-pix_fmt", "yuv420p"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        path
+    };
+    let cases = [
+        (
+            synthetic_clip(dir.path(), "black.mp4", "color=c=black:s=320x240:r=25"),
+            "no_sector",
+        ),
+        (
+            synthetic_clip(dir.path(), "white.mp4", "color=c=white:s=320x240:r=25"),
+            "no_sector",
+        ),
+        (
+            synthetic_clip(dir.path(), "gray.mp4", "color=c=0x707070:s=320x240:r=25"),
+            "no_sector",
+        ),
+        (sliver("narrow.mp4", "crop=16:ih:100:0"), "small_sector"),
+        (sliver("flat.mp4", "crop=iw:16:0:100"), "small_sector"),
+    ];
+    for (clip, reason) in cases {
+        let (ok, stderr, report) = run_clip(&clip, &dir.path().join("report.json"));
+        let name = clip.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!ok, "{name} was scored: {report}");
+        assert!(
+            stderr.contains("no frame could be scored") && stderr.contains(reason),
+            "{name}: {stderr}"
+        );
+        let frames = &report["frames"];
+        assert_eq!(frames["scored"], 0, "{name}");
+        assert!(frames["captured"].as_u64().unwrap() >= 90, "{name}");
+        assert_eq!(frames["rejected"], frames["captured"], "{name}");
+        assert_eq!(report["rejected"][reason], frames["captured"], "{name}");
+        assert_eq!(report["clips"].as_array().unwrap().len(), 0, "{name}");
+        assert_eq!(
+            report["unscored"][0]["rejected"][reason],
+            frames["captured"]
+        );
+    }
+}
+
+#[test]
+fn a_clip_that_freezes_is_scored_until_the_freeze_then_rejected_as_frozen() {
+    // A scanner's freeze button: 60 live frames, then frame 60 held for
+    // 140 more. Two seconds of the still picture are scored (a hand at
+    // rest), the rest are not.
+    let dir = tempfile::tempdir().unwrap();
+    let still = dir.path().join("still.mp4");
+    let status = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-i"])
+        .arg(common::repo("tests/demo/covid-score2.mp4"))
+        .args(["-vf", "loop=loop=150:size=1:start=60,setpts=N/25/TB"])
+        .args(["-frames:v", "200", "-pix_fmt", "yuv420p"])
+        .arg(&still)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (ok, stderr, report) = run_clip(&still, &dir.path().join("report.json"));
+    assert!(ok, "{stderr}");
+    let frames = &report["frames"];
+    let frozen = report["rejected"]["frozen"].as_u64().unwrap_or(0);
+    let scored = frames["scored"].as_u64().unwrap();
+    let still_scored = pleura::preprocess::quality::FROZEN_FRAMES as u64;
+    assert_eq!(frames["captured"], 200);
+    // Within a few frames: the encoder refines the held picture over its
+    // first copies, and the clip's own frames before it barely move.
+    let expected = 61 + still_scored - 1;
+    assert!(
+        (expected - 15..=expected + 15).contains(&scored),
+        "{scored} scored, about {expected} expected"
+    );
+    assert_eq!(scored + frozen, 200, "{report}");
+    assert_eq!(report["clips"][0]["rejected"]["frozen"], frozen);
 }

@@ -348,7 +348,7 @@ fn a_truncated_clip_is_scored_as_far_as_it_decodes() {
 
 #[test]
 fn a_missing_clip_or_model_a_bad_spec_or_a_wrong_roi_is_named() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["--source", "file:/no/such/clip.mp4"], "/no/such/clip.mp4"),
         (
             &["--source", "v4l:/dev/video-pleura-none"],
@@ -362,10 +362,21 @@ fn a_missing_clip_or_model_a_bad_spec_or_a_wrong_roi_is_named() {
                 "file:tests/demo/healthy-score0.mp4",
                 "--no-pace",
                 "--roi",
-                "900,900,10,10",
+                "900,900,100,100",
+            ],
+            "roi_outside_frame 100",
+        ),
+        (
+            &[
+                "--source",
+                "file:tests/demo/healthy-score0.mp4",
+                "--no-pace",
+                "--roi",
+                "100,0,200,200",
             ],
             "check --roi",
         ),
+        (&["--roi", "0,0,1,1"], "at least 64 px on each side"),
     ];
     for (args, expected) in cases {
         let output = pleura()

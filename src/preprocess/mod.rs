@@ -67,17 +67,32 @@ impl Roi {
 impl std::str::FromStr for Roi {
     type Err = String;
 
-    /// Parses `x,y,w,h` in pixels.
+    /// Parses `x,y,w,h` in pixels: a region at least
+    /// [`quality::MIN_SECTOR_SIDE`] on each side that fits a frame of the
+    /// largest size Pleura reads ([`crate::frame::SIDES`]). Whether it fits
+    /// the frames of a given source is checked on every frame.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let bad = || format!("'{text}' is not a rectangle x,y,w,h in pixels");
         let values: Vec<usize> = text
             .split(',')
             .map(|v| v.trim().parse().map_err(|_| bad()))
             .collect::<Result<_, _>>()?;
-        match values[..] {
-            [x, y, w, h] if w > 0 && h > 0 => Ok(Roi { x, y, w, h }),
-            _ => Err(bad()),
+        let [x, y, w, h] = values[..] else {
+            return Err(bad());
+        };
+        let min = quality::MIN_SECTOR_SIDE;
+        if w < min || h < min {
+            return Err(format!(
+                "the region '{text}' is {w}×{h} px: a sector is at least {min} px on each side"
+            ));
         }
+        let max = *crate::frame::SIDES.end() as usize;
+        if x.saturating_add(w) > max || y.saturating_add(h) > max {
+            return Err(format!(
+                "the region '{text}' reaches past {max} px, the largest frame side Pleura reads"
+            ));
+        }
+        Ok(Roi { x, y, w, h })
     }
 }
 
@@ -671,16 +686,34 @@ mod tests {
     #[test]
     fn rois_parse_from_the_command_line() {
         assert_eq!(
-            "1,2,30,40".parse::<Roi>().unwrap(),
+            "1,2,300,400".parse::<Roi>().unwrap(),
             Roi {
                 x: 1,
                 y: 2,
-                w: 30,
-                h: 40
+                w: 300,
+                h: 400
             }
         );
         assert!("1,2,0,40".parse::<Roi>().is_err());
         assert!("1,2,3".parse::<Roi>().is_err());
+    }
+
+    #[test]
+    fn a_region_too_small_to_be_a_sector_or_past_any_frame_is_refused() {
+        // Issue 16: a 1-pixel region was scored "stable".
+        for text in ["0,0,1,1", "10,10,63,200", "10,10,200,63"] {
+            let err = text.parse::<Roi>().unwrap_err();
+            assert!(err.contains("at least 64 px"), "{text}: {err}");
+        }
+        for text in [
+            "4000,0,200,200",
+            "0,4033,64,64",
+            &format!("{},0,64,64", usize::MAX),
+        ] {
+            let err = text.parse::<Roi>().unwrap_err();
+            assert!(err.contains("4096"), "{text}: {err}");
+        }
+        assert!("4032,4032,64,64".parse::<Roi>().is_ok());
     }
 
     #[test]

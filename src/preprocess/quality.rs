@@ -205,7 +205,7 @@ pub fn check_sector(roi: Roi, width: usize, height: usize) -> Result<(), Rejecti
     if roi.w < MIN_SECTOR_SIDE || roi.h < MIN_SECTOR_SIDE {
         return Err(Rejection::SmallSector { w: roi.w, h: roi.h });
     }
-    if roi.x + roi.w > width || roi.y + roi.h > height {
+    if roi.x.saturating_add(roi.w) > width || roi.y.saturating_add(roi.h) > height {
         return Err(Rejection::RoiOutsideFrame { roi, width, height });
     }
     Ok(())
