@@ -17,6 +17,12 @@
 //! checkout (as in CI), else on the bundled demo clips; under emulation
 //! `PLEURA_AGREEMENT_STRIDE=N` takes every Nth clip (see tests/agreement.rs)
 //! and 2 frames of each.
+//!
+//! On the 5 demo clips (a new user's checkout, 40 frames) the 0.99 rates
+//! cannot be checked: one near-tie frame is 2.5 % (measured: 38 of 40
+//! frames agree). There the bounds are the lowest rates still consistent
+//! with the 0.99 claim on that many items (`common::plausible_rate`: 3
+//! disagreeing frames of 40, 1 clip of 5).
 
 mod common;
 
@@ -60,12 +66,23 @@ fn int8_and_f32_agree_on_clip_scores_and_segmentation() {
         float.meta().seg_classes
     );
     let subsampled = std::env::var_os("PLEURA_AGREEMENT_STRIDE").is_some();
-    let clip_bound = if subsampled { 0.95 } else { 0.99 };
+    let demo_only = common::dev_data("blues-dev").is_none();
+    let (clip_bound, frame_bound) = match (demo_only, subsampled) {
+        (true, _) => (
+            common::plausible_rate(0.99, clip_count),
+            common::plausible_rate(0.99, frames),
+        ),
+        (false, true) => (0.95, 0.99),
+        (false, false) => (0.99, 0.99),
+    };
     assert!(
         clip_rate >= clip_bound,
-        "clip score agreement {clip_rate:.4}"
+        "clip score agreement {clip_rate:.4} < {clip_bound:.4}"
     );
-    assert!(frame_rate >= 0.99, "frame score agreement {frame_rate:.4}");
+    assert!(
+        frame_rate >= frame_bound,
+        "frame score agreement {frame_rate:.4} < {frame_bound:.4}"
+    );
     // Classes: background, b_line, consolidation. A class nearly absent
     // from every mask (the demo clips' consolidations) has no meaningful IoU.
     let consolidation_bound = if subsampled { 0.93 } else { 0.95 };
@@ -79,4 +96,15 @@ fn int8_and_f32_agree_on_clip_scores_and_segmentation() {
             );
         }
     }
+}
+
+#[test]
+fn the_small_data_bound_allows_what_chance_allows_and_no_more() {
+    // 40 frames at a true 99 %: 3 disagreements still happen more often
+    // than once in a thousand runs, 4 do not.
+    assert_eq!(common::plausible_rate(0.99, 40), 1.0 - 3.0 / 40.0);
+    assert_eq!(common::plausible_rate(0.99, 5), 1.0 - 1.0 / 5.0);
+    // Many items pin the rate down: 2000 frames allow about 1.7 %.
+    let large = common::plausible_rate(0.99, 2000);
+    assert!(large > 0.98 && large < 0.99, "{large}");
 }

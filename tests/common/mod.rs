@@ -13,10 +13,38 @@ pub fn shipped_model() -> PathBuf {
     repo("models/lusnet-v2.gguf")
 }
 
-/// The development data beside the checkout, when it is there.
+/// The development data beside the checkout (`../shared/data`), or in the
+/// folder `PLEURA_DEV_DATA` names, when it is there. CI also runs the suite
+/// with `PLEURA_DEV_DATA` set to an empty folder, as a new user without the
+/// data runs it.
 pub fn dev_data(name: &str) -> Option<PathBuf> {
-    let dir = repo("..").join("shared").join("data").join(name);
+    let root = std::env::var_os("PLEURA_DEV_DATA")
+        .map_or_else(|| repo("..").join("shared").join("data"), PathBuf::from);
+    let dir = root.join(name);
     dir.is_dir().then_some(dir)
+}
+
+/// The lowest agreement rate over `n` items that is still consistent with
+/// a true rate of `claimed`: the rate with the most disagreements `k` such
+/// that `k` or more happen with probability at least 0.001 when each item
+/// disagrees with probability `1 - claimed` (binomial). On a handful of
+/// demo frames a single near-tie is 2.5 %; this keeps a bound that small
+/// data can honestly check.
+pub fn plausible_rate(claimed: f64, n: usize) -> f64 {
+    let p = 1.0 - claimed;
+    // P(X >= k) = 1 - sum_{i<k} C(n, i) p^i (1-p)^(n-i)
+    let mut term = (1.0 - p).powi(n as i32);
+    let mut below = 0.0;
+    let mut k = 0;
+    while k < n {
+        below += term;
+        if 1.0 - below < 0.001 {
+            break;
+        }
+        term *= (n - k) as f64 / (k + 1) as f64 * p / (1.0 - p);
+        k += 1;
+    }
+    1.0 - k as f64 / n as f64
 }
 
 /// Candle's quantized pool with one thread, as `pleura` runs it (see
