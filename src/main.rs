@@ -307,6 +307,10 @@ enum DatasetCommand {
 }
 
 fn main() {
+    if let Err(e) = pleura::model::check_thread_vars() {
+        eprintln!("pleura: {e}");
+        std::process::exit(1);
+    }
     pleura::model::init_threads();
     quiet_library_backtraces();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
@@ -638,6 +642,18 @@ fn run_live(args: &RunArgs, board: &BoardProfile) -> Result<()> {
     }
     if !args.input.is_empty() {
         display.check_bedside("--input")?;
+    }
+    if args.screen.is_some() {
+        display.check_bedside("--screen")?;
+        if matches!(
+            display,
+            DisplaySpec::Framebuffer { .. } | DisplaySpec::Kms { .. }
+        ) {
+            bail!(
+                "--screen sizes the png: and window screens; a framebuffer or DRM display has \
+                 the size of its panel"
+            );
+        }
     }
     if let Some(path) = &args.report {
         RunReport::check_destination(path).context("cannot write the run report")?;

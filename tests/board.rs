@@ -241,3 +241,34 @@ fn a_board_name_with_a_path_in_it_is_refused_from_the_flag_and_the_environment()
             .env("PLEURA_BOARD", "bench"),
     );
 }
+
+#[test]
+fn thread_counts_from_the_environment_have_the_profiles_bounds() {
+    // RAYON_NUM_THREADS sizes rayon's pool directly: 100000 would start
+    // as many threads as `threads = 100000` in a profile did.
+    for (var, value) in [
+        ("RAYON_NUM_THREADS", "100000"),
+        ("RAYON_NUM_THREADS", "0"),
+        ("RAYON_NUM_THREADS", "many"),
+        ("CANDLE_NUM_THREADS", "65"),
+    ] {
+        let started = std::time::Instant::now();
+        let output = pleura()
+            .args(["model", "info"])
+            .env(var, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{var}={value}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{var}={value}")) && stderr.contains("1 to 64"),
+            "{stderr}"
+        );
+        assert!(started.elapsed().as_secs() < 5);
+    }
+    common::succeed(
+        pleura()
+            .args(["model", "info"])
+            .env("RAYON_NUM_THREADS", "64"),
+    );
+}

@@ -83,3 +83,33 @@ fn a_reader_that_goes_away_ends_no_command_with_a_panic() {
         assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_screen_size_for_a_display_that_does_not_use_it_is_refused() {
+    // Like --exam on `--display none` (issue 16, item 6): a flag that
+    // would be silently ignored is refused before any work.
+    for display in [
+        "none",
+        "frames:/tmp/pleura-never",
+        "fb:/dev/null",
+        "drm:/dev/null",
+    ] {
+        let output = common::pleura()
+            .args([
+                "run",
+                "--source",
+                "demo",
+                "--screen",
+                "800x480",
+                "--display",
+                display,
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{display}: {stderr}");
+        assert!(stderr.contains("--screen"), "{display}: {stderr}");
+        assert!(output.stdout.is_empty(), "{display}: nothing was played");
+    }
+    assert!(!std::path::Path::new("/tmp/pleura-never").exists());
+}

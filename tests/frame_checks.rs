@@ -213,6 +213,14 @@ fn black_white_gray_noise_and_sliver_clips_score_no_frame_and_say_why() {
             report["unscored"][0]["rejected"][reason],
             frames["captured"]
         );
+        // The offline path says the same, not "no frames".
+        let output = common::pleura().arg("score").arg(&clip).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{name}: {stderr}");
+        assert!(
+            stderr.contains("no frame can be scored") && stderr.contains(&format!("({reason} ")),
+            "{name}: {stderr}"
+        );
     }
 }
 

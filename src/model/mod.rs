@@ -39,6 +39,32 @@ pub fn set_threads(threads: usize) {
     }
 }
 
+/// Checks the thread counts a user may set in the environment
+/// (`RAYON_NUM_THREADS`, `CANDLE_NUM_THREADS`) against the same bounds as
+/// a board profile's `threads` ([`crate::board::THREADS`]): thread pools
+/// are sized from them, and 100 000 threads take a unit down. Returns the
+/// message for the first one that is not a number in range.
+pub fn check_thread_vars() -> Result<(), String> {
+    let range = crate::board::THREADS;
+    for var in [THREADS_VAR, CANDLE_THREADS_VAR] {
+        let Some(value) = std::env::var_os(var) else {
+            continue;
+        };
+        let value = value.to_string_lossy();
+        match value.trim().parse::<u64>() {
+            Ok(n) if range.contains(&n) => {}
+            _ => {
+                return Err(format!(
+                    "{var}={value}: use a number of threads from {} to {}",
+                    range.start(),
+                    range.end()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Threads for inference: `RAYON_NUM_THREADS`, else every core.
 pub fn threads() -> usize {
     std::env::var(THREADS_VAR)
