@@ -4,7 +4,9 @@
 //! nothing about sectors, models or scores.
 //!
 //! It also holds the one rule for the size of any picture Pleura is asked
-//! to make or show ([`SIDES`]): a screen, a grabber's frames, a phantom.
+//! to make or show ([`SIDES`]): a screen, a grabber's frames, a phantom;
+//! and, with its upper bound ([`MAX_SIDE`]), for any picture it reads: an
+//! image file, a grabber's JPEG, a clip ([`check_declared_size`]).
 
 use std::ops::RangeInclusive;
 use std::time::Instant;
@@ -16,6 +18,26 @@ use std::time::Instant;
 /// unit drives; 16 is the smallest picture the model's input can be cut
 /// from.
 pub const SIDES: RangeInclusive<u64> = 16..=4096;
+
+/// The largest side, in pixels, of any picture Pleura makes, shows or
+/// reads: the upper bound of [`SIDES`].
+pub const MAX_SIDE: u64 = *SIDES.end();
+
+/// Checks the size an input declares for its pictures (an image file's
+/// header, a grabber's JPEG or answer, a clip's video stream) against
+/// [`MAX_SIDE`], before anything is allocated for them: a small file may
+/// declare a huge picture (a decompression bomb). Only the upper bound
+/// applies here; a picture too small to score is the scorer's to refuse.
+/// The error says the declared size and the limit.
+pub fn check_declared_size(width: u64, height: u64) -> Result<(), String> {
+    if width <= MAX_SIDE && height <= MAX_SIDE {
+        Ok(())
+    } else {
+        Err(format!(
+            "declares {width}x{height} pixels, more than the {MAX_SIDE}x{MAX_SIDE} Pleura reads"
+        ))
+    }
+}
 
 /// Checks a size `width`×`height` against [`SIDES`]; the error says which
 /// size and the rule.
@@ -82,6 +104,19 @@ mod tests {
         for bad in ["800", "800x", "x480", "-800x480", "800x480x3"] {
             let err = parse_size(bad).unwrap_err();
             assert!(err.contains("not a size WxH"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_declared_size_may_be_small_but_no_side_over_4096() {
+        assert_eq!(MAX_SIDE, 4096);
+        for ok in [(4096, 4096), (1, 1), (0, 0), (4096, 16)] {
+            assert_eq!(check_declared_size(ok.0, ok.1), Ok(()), "{ok:?}");
+        }
+        for bad in [(20000, 20000), (4097, 16), (16, 4097), (u64::MAX, 1)] {
+            let err = check_declared_size(bad.0, bad.1).unwrap_err();
+            let size = format!("{}x{}", bad.0, bad.1);
+            assert!(err.contains(&size) && err.contains("4096x4096"), "{err}");
         }
     }
 }

@@ -151,3 +151,84 @@ fn a_clip_or_folder_of_the_wrong_kind_is_named_with_what_it_is_not_as_missing() 
         assert!(stderr.contains(&format!("{gone}: no such")), "{stderr}");
     }
 }
+
+/// Makes `name` in `dir` with ffmpeg from `args` (inputs and codec).
+fn ffmpeg_clip(dir: &std::path::Path, name: &str, args: &[&str]) -> std::path::PathBuf {
+    let clip = dir.join(name);
+    common::succeed(
+        std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-nostdin", "-y"])
+            .args(args)
+            .arg(&clip),
+    );
+    clip
+}
+
+#[test]
+fn a_clip_wider_than_the_limit_is_refused_at_open_naming_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let gray = |size: &str| format!("color=c=gray:s={size}:d=0.2:r=25");
+    let wide = ffmpeg_clip(
+        dir.path(),
+        "wide.mp4",
+        &["-f", "lavfi", "-i", &gray("4100x16"), "-pix_fmt", "yuv420p"],
+    );
+    let at_limit = ffmpeg_clip(
+        dir.path(),
+        "at-limit.mp4",
+        &["-f", "lavfi", "-i", &gray("4096x16"), "-pix_fmt", "yuv420p"],
+    );
+    assert_eq!(decode_clip(&at_limit, None).unwrap().len(), 5);
+    let Err(err) = decode_clip(&wide, None) else {
+        panic!("the 4100x16 clip was decoded");
+    };
+    assert!(matches!(err, SourceError::Decode { .. }), "{err:?}");
+    let wide = wide.to_str().unwrap();
+    let run = pleura_fails(&[
+        "--board",
+        "x86_64-dev",
+        "run",
+        "--source",
+        &format!("file:{wide}"),
+        "--display",
+        "none",
+        "--no-pace",
+    ]);
+    for message in [err.to_string(), pleura_fails(&["score", wide]), run] {
+        assert!(
+            message.contains(&format!(
+                "{wide}: cannot decode: its video declares 4100x16 pixels"
+            )) && message.contains("4096x4096"),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn frames_that_grow_past_the_limit_midway_are_not_decoded() {
+    // A Motion-JPEG stream of five 64×48 pictures, then two of 4100×4100:
+    // the clip opens at 64×48, and ffmpeg refuses the large pictures
+    // rather than decoding them (and scaling them down) behind the probe.
+    let dir = tempfile::tempdir().unwrap();
+    let mjpeg = |name: &str, size: &str, frames: &str| {
+        let source = format!("color=c=gray:s={size}:r=25");
+        let args = [
+            "-f",
+            "lavfi",
+            "-i",
+            &source,
+            "-frames:v",
+            frames,
+            "-f",
+            "mjpeg",
+        ];
+        std::fs::read(ffmpeg_clip(dir.path(), name, &args)).unwrap()
+    };
+    let mut stream = mjpeg("small.mjpeg", "64x48", "5");
+    stream.extend(mjpeg("large.mjpeg", "4100x4100", "2"));
+    let clip = dir.path().join("grows.mjpeg");
+    std::fs::write(&clip, stream).unwrap();
+    let frames = decode_clip(&clip, None).unwrap();
+    assert_eq!(frames.len(), 5, "only the 64x48 pictures");
+    assert!(frames.iter().all(|f| (f.width, f.height) == (64, 48)));
+}

@@ -2,7 +2,10 @@
 //!
 //! Frames are decoded one at a time, so a long folder costs the memory of
 //! one frame. An unreadable image loses that frame only
-//! ([`SourceError::BadFrame`]).
+//! ([`SourceError::BadFrame`]), and so does one whose header declares a
+//! picture over [`crate::frame::MAX_SIDE`]: it is refused before its pixels
+//! are allocated, so a small file that declares a huge picture costs
+//! nothing.
 
 use super::{FrameSource, SourceError};
 use crate::frame::GrayFrame;
@@ -42,8 +45,8 @@ impl FrameSource for DirSource {
             index,
             reason,
         };
-        let image = image::open(path).map_err(|e| bad_frame(e.to_string()))?;
-        let gray = image.into_luma8();
+        let reader = image::ImageReader::open(path).map_err(|e| bad_frame(e.to_string()))?;
+        let gray = super::pixels::decode_gray_image(reader, "image", None).map_err(bad_frame)?;
         let (width, height) = (gray.width() as usize, gray.height() as usize);
         GrayFrame::new(width, height, gray.into_raw(), index)
             .map(Some)

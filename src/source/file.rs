@@ -2,9 +2,14 @@
 //!
 //! ffmpeg reads every container and codec a clinician is likely to export
 //! (mp4, avi, mov, mpeg, gif, still images), so Pleura does not link a codec.
+//!
+//! A clip whose video declares a side over [`crate::frame::MAX_SIDE`] is
+//! refused when it is opened, before a frame is decoded; ffmpeg is also
+//! told not to decode a picture of more pixels than that limit, should a
+//! stream grow midway (such a frame is lost, the clip goes on).
 
 use super::{FrameSource, SourceError};
-use crate::frame::GrayFrame;
+use crate::frame::{GrayFrame, MAX_SIDE, check_declared_size};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -31,12 +36,14 @@ pub struct FileSource {
 }
 
 impl FileSource {
-    /// Probes `path` and starts decoding it.
+    /// Probes `path` and starts decoding it; a clip whose video declares a
+    /// side over [`MAX_SIDE`] is refused, naming its size.
     pub fn open(path: &Path) -> Result<Self, SourceError> {
         super::check_kind(path, super::Kind::File, "a clip file")?;
         let info = probe(path)?;
         let mut child = Command::new("ffmpeg")
-            .args(["-v", "error", "-nostdin", "-i"])
+            .args(["-v", "error", "-nostdin"])
+            .args(["-max_pixels", &(MAX_SIDE * MAX_SIDE).to_string(), "-i"])
             .arg(path)
             .args(["-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "gray", "-"])
             .stdin(Stdio::null())
@@ -206,6 +213,8 @@ fn probe(path: &Path) -> Result<ClipInfo, SourceError> {
     let (Some(width), Some(height)) = (dim("width"), dim("height")) else {
         return Err(decode_error("no video stream".into()));
     };
+    check_declared_size(width as u64, height as u64)
+        .map_err(|e| decode_error(format!("its video {e}")))?;
     let fps = [
         stream["avg_frame_rate"].as_str(),
         stream["r_frame_rate"].as_str(),

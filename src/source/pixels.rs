@@ -10,8 +10,15 @@
 //! of JPEG Annex K). [`jpeg_with_tables`] inserts them when a frame has
 //! none, then the frame is decoded by a pure-Rust decoder (`zune-jpeg`,
 //! through the `image` crate).
+//!
+//! Every PNG or JPEG Pleura reads (a grabber's MJPEG frame, an image in a
+//! `dir:` folder) is decoded by [`decode_gray_image`], which reads the
+//! size the picture declares and refuses one over
+//! [`crate::frame::MAX_SIDE`] before allocating anything for its pixels.
 
+use crate::frame::{MAX_SIDE, check_declared_size};
 use std::fmt;
+use std::io::{BufRead, Seek};
 
 /// A capture pixel format Pleura can turn into gray.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,6 +110,28 @@ pub struct FrameLayout {
 }
 
 impl FrameLayout {
+    /// The layout of the format, size and stride a driver answered, each
+    /// frame of which will be allocated: refused when a side is over
+    /// [`MAX_SIDE`] ([`check_declared_size`]). The stride is at least one
+    /// row.
+    pub fn negotiated(
+        format: PixelFormat,
+        width: u32,
+        height: u32,
+        stride: u32,
+    ) -> Result<Self, String> {
+        check_declared_size(width.into(), height.into())
+            .map_err(|e| format!("the format the driver answered {e}"))?;
+        let (width, height) = (width as usize, height as usize);
+        let row_bytes = format.row_bytes(width).unwrap_or(0);
+        Ok(Self {
+            format,
+            width,
+            height,
+            stride: (stride as usize).max(row_bytes),
+        })
+    }
+
     /// The fewest bytes a frame of this layout can have (0 for MJPEG).
     pub fn min_bytes(&self) -> usize {
         let Some(row) = self.format.row_bytes(self.width) else {
@@ -174,18 +203,49 @@ fn decode_mjpeg(
         return Err("JPEG cut short (no end-of-image marker)".into());
     }
     let jpeg = jpeg_with_tables(&buffer[..=end])?;
-    let image = image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg)
-        .map_err(|e| format!("bad JPEG: {e}"))?
-        .into_luma8();
-    if (image.width() as usize, image.height() as usize) != (width, height) {
-        return Err(format!(
-            "JPEG of {}x{}, {width}x{height} expected",
-            image.width(),
-            image.height()
-        ));
-    }
+    let reader =
+        image::ImageReader::with_format(std::io::Cursor::new(&*jpeg), image::ImageFormat::Jpeg);
+    let image = decode_gray_image(reader, "JPEG", Some((width, height)))?;
     gray.extend_from_slice(image.as_raw());
     Ok(())
+}
+
+/// Most bytes an image decoder may hold at once: a picture at the limit,
+/// [`MAX_SIDE`] square, in the widest pixel PNG has (16-bit RGBA, 8 bytes).
+const MAX_DECODE_BYTES: u64 = MAX_SIDE * MAX_SIDE * 8;
+
+/// Decodes the PNG or JPEG `reader` holds into gray. The size the picture
+/// declares is checked first, before any pixel is allocated: against
+/// [`MAX_SIDE`] ([`check_declared_size`]), and against `expected` when
+/// given (a grabber's negotiated size). `what` names the picture in the
+/// error ("JPEG", "image"), which says the declared size and the rule, or
+/// what the decoder found wrong.
+pub fn decode_gray_image<R: BufRead + Seek>(
+    mut reader: image::ImageReader<R>,
+    what: &str,
+    expected: Option<(usize, usize)>,
+) -> Result<image::GrayImage, String> {
+    let bad = |e: image::ImageError| format!("bad {what}: {e}");
+    // The decoder's own side limits are left off while the header is read,
+    // so that a refusal can name the declared size; its memory limit bounds
+    // what it buffers before the pixels (text, colour profiles).
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits.clone());
+    let mut decoder = reader.into_decoder().map_err(bad)?;
+    let (w, h) = image::ImageDecoder::dimensions(&decoder);
+    check_declared_size(w.into(), h.into()).map_err(|e| format!("{what} {e}"))?;
+    if let Some((width, height)) = expected
+        && (w as usize, h as usize) != (width, height)
+    {
+        return Err(format!("{what} of {w}x{h}, {width}x{height} expected"));
+    }
+    let side = MAX_SIDE as u32;
+    (limits.max_image_width, limits.max_image_height) = (Some(side), Some(side));
+    image::ImageDecoder::set_limits(&mut decoder, limits).map_err(bad)?;
+    Ok(image::DynamicImage::from_decoder(decoder)
+        .map_err(bad)?
+        .into_luma8())
 }
 
 /// The JPEG with the standard Huffman tables inserted after its start
@@ -445,6 +505,22 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("64x48"), "{err}");
+    }
+
+    #[test]
+    fn a_driver_answer_over_the_size_limit_is_refused_naming_its_size() {
+        let layout = FrameLayout::negotiated(PixelFormat::Yuyv, 4096, 2160, 0).unwrap();
+        assert_eq!(
+            (layout.width, layout.height, layout.stride),
+            (4096, 2160, 8192)
+        );
+        for (w, h) in [(20000, 20000), (4097, 480), (640, 65535)] {
+            let err = FrameLayout::negotiated(PixelFormat::Grey, w, h, w).unwrap_err();
+            assert!(
+                err.contains(&format!("{w}x{h}")) && err.contains("4096x4096"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

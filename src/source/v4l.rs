@@ -360,14 +360,9 @@ fn open_device(path: &Path, options: &V4lOptions) -> Result<(Open, DeviceIdentit
     {
         log::warn!("{}: cannot set {fps} fps: {e}", path.display());
     }
-    let (width, height) = (got.width as usize, got.height as usize);
-    let row_bytes = format.row_bytes(width).unwrap_or(0);
-    let layout = FrameLayout {
-        format,
-        width,
-        height,
-        stride: (got.stride as usize).max(row_bytes),
-    };
+    let layout =
+        FrameLayout::negotiated(format, got.width, got.height, got.stride).map_err(device_error)?;
+    let (width, height) = (layout.width, layout.height);
     let mut stream =
         Stream::with_buffers(&device, Type::VideoCapture, BUFFERS).map_err(io_error)?;
     stream.set_timeout(FRAME_TIMEOUT);
