@@ -113,3 +113,26 @@ fn a_screen_size_for_a_display_that_does_not_use_it_is_refused() {
     }
     assert!(!std::path::Path::new("/tmp/pleura-never").exists());
 }
+
+#[test]
+fn a_phantom_set_index_with_empty_masks_is_refused_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("index.json"),
+        r#"{"size":128,"seg_size":0,"clips":[{"frames":1,"file":"f.u8","masks":"m.u8"}]}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("f.u8"), vec![40u8; 128 * 128]).unwrap();
+    std::fs::write(dir.path().join("m.u8"), b"").unwrap();
+    let output = common::pleura()
+        .args(["dataset", "dice"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("index.json") && stderr.contains("0 cells"),
+        "{stderr}"
+    );
+}

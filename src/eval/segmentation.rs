@@ -52,6 +52,9 @@ pub fn phantom_dice(model: &LusNet, dir: &Path) -> Result<SegmentationDice, Eval
             ),
         ));
     }
+    if index.seg_size == 0 {
+        return Err(unreadable(&index_path, "masks of 0 cells a side".into()));
+    }
     let classes = meta.seg_classes.len();
     let (mut overlap, mut total) = (vec![0u64; classes], vec![0u64; classes]);
     let mut frames = 0;
