@@ -382,3 +382,25 @@ fn refused_models_print_one_message_and_no_backtrace() {
         assert!(!stderr.contains("backtrace"), "{stderr}");
     }
 }
+
+#[test]
+fn a_device_or_a_file_larger_than_any_model_is_refused_before_reading() {
+    // A sparse file of 300 MiB whose tensors could declare that much.
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.gguf");
+    let file = std::fs::File::create(&big).unwrap();
+    file.set_len(300 << 20).unwrap();
+    drop(file);
+    for (path, says) in [
+        (big.as_path(), "more than the 256 MiB"),
+        (Path::new("/dev/zero"), "not a regular file"),
+        (Path::new("/tmp"), "not a regular file"),
+    ] {
+        let err = ModelFile::read(path).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains(&path.display().to_string()) && message.contains(says),
+            "{message}"
+        );
+    }
+}

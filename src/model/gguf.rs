@@ -37,6 +37,11 @@ use std::io::{BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Largest model file read: the widest LusNet this build accepts
+/// ([`super::MAX_WIDTH`] channels) holds about 100 MB of Q8_0 weights;
+/// the shipped one is 0.5 MB. A larger file would only cost memory.
+pub const MAX_MODEL_BYTES: u64 = 256 << 20;
+
 /// A model file in memory: its description and its tensors by name.
 #[derive(Debug)]
 pub struct ModelFile {
@@ -49,9 +54,26 @@ pub struct ModelFile {
 }
 
 impl ModelFile {
-    /// Reads and verifies a GGUF model file.
+    /// Reads and verifies a GGUF model file: a regular file of at most
+    /// [`MAX_MODEL_BYTES`].
     pub fn read(path: &Path) -> Result<Self, ModelError> {
         let file = File::open(path).map_err(|e| ModelError::opening(path, e))?;
+        let corrupt = |reason: String| ModelError::Corrupt {
+            path: path.to_path_buf(),
+            format: "GGUF",
+            reason,
+        };
+        let size = file.metadata().map_err(|e| ModelError::opening(path, e))?;
+        if !size.is_file() {
+            return Err(corrupt("not a regular file".into()));
+        }
+        if size.len() > MAX_MODEL_BYTES {
+            return Err(corrupt(format!(
+                "{} bytes, more than the {} MiB any LusNet this build runs can need",
+                size.len(),
+                MAX_MODEL_BYTES >> 20
+            )));
+        }
         Self::read_from(path, BufReader::new(file))
     }
 
