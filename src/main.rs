@@ -280,8 +280,9 @@ enum DatasetCommand {
         /// Frames per clip.
         #[arg(long, default_value_t = 8)]
         frames: u64,
-        /// Side of the square frames.
-        #[arg(long, default_value_t = 128)]
+        /// Side of the square frames: a model input side (a multiple of 16
+        /// from 32 to 512).
+        #[arg(long, default_value_t = 128, value_parser = parse_input_size)]
         size: usize,
         /// First seed.
         #[arg(long, default_value_t = 1)]
@@ -297,8 +298,9 @@ enum DatasetCommand {
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
-        /// Side of the square frames.
-        #[arg(long, default_value_t = 128)]
+        /// Side of the square frames: a model input side (a multiple of 16
+        /// from 32 to 512).
+        #[arg(long, default_value_t = 128, value_parser = parse_input_size)]
         size: usize,
         /// At most this many frames per clip, evenly spaced.
         #[arg(long, default_value_t = 48)]
@@ -825,6 +827,19 @@ fn print_run(report: &RunReport) {
     );
     for error in &report.output_errors {
         say!("output error  {error}");
+    }
+}
+
+/// A side for frames made for the model: what a model file may declare.
+fn parse_input_size(text: &str) -> Result<usize, String> {
+    let sizes = pleura::model::INPUT_SIZES;
+    match text.parse::<usize>() {
+        Ok(n) if sizes.contains(&n) && n.is_multiple_of(16) => Ok(n),
+        _ => Err(format!(
+            "'{text}' is not a model input side (a multiple of 16 from {} to {})",
+            sizes.start(),
+            sizes.end()
+        )),
     }
 }
 

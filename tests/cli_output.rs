@@ -136,3 +136,36 @@ fn a_phantom_set_index_with_empty_masks_is_refused_not_a_panic() {
         "{stderr}"
     );
 }
+
+#[test]
+fn frames_made_for_the_model_must_have_a_side_a_model_can_take() {
+    // `--size 100000` would allocate 10 GB per exported frame.
+    for command in [
+        &[
+            "dataset",
+            "export",
+            "--dataset",
+            "pocus",
+            "/nonexistent",
+            "--out",
+            "/tmp/pleura-never",
+        ][..],
+        &["dataset", "phantom", "--out", "/tmp/pleura-never"][..],
+    ] {
+        for size in ["0", "100000", "136"] {
+            let output = common::pleura()
+                .args(command)
+                .args(["--size", size])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(
+                output.status.code(),
+                Some(2),
+                "{command:?} {size}: {stderr}"
+            );
+            assert!(stderr.contains("model input side"), "{stderr}");
+        }
+    }
+    assert!(!std::path::Path::new("/tmp/pleura-never").exists());
+}
