@@ -622,24 +622,6 @@ struct Replayed {
     ends_with_newline: bool,
 }
 
-/// What a path is, when it is not a regular file.
-fn kind_of(file_type: std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if file_type.is_dir() {
-        "a folder"
-    } else if file_type.is_char_device() {
-        "a character device"
-    } else if file_type.is_block_device() {
-        "a block device"
-    } else if file_type.is_fifo() {
-        "a pipe"
-    } else if file_type.is_socket() {
-        "a socket"
-    } else {
-        "not a file"
-    }
-}
-
 /// Replays a journal: the exam it holds and the length of its intact part.
 /// A missing file holds nothing. A last line that is not whole JSON is a
 /// torn write and is left out; any other line that is not an event that can
@@ -664,7 +646,7 @@ fn replay(path: &Path) -> Result<Replayed, ExamError> {
         if !metadata.is_file() {
             return Err(ExamError::NotAFile {
                 path: path.to_path_buf(),
-                kind: kind_of(metadata.file_type()),
+                kind: crate::file_kind::kind_name(metadata.file_type()),
             });
         }
         if metadata.len() > MAX_JOURNAL_BYTES {

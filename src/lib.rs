@@ -46,6 +46,7 @@ pub mod board;
 pub mod display;
 pub mod eval;
 pub mod exam;
+mod file_kind;
 pub mod frame;
 pub mod input;
 pub mod model;

@@ -63,14 +63,14 @@ impl ModelFile {
             format: "GGUF",
             reason,
         };
-        let size = file.metadata().map_err(|e| ModelError::opening(path, e))?;
-        if !size.is_file() {
+        let metadata = file.metadata().map_err(|e| ModelError::opening(path, e))?;
+        if !metadata.is_file() {
             return Err(corrupt("not a regular file".into()));
         }
-        if size.len() > MAX_MODEL_BYTES {
+        if metadata.len() > MAX_MODEL_BYTES {
             return Err(corrupt(format!(
                 "{} bytes, more than the {} MiB any LusNet this build runs can need",
-                size.len(),
+                metadata.len(),
                 MAX_MODEL_BYTES >> 20
             )));
         }

@@ -241,28 +241,8 @@ fn check_kind(path: &Path, want: Kind, what: &str) -> Result<(), SourceError> {
     }
     Err(unusable(format!(
         "is {}, not {what}",
-        kind_name(&meta.file_type())
+        crate::file_kind::kind_name(meta.file_type())
     )))
-}
-
-/// What a file system entry is, in words.
-fn kind_name(kind: &std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if kind.is_dir() {
-        "a folder"
-    } else if kind.is_file() {
-        "a regular file"
-    } else if kind.is_char_device() {
-        "a character device"
-    } else if kind.is_block_device() {
-        "a block device"
-    } else if kind.is_fifo() {
-        "a named pipe"
-    } else if kind.is_socket() {
-        "a socket"
-    } else {
-        "not a regular file or folder"
-    }
 }
 
 /// The files in `dir` whose extension is one of `extensions` (lower case),
