@@ -633,29 +633,30 @@ fn board_not_built_here() -> &'static str {
     }
 }
 
-#[test]
-fn make_update_builds_a_bundle_the_unit_accepts() {
-    let signer = Signer::new();
-    let unit = TestUnit::provision(&signer, &[&signer]);
-    let out = unit.bundles.join("made.tar");
+/// Runs `scripts/make-update BOARD 1.1.0` on the `pleura` under test,
+/// signed by `signer`, writing the bundle to `out`.
+fn make_update(signer: &Signer, board: &str, out: &Path) -> std::process::Output {
     let host = format!(
         "{} {}",
         std::env::var("PLEURA_TEST_RUNNER").unwrap_or_default(),
         env!("CARGO_BIN_EXE_pleura")
     );
-    let output = Command::new(common::repo("scripts/make-update"))
-        .args([
-            board_built_here(),
-            "1.1.0",
-            "--binary",
-            env!("CARGO_BIN_EXE_pleura"),
-        ])
+    Command::new(common::repo("scripts/make-update"))
+        .args([board, "1.1.0", "--binary", env!("CARGO_BIN_EXE_pleura")])
         .arg("--out")
-        .arg(&out)
+        .arg(out)
         .env("PLEURA_SIGNING_KEY", signer.secret())
         .env("PLEURA_HOST", host.trim())
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn make_update_builds_a_bundle_the_unit_accepts() {
+    let signer = Signer::new();
+    let unit = TestUnit::provision(&signer, &[&signer]);
+    let out = unit.bundles.join("made.tar");
+    let output = make_update(&signer, board_built_here(), &out);
     assert_ok(&output);
     let mut archive = tar::Archive::new(std::fs::File::open(&out).unwrap());
     let names: Vec<String> = archive
@@ -1127,24 +1128,7 @@ fn make_update_refuses_to_pack_a_binary_built_for_another_board() {
     let signer = Signer::new();
     let out = tempfile::tempdir().unwrap();
     let bundle = out.path().join("wrong.tar");
-    let host = format!(
-        "{} {}",
-        std::env::var("PLEURA_TEST_RUNNER").unwrap_or_default(),
-        env!("CARGO_BIN_EXE_pleura")
-    );
-    let output = Command::new(common::repo("scripts/make-update"))
-        .args([
-            board_not_built_here(),
-            "1.1.0",
-            "--binary",
-            env!("CARGO_BIN_EXE_pleura"),
-        ])
-        .arg("--out")
-        .arg(&bundle)
-        .env("PLEURA_SIGNING_KEY", signer.secret())
-        .env("PLEURA_HOST", host.trim())
-        .output()
-        .unwrap();
+    let output = make_update(&signer, board_not_built_here(), &bundle);
     assert_failed_with(&output, "bin/pleura is built for");
     assert_failed_with(
         &output,
