@@ -832,15 +832,11 @@ fn print_run(report: &RunReport) {
 
 /// A side for frames made for the model: what a model file may declare.
 fn parse_input_size(text: &str) -> Result<usize, String> {
-    let sizes = pleura::model::INPUT_SIZES;
-    match text.parse::<usize>() {
-        Ok(n) if sizes.contains(&n) && n.is_multiple_of(16) => Ok(n),
-        _ => Err(format!(
-            "'{text}' is not a model input side (a multiple of 16 from {} to {})",
-            sizes.start(),
-            sizes.end()
-        )),
-    }
+    // Not a number reads as 0, which no model takes: the same message.
+    let side = text.parse::<usize>().unwrap_or(0);
+    pleura::model::check_input_size(side)
+        .map(|()| side)
+        .map_err(|rule| format!("'{text}' is not a model input side ({rule})"))
 }
 
 /// Rejection counts as `no_image 12 · frozen 3`.

@@ -162,6 +162,19 @@ pub struct ModelMeta {
 /// multiple of 16, at least 2 cells at the bottleneck, and the model was
 /// trained at 128; beyond 512 a frame costs over 16× the trained cost.
 pub const INPUT_SIZES: std::ops::RangeInclusive<usize> = 32..=512;
+
+/// Whether `side` is an input side this build's LusNet supports: a
+/// multiple of 16 in [`INPUT_SIZES`]. Otherwise, the rule in words.
+pub fn check_input_size(side: usize) -> Result<(), String> {
+    if INPUT_SIZES.contains(&side) && side.is_multiple_of(16) {
+        return Ok(());
+    }
+    Err(format!(
+        "a multiple of 16 from {} to {}",
+        INPUT_SIZES.start(),
+        INPUT_SIZES.end()
+    ))
+}
 /// Widest encoder stage this build accepts (LusNet v2 uses 64).
 pub const MAX_WIDTH: usize = 1024;
 /// Range accepted for `norm_std`: a standard deviation of pixel values in
@@ -184,16 +197,8 @@ impl ModelMeta {
                 rule: rule.to_string(),
             })
         };
-        if !INPUT_SIZES.contains(&self.input_size) || !self.input_size.is_multiple_of(16) {
-            return bad(
-                "input_size",
-                self.input_size.to_string(),
-                &format!(
-                    "a multiple of 16 from {} to {}",
-                    INPUT_SIZES.start(),
-                    INPUT_SIZES.end()
-                ),
-            );
+        if let Err(rule) = check_input_size(self.input_size) {
+            return bad("input_size", self.input_size.to_string(), &rule);
         }
         if self.widths.iter().any(|&w| w == 0 || w > MAX_WIDTH)
             || !(2 * self.widths[3]).is_multiple_of(32)
