@@ -165,6 +165,9 @@ def metric_draws(rows, groups, weights):
         area = np.array([rows[i]["bline_area"] for i in neg])
         out["bline_negative_median"] = _weighted_quantile(area, w[:, neg], 0.5)
         out["bline_negative_p90"] = _weighted_quantile(area, w[:, neg], 0.9)
+        if "bline_area_ungated" in rows[neg[0]]:  # v3: the same tint without the B-line head's gate
+            area = np.array([rows[i]["bline_area_ungated"] for i in neg])
+            out["bline_negative_median_ungated"] = _weighted_quantile(area, w[:, neg], 0.5)
     return out
 
 

@@ -33,11 +33,17 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+import aggregation  # noqa: E402
 import baselines  # noqa: E402
 import cv_stats  # noqa: E402
 import train as T  # noqa: E402
 from report import markdown  # noqa: E402
-from train import RECIPE_V2  # noqa: E402
+from train import RECIPE_V2, RECIPE_V3  # noqa: E402
+
+RECIPES = {"v2": RECIPE_V2, "v3": RECIPE_V3}
+# v3's candidates, in the order they are compared (each against the recipe kept so far,
+# starting from v2); written down with the rule below before any v3 run.
+V3_ORDER = ["v3-mean", "v3-clip", "v3-clip-tuned", "v3-clip-flip", "v3-clip-flip-tuned"]
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCKBOX_SEED = 20261201
@@ -78,7 +84,11 @@ def row(c, fold, seed, pred, probs, scores, bline_area=None):
 
 
 def run_network(train_clips, test_clips, phantom, recipe, seed, fold, ckpt, desc):
-    """Trains the recipe on train_clips (+ phantom), predicts test_clips; resumes from ckpt."""
+    """Trains the recipe on train_clips (+ phantom), predicts test_clips; resumes from ckpt.
+
+    v2 saves clip rows; v3 saves every head's raw per-frame outputs of the held-out clips
+    (`aggregation.py` turns them into rows), their frame embeddings (`.npz`) and the fitted
+    weights (`.pt`), so that clip heads can later be refitted without retraining."""
     if ckpt.exists():
         return json.loads(ckpt.read_text())
     import torch
@@ -86,12 +96,29 @@ def run_network(train_clips, test_clips, phantom, recipe, seed, fold, ckpt, desc
     device = "cuda" if torch.cuda.is_available() else "cpu"
     t0 = time.time()
     model, _ = T.train_model(train_clips + phantom, recipe, device, desc, seed)
-    rows = []
-    for c in test_clips:
-        probs, areas = T.predict_clip(model, c["frames"], device)
-        scores = {f: areas[cls] for f, cls in cv_stats.FINDING_SCORES.items()}
-        rows.append(row(c, fold, seed, int(np.argmax(probs)), probs, scores, areas["b_line"]))
-    out = {"seconds": time.time() - t0, "rows": rows}
+    if getattr(recipe, "v3_heads", False):
+        out = {"seconds": 0.0, "clips": [], "cutpoints": None}
+        embeddings = {}
+        for c in test_clips:
+            raw = T.predict_clip_v3(model, c["frames"], device)
+            out["cutpoints"] = raw.pop("cutpoints").tolist()
+            for view in ("plain", "flip"):
+                embeddings[f"{view}/{c['dataset']}/{c['name']}"] = raw[view].pop("embeddings")
+                raw[view] = {k: v.tolist() if hasattr(v, "tolist") else v for k, v in raw[view].items()}
+            out["clips"].append(raw | {"name": c["name"], "dataset": c["dataset"], "group": c["group"],
+                                       "zone": c.get("zone"), "fold": fold, "truth": c["score"],
+                                       "findings": c["findings"]})
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(ckpt.with_suffix(".npz"), **embeddings)
+        torch.save(model.state_dict(), ckpt.with_suffix(".pt"))
+    else:
+        rows = []
+        for c in test_clips:
+            probs, areas = T.predict_clip(model, c["frames"], device)
+            scores = {f: areas[cls] for f, cls in cv_stats.FINDING_SCORES.items()}
+            rows.append(row(c, fold, seed, int(np.argmax(probs)), probs, scores, areas["b_line"]))
+        out = {"rows": rows}
+    out["seconds"] = time.time() - t0
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     ckpt.write_text(json.dumps(out))
     print(f"{desc}: {out['seconds']:.0f} s", flush=True)
@@ -107,10 +134,12 @@ def fits(args, dev, box, runs):
             train = [c for c in dev if fold_of[c["group"]] != k]
             test = [c for c in dev if fold_of[c["group"]] == k]
             assert not {c["group"] for c in train} & {c["group"] for c in test}, "patient leak"
-            yield (seed, k, train, test, runs / f"v2-e{args.epochs}-s{seed}-f{k}.json",
+            yield (seed, k, train, test, runs / f"{args.recipe}-e{args.epochs}-s{seed}-f{k}.json",
                    f"seed {seed} fold {k + 1}/{args.folds}")
+    if args.cv_only:
+        return
     # The lockbox: one fit on all development data, one look.
-    yield None, -1, dev, box, runs / f"v2-e{args.epochs}-lockbox.json", "lockbox fit"
+    yield None, -1, dev, box, runs / f"{args.recipe}-e{args.epochs}-lockbox.json", "lockbox fit"
 
 
 def fit_seed(seed, fold):
@@ -151,11 +180,19 @@ def run_in_parallel(args, dev, box, runs):
     if not pending:
         return
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    recipe = types.SimpleNamespace(**(RECIPE_V2 | {"epochs": args.epochs}))
+    recipe = types.SimpleNamespace(**(RECIPES[args.recipe] | {"epochs": args.epochs}))
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_start_worker, initargs=(args.cache, recipe, threads)) as pool:
         for seconds in pool.map(_run_task, pending):
             print(f"a run finished in {seconds:.0f} s", flush=True)
+
+
+def network_rows(recipe, fits_by_seed, tune_on=None):
+    """{candidate name: {seed: rows}} of the network fits: v2's saved rows, or each v3 variant.
+    For the lockbox (`tune_on` = the CV fits), tuned cut-points come from all CV predictions."""
+    if recipe == "v2":
+        return {"v2": {s: [r for f in fs for r in f["rows"]] for s, fs in fits_by_seed.items()}}
+    return {f"v3-{v}": aggregation.variant_rows(fits_by_seed, v, tune_on) for v in aggregation.VARIANTS}
 
 
 def run_baselines(train_clips, test_clips, fold, seed):
@@ -201,6 +238,10 @@ def main():
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--draws", type=int, default=2000)
     ap.add_argument("--epochs", type=int, default=RECIPE_V2["epochs"], help="the v2 recipe's 30; less only to test")
+    ap.add_argument("--recipe", choices=sorted(RECIPES), default="v3",
+                    help="v3 (finding and clip heads, every aggregation variant) or v2 (to reproduce it)")
+    ap.add_argument("--cv-only", action="store_true",
+                    help="the repeated CV only: no lockbox fit and no look at the lockbox")
     ap.add_argument("--jobs", type=int, default=1,
                     help="network fits at a time, each in its own process (e.g. 6 on one GPU)")
     ap.add_argument("--make-cache", action="store_true", help="export the frames (pleura dataset export) and stop")
@@ -212,7 +253,7 @@ def main():
     T.export_cache(args.cache, args.data, RECIPE_V2["phantom_clips"])
     if args.make_cache:
         return
-    recipe = types.SimpleNamespace(**(RECIPE_V2 | {"epochs": args.epochs}))
+    recipe = types.SimpleNamespace(**(RECIPES[args.recipe] | {"epochs": args.epochs}))
     clips = T.load_clips(args.cache, recipe.masks)
     if args.make_lockbox:
         make_lockbox_file(clips)
@@ -225,9 +266,8 @@ def main():
     box = [c for c in clips if c["group"] in lockbox]
     assert len({c["group"] for c in box}) == len(lockbox), "a lockbox patient is missing from the data"
     runs = args.out / "protocol"
-    names = ["v2", "majority", "features"]
-    rows = {n: {} for n in names}
-    seconds = []
+    rows = {"majority": {}, "features": {}}
+    net_fits, seconds = {}, []
     if args.jobs > 1 and not args.report_only:
         run_in_parallel(args, dev, box, runs)
     box_rows, lockbox_seconds = {}, None
@@ -238,12 +278,14 @@ def main():
         baseline_rows = run_baselines(train, test, k, seed or 0)
         if seed is None:
             lockbox_seconds = net["seconds"]
-            box_rows = {"v2": {0: net["rows"]}} | {n: {0: r} for n, r in baseline_rows.items()}
+            box_rows = network_rows(args.recipe, {0: [net]}, tune_on=net_fits) \
+                | {n: {0: r} for n, r in baseline_rows.items()}
             continue
         seconds.append(net["seconds"])
-        rows["v2"].setdefault(seed, []).extend(net["rows"])
+        net_fits.setdefault(seed, []).append(net)
         for name, r in baseline_rows.items():
             rows[name].setdefault(seed, []).extend(r)
+    rows = network_rows(args.recipe, net_fits) | rows
 
     wall = time.time() - t_start
     if args.report_only:  # the wall time is that of the run that made the checkpoints

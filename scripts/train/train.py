@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cv_stats import load_lockbox  # noqa: E402
-from lusnet import SEG_CLASSES, LusNet  # noqa: E402
+from lusnet import FINDINGS, SEG_CLASSES, LusNet, lse_pool  # noqa: E402
 from onnx_export import export_onnx  # noqa: E402
 from weak_masks import weak_mask  # noqa: E402
 
@@ -49,6 +49,11 @@ LICENSES = (
 
 # The shipped recipe's settings (v2): the defaults of this script and the protocol's recipe.
 RECIPE_V2 = dict(epochs=30, frames_per_clip=4, batch=32, lr=3e-3, seg_weight=0.5, masks="both", phantom_clips=12)
+# v3: the same encoder and data, plus the finding heads (log-sum-exp pooled over the clip's
+# frames in the batch, binary cross-entropy on the experts' known findings) and the clip head
+# (attention over the frames' embeddings, cumulative-link ordinal loss). Real batches hold
+# whole clips (batch / frames_per_clip clips of frames_per_clip frames) so both see clips.
+RECIPE_V3 = RECIPE_V2 | dict(v3_heads=True, clip_weight=1.0, finding_weight=0.5)
 FINAL_FIT_SEED = 100  # the final fit's seed, also the protocol's lockbox fit
 
 PHANTOM_SETS = {"phantom": 1, "phantom-test": 900_001}  # folder -> first seed (disjoint seeds)
@@ -152,14 +157,26 @@ def sord_targets(y, alpha=2.0):
 
 # ----------------------------------------------------------- training
 
-def batches(clips, frames_per_clip, batch, rng):
-    """Shuffled batches of (clip, frame) items; real and phantom frames never share a batch."""
+def batches(clips, frames_per_clip, batch, rng, whole_clips=False):
+    """Shuffled batches of (clip, frame) items; real and phantom frames never share a batch.
+
+    With `whole_clips`, a real batch holds batch // frames_per_clip clips, each with exactly
+    frames_per_clip frames in a row (drawn with replacement from a shorter clip)."""
     real, phantom = [], []
     for ci, c in enumerate(clips):
         t = len(c["frames"])
+        if whole_clips and not c.get("phantom"):
+            picks = rng.choice(t, size=frames_per_clip, replace=t < frames_per_clip)
+            real.append([(ci, fi) for fi in picks])
+            continue
         for fi in rng.choice(t, size=min(frames_per_clip, t), replace=False):
             (phantom if c.get("phantom") else real).append((ci, fi))
     out = []
+    if whole_clips:
+        rng.shuffle(real)
+        per = max(1, batch // frames_per_clip)
+        out += [sum(real[i:i + per], []) for i in range(0, len(real), per)]
+        real = []
     for items in (real, phantom):
         rng.shuffle(items)
         out += [items[i:i + batch] for i in range(0, len(items), batch)]
@@ -168,11 +185,19 @@ def batches(clips, frames_per_clip, batch, rng):
         yield out[i]
 
 
-def steps_per_epoch(clips, frames_per_clip, batch):
+def steps_per_epoch(clips, frames_per_clip, batch, whole_clips=False):
     counts = [0, 0]
     for c in clips:
         counts[bool(c.get("phantom"))] += min(frames_per_clip, len(c["frames"]))
+    if whole_clips:
+        real = sum(not c.get("phantom") for c in clips)
+        return math.ceil(real / max(1, batch // frames_per_clip)) + math.ceil(counts[1] / batch)
     return sum(math.ceil(n / batch) for n in counts)
+
+
+def finding_labels(findings):
+    """The experts' findings as FINDINGS-ordered targets: 1 yes, 0 no, -1 unknown."""
+    return [-1.0 if findings.get(f) is None else float(bool(findings[f])) for f in FINDINGS]
 
 
 def to_batch(clips, items, device):
@@ -189,12 +214,13 @@ def train_model(clips, args, device, desc, seed):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = LusNet(WIDTHS, weak_head=args.masks == "both").to(device)
+    v3 = getattr(args, "v3_heads", False)
+    model = LusNet(WIDTHS, weak_head=args.masks == "both", v3_heads=v3).to(device)
     counts = np.bincount([c["score"] for c in clips if not c.get("phantom")], minlength=4) + 1
     class_w = torch.tensor((counts.sum() / counts) ** 0.5, dtype=torch.float32, device=device)
     class_w = class_w / class_w.mean()
     seg_w = torch.tensor([0.2, 1.0, 1.0], device=device)
-    steps = steps_per_epoch(clips, args.frames_per_clip, args.batch)
+    steps = steps_per_epoch(clips, args.frames_per_clip, args.batch, whole_clips=v3)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-2)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * steps)
     history = []
@@ -202,7 +228,7 @@ def train_model(clips, args, device, desc, seed):
     for _ in bar:
         model.train()
         tot, tot_score, tot_seg, n = 0.0, 0.0, 0.0, 0
-        for items in batches(clips, args.frames_per_clip, args.batch, rng):
+        for items in batches(clips, args.frames_per_clip, args.batch, rng, whole_clips=v3):
             x, m, y, real = to_batch(clips, items, device)
             x, m = augment(x, m, gen)
             x = (x - NORM_MEAN) / NORM_STD
@@ -212,7 +238,7 @@ def train_model(clips, args, device, desc, seed):
                 # statistics and its gradients for real frames.
                 for name in LusNet.ENCODER:
                     getattr(model, name).eval()
-            score, features = model.decode(x, detach_encoder=phantom_batch)
+            score, features, embedding = model.decode(x, detach_encoder=phantom_batch)
             # With `--masks both`, weak masks of real frames train an auxiliary head (as in v1 they
             # shape the encoder) and the shipped head learns from phantom masks only.
             seg = (model.seg_weak if model.seg_weak is not None and not phantom_batch else model.seg)(features)
@@ -222,6 +248,8 @@ def train_model(clips, args, device, desc, seed):
             l_score = (-(sord_targets(y) * F.log_softmax(score, 1)).sum(1) * w).sum() / w.sum().clamp(min=1e-6)
             l_seg = F.cross_entropy(seg, m, weight=seg_w, ignore_index=-1) if (m >= 0).any() else score.sum() * 0
             loss = l_score + args.seg_weight * l_seg
+            if v3 and not phantom_batch:
+                loss = loss + clip_losses(model, embedding, items, clips, y, class_w, args)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -233,6 +261,52 @@ def train_model(clips, args, device, desc, seed):
         history.append({"loss": tot / n, "score_loss": tot_score / n, "seg_loss": tot_seg / n})
         bar.set_postfix(loss=f"{tot / n:.3f}")
     return model, history
+
+
+def clip_losses(model, embedding, items, clips, y, class_w, args):
+    """The v3 heads' losses on a batch of whole clips (frames_per_clip frames each, in a row)."""
+    f = args.frames_per_clip
+    b = len(items) // f
+    e = embedding.view(b, f, -1)
+    y_clip = y.view(b, f)[:, 0]
+    # Clip head: cumulative-link ordinal loss, P(y > k) = sigmoid(z - t_k), class-weighted.
+    z, _ = model.clip(e)
+    above = (y_clip[:, None] > torch.arange(3, device=y.device)[None]).float()
+    l_clip = (F.binary_cross_entropy_with_logits(z[:, None] - model.clip.cutpoints()[None], above,
+                                                 reduction="none").sum(1) * class_w[y_clip]).mean()
+    # Finding heads: a clip's finding is the soft maximum of its frames' logits.
+    logits = lse_pool(model.findings(model.dropout(embedding)).view(b, f, -1), 1)
+    target = torch.tensor([finding_labels(clips[items[i * f][0]]["findings"]) for i in range(b)],
+                          device=y.device)
+    known = target >= 0
+    l_find = (F.binary_cross_entropy_with_logits(logits, target.clamp(min=0), reduction="none") * known).sum() \
+        / known.sum().clamp(min=1)
+    return args.clip_weight * l_clip + args.finding_weight * l_find
+
+
+@torch.no_grad()
+def predict_clip_v3(model, frames, device):
+    """Everything the v3 heads say about one clip, with and without a left-right flip:
+    {frame_probs, finding_logits, b_area, c_area: per frame; z: the clip head's value over all
+    frames; embeddings}, each under "plain" and "flip"."""
+    model.eval()
+    x = torch.from_numpy(frames.astype(np.float32) / 255.0)[:, None].to(device)
+    x = (x - NORM_MEAN) / NORM_STD
+    out = {}
+    for name, xs in (("plain", x), ("flip", x.flip(-1))):
+        score, features, emb = model.decode(xs)
+        labels = model.seg(features).argmax(1)
+        z, _ = model.clip(emb[None])
+        out[name] = {
+            "frame_probs": torch.softmax(score, 1).cpu().numpy(),
+            "finding_logits": model.findings(emb).cpu().numpy(),
+            "b_area": (labels == SEG_CLASSES.index("b_line")).float().mean((1, 2)).cpu().numpy(),
+            "c_area": (labels == SEG_CLASSES.index("consolidation")).float().mean((1, 2)).cpu().numpy(),
+            "z": float(z[0]),
+            "embeddings": emb.cpu().numpy().astype(np.float16),
+        }
+    out["cutpoints"] = model.clip.cutpoints().cpu().numpy()
+    return out
 
 
 @torch.no_grad()
