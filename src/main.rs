@@ -9,6 +9,7 @@ use pleura::eval::dataset::DatasetKind;
 use pleura::eval::{EvalReport, evaluate, export_dataset, predict_clip, prepare_clip};
 use pleura::exam::{Journal, Protocol};
 use pleura::input::{spawn_evdev, spawn_stdin_keys};
+use pleura::model::heads::{FINDING_THRESHOLD, FINDINGS};
 use pleura::model::import::{Quantization, import_safetensors};
 use pleura::model::lusnet::macs_per_frame;
 use pleura::model::{LusNet, Precision};
@@ -16,7 +17,7 @@ use pleura::phantom::{PhantomParams, Probe, parse_size, write_clip};
 use pleura::pipeline::{RunOptions, Stages};
 use pleura::preprocess::{Roi, SectorMode};
 use pleura::record::{EndReason, FrameLog, Recorder, RunReport};
-use pleura::scoring::{clip_score, mean_class_fraction};
+use pleura::scoring::{clip_findings, clip_score, mean_class_fraction};
 use pleura::source::SourceSpec;
 use pleura::update::BootOutcome;
 use pleura::update::health::self_test;
@@ -781,6 +782,9 @@ fn print_run(report: &RunReport) {
         for (name, fraction) in &clip.areas {
             say!("{name:<14}{:.1} % of the sector", 100.0 * fraction);
         }
+        if !clip.findings.is_empty() {
+            say!("findings      {}", findings_line(&clip.findings));
+        }
         if !clip.rejected.is_empty() {
             say!("rejected      {}", reasons(&clip.rejected));
         }
@@ -900,7 +904,29 @@ fn score(clip: &Path, args: &ModelArgs) -> Result<()> {
             100.0 * mean_class_fraction(&predictions, i)
         );
     }
+    if let Some(findings) = clip_findings(&predictions) {
+        let named = FINDINGS
+            .iter()
+            .map(|f| f.to_string())
+            .zip(findings)
+            .collect();
+        say!("findings      {}", findings_line(&named));
+    }
     Ok(())
+}
+
+/// `b_lines yes 0.93  consolidation no 0.12 ...`: each finding, its call
+/// at [`FINDING_THRESHOLD`] and its probability.
+fn findings_line(findings: &std::collections::BTreeMap<String, f32>) -> String {
+    FINDINGS
+        .iter()
+        .filter_map(|&name| {
+            let p = *findings.get(name)?;
+            let call = if p >= FINDING_THRESHOLD { "yes" } else { "no" };
+            Some(format!("{name} {call} {p:.2}"))
+        })
+        .collect::<Vec<_>>()
+        .join("  ")
 }
 
 fn eval(

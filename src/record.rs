@@ -11,6 +11,7 @@
 
 use crate::atomic_write::{Durability, write_atomically};
 use crate::model::SCORE_CLASSES;
+use crate::model::heads::FINDINGS;
 use crate::preprocess::Roi;
 use crate::preprocess::quality::RejectedFrame;
 use crate::scoring::ScoredFrame;
@@ -237,14 +238,17 @@ pub struct ClipReport {
     pub frames: usize,
     /// Clip score 0–3.
     pub score: u8,
-    /// Mean probability of that score.
+    /// Probability of that score.
     pub confidence: f32,
-    /// Mean probability of each score.
+    /// Probability of each score (see [`crate::scoring`]).
     pub probs: [f32; SCORE_CLASSES],
     /// Whether the clip score had stopped changing at the end.
     pub stable: bool,
     /// Mean fraction of the sector covered by each pathological class.
     pub areas: BTreeMap<String, f32>,
+    /// Probability of each finding, by name (models with the v3 heads).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub findings: BTreeMap<String, f32>,
     /// One record per scored frame, up to [`MAX_SERIES_FRAMES`].
     pub series: Vec<FrameRecord>,
     /// Whether the series was cut at [`MAX_SERIES_FRAMES`].
@@ -443,6 +447,7 @@ impl Recorder {
                 probs: [0.0; SCORE_CLASSES],
                 stable: false,
                 areas: BTreeMap::new(),
+                findings: BTreeMap::new(),
                 series: Vec::new(),
                 series_truncated: false,
                 rejected: BTreeMap::new(),
@@ -459,6 +464,10 @@ impl Recorder {
         clip.probs = scores.clip.probs;
         clip.stable = scores.stable;
         clip.areas = clip_areas;
+        clip.findings = scores
+            .findings
+            .map(|p| FINDINGS.iter().map(|f| f.to_string()).zip(p).collect())
+            .unwrap_or_default();
         if !self.keep_series {
             return;
         }

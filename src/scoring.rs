@@ -1,38 +1,66 @@
 //! From frame predictions to scores over time.
 //!
-//! A clip is one zone of the chest scanned for a few seconds. Its score
-//! follows the mean of the frame probabilities (soft voting), so that a
-//! single noisy frame cannot set it; the confidence is the mean probability
-//! of the chosen score. While a clip plays, [`ClipTracker`] also keeps a
-//! smoothed live score for the screen, and says when the clip score has
-//! become stable: the moment a zone's score can be recorded.
+//! A clip is one zone of the chest scanned for a few seconds. How its score
+//! is decided depends on the model file:
+//!
+//! * **v3** (aggregation `attention_ordinal`): the clip head
+//!   ([`crate::model::heads`]) decides over a window of the clip's frames,
+//!   weighing each by its attention: the Soldati score is the worst finding
+//!   that persists, not the average frame. The window holds at most
+//!   [`CLIP_WINDOW`] frames spread evenly over the clip so far, as the
+//!   model was trained and evaluated; once they are [`MAX_WINDOW_STRIDE`]
+//!   frames apart it slides, keeping the most recent (about 7.7 s at
+//!   25 fps). The clip's findings are pooled over the same window.
+//! * **v2** (`mean_probability`): the mean of the frame probabilities (soft
+//!   voting), so that a single noisy frame cannot set it.
+//!
+//! The confidence is the probability of the chosen score. While a clip
+//! plays, [`ClipTracker`] also keeps a smoothed live score for the screen,
+//! and says when the clip score has become stable: the moment a zone's
+//! score can be recorded.
 
 use crate::frame::GrayFrame;
 use crate::model::SCORE_CLASSES;
+use crate::model::heads::{self, FINDINGS, HeadOutputs};
 use crate::model::lusnet::{FramePrediction, argmax};
 use crate::preprocess::Roi;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// How frame outputs are combined into a clip score (stored in the model file).
+/// v2's rule for combining frame outputs into a clip score (stored in the
+/// model file); v3's is [`heads::AGGREGATION`].
 pub const AGGREGATION: &str = "mean_probability";
+/// Most frames a v3 clip decision looks at (the trainer's frames per clip).
+pub const CLIP_WINDOW: usize = 48;
+/// Widest spacing, in frames, of the window's frames before it slides.
+pub const MAX_WINDOW_STRIDE: usize = 4;
 
 /// The score of one clip.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ClipScore {
     /// Soldati score 0–3.
     pub score: u8,
-    /// Mean probability of that score over the frames.
+    /// Probability of that score.
     pub confidence: f32,
-    /// Mean probability of each score.
+    /// Probability of each score: the mean over frames (v2) or the clip
+    /// head's ordinal model (v3).
     pub probs: [f32; SCORE_CLASSES],
     /// Frames that contributed.
     pub frames: usize,
 }
 
-/// Soft-votes the frames of a clip; `None` for a clip without frames.
+/// The score of a whole clip, by the model's rule; `None` for a clip
+/// without frames.
 pub fn clip_score(frames: &[FramePrediction]) -> Option<ClipScore> {
     let mut tracker = ClipTracker::new(0);
     frames.iter().map(|f| tracker.update(f).clip).last()
+}
+
+/// A whole clip's findings ([`FINDINGS`] order, probabilities), by the
+/// same window as its score; `None` without frames or v3 heads.
+pub fn clip_findings(frames: &[FramePrediction]) -> Option<[f32; FINDINGS.len()]> {
+    let mut tracker = ClipTracker::new(0);
+    frames.iter().map(|f| tracker.update(f).findings).last()?
 }
 
 /// Weight of the newest frame in the smoothed live score (an exponential
@@ -56,6 +84,9 @@ pub struct ScoreUpdate {
     pub stable: bool,
     /// Mean fraction of the sector covered by each segmentation class so far.
     pub class_fractions: Vec<f32>,
+    /// The clip's findings so far ([`FINDINGS`] order, probabilities), for
+    /// a model with the v3 heads.
+    pub findings: Option<[f32; FINDINGS.len()]>,
 }
 
 /// A frame after the scoring stage: what the display and the record get.
@@ -73,6 +104,44 @@ pub struct ScoredFrame {
     pub scores: ScoreUpdate,
 }
 
+/// The frames a v3 clip decision looks at: at most [`CLIP_WINDOW`], spread
+/// evenly over the clip, then sliding once [`MAX_WINDOW_STRIDE`] apart.
+#[derive(Debug, Clone, Default)]
+struct HeadWindow {
+    slots: VecDeque<HeadOutputs>,
+    /// Every `stride`-th frame of the clip enters the window.
+    stride: usize,
+    /// Frames offered so far.
+    offered: usize,
+}
+
+impl HeadWindow {
+    fn push(&mut self, outputs: HeadOutputs) {
+        let stride = self.stride.max(1);
+        self.offered += 1;
+        if !(self.offered - 1).is_multiple_of(stride) {
+            return;
+        }
+        if self.slots.len() == CLIP_WINDOW {
+            if stride < MAX_WINDOW_STRIDE {
+                // Keep every other frame: the kept ones are 2·stride apart.
+                let mut index = 0;
+                self.slots.retain(|_| {
+                    index += 1;
+                    index % 2 == 1
+                });
+                self.stride = 2 * stride;
+                if !(self.offered - 1).is_multiple_of(self.stride) {
+                    return;
+                }
+            } else {
+                self.slots.pop_front();
+            }
+        }
+        self.slots.push_back(outputs);
+    }
+}
+
 /// The running scores of one clip, in constant memory.
 #[derive(Debug, Clone)]
 pub struct ClipTracker {
@@ -82,6 +151,7 @@ pub struct ClipTracker {
     live: Option<[f32; SCORE_CLASSES]>,
     last_score: Option<u8>,
     unchanged: usize,
+    window: HeadWindow,
 }
 
 impl ClipTracker {
@@ -94,6 +164,7 @@ impl ClipTracker {
             live: None,
             last_score: None,
             unchanged: 0,
+            window: HeadWindow::default(),
         }
     }
 
@@ -113,8 +184,16 @@ impl ClipTracker {
             }
         };
         self.live = Some(live);
-        let probs = self.prob_sums.map(|s| (s / self.frames as f64) as f32);
-        let score = argmax(&probs) as u8;
+        if let Some(outputs) = frame.heads {
+            self.window.push(outputs);
+        }
+        let (score, probs) = match heads::decide(&self.window.slots) {
+            Some(decision) => (decision.score, decision.probs),
+            None => {
+                let probs = self.prob_sums.map(|s| (s / self.frames as f64) as f32);
+                (argmax(&probs) as u8, probs)
+            }
+        };
         self.unchanged = if self.last_score == Some(score) {
             self.unchanged + 1
         } else {
@@ -132,6 +211,7 @@ impl ClipTracker {
             },
             stable: self.frames >= STABLE_MIN_FRAMES && self.unchanged + 1 >= STABLE_FRAMES,
             class_fractions: self.class_fractions(),
+            findings: heads::pool_findings(&self.window.slots),
         }
     }
 
@@ -156,6 +236,7 @@ mod tests {
             score_probs: probs,
             seg_size: 2,
             seg_labels: labels,
+            heads: None,
         }
     }
 
@@ -222,6 +303,56 @@ mod tests {
         let update = update.unwrap();
         assert_eq!(update.live_score, 3);
         assert_eq!(update.clip.score, 0);
+    }
+
+    fn v3_frame(probs: [f32; 4], value: f32, attention: f32) -> FramePrediction {
+        FramePrediction {
+            heads: Some(HeadOutputs {
+                finding_logits: [0.0, value, -1.0, 0.0],
+                attention,
+                value,
+                cutpoints: [-1.0, 0.0, 1.0],
+            }),
+            ..frame(probs, vec![0; 4])
+        }
+    }
+
+    #[test]
+    fn a_v3_clip_is_decided_by_its_clip_head_not_the_mean_frame() {
+        // Every frame's own score head says 0, but a few frames carry
+        // strong, attended evidence: the clip head decides 3.
+        let mut frames = vec![v3_frame([0.9, 0.1, 0.0, 0.0], -2.0, -3.0); 20];
+        for f in frames.iter_mut().step_by(5) {
+            *f = v3_frame([0.9, 0.1, 0.0, 0.0], 3.0, 3.0);
+        }
+        let clip = clip_score(&frames).unwrap();
+        assert_eq!(clip.score, 3);
+        assert_eq!(clip.confidence, clip.probs[3]);
+        let findings = clip_findings(&frames).unwrap();
+        assert!(findings[heads::B_LINES] > 0.5, "{findings:?}");
+    }
+
+    #[test]
+    fn the_window_spreads_its_frames_over_the_clip_then_slides() {
+        let mut window = HeadWindow::default();
+        let values = |w: &HeadWindow| w.slots.iter().map(|h| h.value as usize).collect::<Vec<_>>();
+        let push_until = |w: &mut HeadWindow, n: usize| {
+            while w.offered < n {
+                let value = w.offered as f32;
+                w.push(v3_frame([0.25; 4], value, 0.0).heads.unwrap());
+            }
+        };
+        push_until(&mut window, CLIP_WINDOW);
+        assert_eq!(values(&window), (0..48).collect::<Vec<_>>());
+        push_until(&mut window, 2 * CLIP_WINDOW);
+        assert_eq!(values(&window), (0..96).step_by(2).collect::<Vec<_>>());
+        push_until(&mut window, 4 * CLIP_WINDOW);
+        assert_eq!(values(&window), (0..192).step_by(4).collect::<Vec<_>>());
+        // At the widest spacing the window slides: the most recent frames.
+        push_until(&mut window, 1000);
+        let kept = values(&window);
+        assert_eq!(kept.len(), CLIP_WINDOW);
+        assert_eq!(kept, (808..1000).step_by(4).collect::<Vec<_>>());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! `tests/fixtures/` holds, written by `scripts/train/train.py`: the trained
 //! f32 weights, four real frames (one per expert score) and the trainer's
-//! outputs for them. CI needs no PyTorch to check them.
+//! outputs for them, with each frame's v3 head outputs (finding logits,
+//! clip attention logit and clip value). CI needs no PyTorch to check them.
 
 mod common;
 
@@ -15,6 +16,8 @@ struct Fixture {
     frames: Vec<Vec<u8>>,
     score_logits: Tensor,
     seg_logits: Tensor,
+    /// `[N, 4]`, `[N]` and `[N]`: what the trainer's v3 heads said.
+    heads: (Tensor, Tensor, Tensor),
 }
 
 fn fixture() -> Fixture {
@@ -27,7 +30,31 @@ fn fixture() -> Fixture {
         frames: flat.chunks(s * s).map(<[u8]>::to_vec).take(n).collect(),
         score_logits: tensors["score_logits"].clone(),
         seg_logits: tensors["seg_logits"].clone(),
+        heads: (
+            tensors["finding_logits"].clone(),
+            tensors["clip_attention"].clone(),
+            tensors["clip_value"].clone(),
+        ),
     }
+}
+
+/// Each frame's v3 head outputs as `[N, 4]`, `[N]`, `[N]` tensors.
+fn head_outputs(net: &LusNet, frames: &[&[u8]]) -> (Tensor, Tensor, Tensor) {
+    let predictions = net.predict(frames).unwrap();
+    let heads: Vec<_> = predictions
+        .iter()
+        .map(|p| p.heads.expect("v3 heads"))
+        .collect();
+    let n = heads.len();
+    let column = |f: &dyn Fn(&pleura::model::heads::HeadOutputs) -> f32| {
+        Tensor::from_vec(heads.iter().map(f).collect::<Vec<_>>(), n, &Device::Cpu).unwrap()
+    };
+    let findings: Vec<f32> = heads.iter().flat_map(|h| h.finding_logits).collect();
+    (
+        Tensor::from_vec(findings, (n, 4), &Device::Cpu).unwrap(),
+        column(&|h| h.attention),
+        column(&|h| h.value),
+    )
 }
 
 fn network(quantization: Quantization, precision: Precision) -> LusNet {
@@ -95,4 +122,45 @@ fn q8_0_forward_keeps_the_pytorch_decisions() {
             100.0 * agree
         );
     }
+}
+
+#[test]
+fn the_v3_heads_match_pytorch_in_f32_and_keep_their_calls_in_int8() {
+    common::init_threads();
+    let fx = fixture();
+    let views: Vec<&[u8]> = fx.frames.iter().map(Vec::as_slice).collect();
+    let (findings, attention, value) =
+        head_outputs(&network(Quantization::F32, Precision::F32), &views);
+    for (name, got, want) in [
+        ("finding logits", &findings, &fx.heads.0),
+        ("clip attention", &attention, &fx.heads.1),
+        ("clip value", &value, &fx.heads.2),
+    ] {
+        let diff = max_abs_diff(got, want);
+        assert!(diff < 1e-3, "f32 {name} differ by {diff}");
+    }
+    // The shipped path: Q8_0 weights, integer convolutions. Each finding
+    // call (logit sign) survives where PyTorch was not on the fence.
+    let (findings, _, value) = head_outputs(&network(Quantization::Q8_0, Precision::Int8), &views);
+    let (got, want) = (
+        findings.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        fx.heads.0.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+    );
+    for (g, w) in got.iter().zip(&want).filter(|(_, w)| w.abs() > 0.5) {
+        assert_eq!(g.signum(), w.signum(), "int8 finding logit {g} against {w}");
+    }
+    let value_diff = max_abs_diff(&value, &fx.heads.2);
+    let spread = fx
+        .heads
+        .2
+        .abs()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(
+        value_diff < 0.1 * spread.max(1.0),
+        "int8 clip values differ by {value_diff}"
+    );
 }

@@ -40,6 +40,7 @@ fn phantom_state(kind: ScreenKind) -> ScreenState {
         live: (2, 0.71),
         clip: (2, 0.64),
         stable: true,
+        findings: scored.scores.findings,
         fps: 24.9,
         latency_ms: 38.0,
         recording: true,
@@ -186,11 +187,11 @@ fn taps_select_zones_record_and_freeze_with_large_targets() {
     // In the golden picture: L3 is the third cell of the right column, the
     // digit sits at the top of the panel, the frame fills the left.
     assert_eq!(
-        tap_command(size, Point::new(720, 293), Some(&exam)),
+        tap_command(size, Point::new(720, 315), Some(&exam)),
         Some(Command::SelectZone(8))
     );
     assert_eq!(
-        tap_command(size, Point::new(560, 210), Some(&exam)),
+        tap_command(size, Point::new(560, 240), Some(&exam)),
         Some(Command::SelectZone(0))
     );
     assert_eq!(

@@ -296,7 +296,8 @@ def main():
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cv-report.json").write_text(json.dumps(report, indent=1) + "\n")
     (args.out / "cv-report.md").write_text(markdown(report))
-    plot_confusions(rows, box_rows, args.out / "cv-confusion.png")
+    shown = (report["selection"] or {}).get("kept")
+    plot_confusions(rows, box_rows, args.out / "cv-confusion.png", shown if shown in rows else next(iter(rows)))
     (args.out / "cv-oof.json").write_text(json.dumps({n: {str(s): r for s, r in v.items()} for n, v in rows.items()}))
     print(markdown(report))
     if args.ship:
@@ -305,16 +306,18 @@ def main():
             print(f"copied {name} to {ROOT / 'models'}")
 
 
-def plot_confusions(rows, box_rows, path):
-    """BLUES confusion matrices: v2 and the feature baseline out-of-fold (seeds summed), v2 on the lockbox."""
+def plot_confusions(rows, box_rows, path, shown):
+    """BLUES confusion matrices: the `shown` candidate and the feature baseline out-of-fold
+    (seeds summed), and the candidate on the lockbox when it has been opened."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("v2, out-of-fold (3 seeds summed)", rows["v2"]),
-              ("features baseline, out-of-fold (3 seeds summed)", rows["features"]),
-              ("v2, lockbox (fitted once without it)", box_rows["v2"])]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.4))
+    panels = [(f"{shown}, out-of-fold (seeds summed)", rows[shown]),
+              ("features baseline, out-of-fold (seeds summed)", rows["features"])]
+    if shown in box_rows:
+        panels.append((f"{shown}, lockbox (fitted once without it)", box_rows[shown]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.7 * len(panels), 4.4))
     for ax, (title, by_seed) in zip(axes, panels):
         m = np.sum([cv_stats.confusion([r for r in rs if r["dataset"] == "blues"]) for rs in by_seed.values()], 0)
         ax.imshow(m, cmap="Blues")
@@ -329,15 +332,56 @@ def plot_confusions(rows, box_rows, path):
     plt.close(fig)
 
 
+V3_COMMON = ("the v3 recipe (train.py RECIPE_V3: v2's network, data and losses plus the finding heads and the "
+             "attention clip head with a cumulative-link ordinal loss, trained end to end on whole-clip batches); "
+             "finding scores = log-sum-exp pool of the frames' finding logits; B-line tint gated by the frames' "
+             "B-line head")
 DESCRIPTIONS = {
     "v2": "LusNet v2's recipe (scripts/train/train.py defaults: SORD loss, class weights, 30 epochs x 4 frames "
           "per clip, augmentations, phantom + weak masks); clip score = mean frame probability; finding scores = "
           "mean segmented area of the b_line / consolidation class",
+    "v3-mean": f"{V3_COMMON}; clip score = mean frame probability (v2's rule)",
+    "v3-clip": f"{V3_COMMON}; clip score = the clip head over all frames, cut-points as trained",
+    "v3-clip-tuned": f"{V3_COMMON}; clip score = the clip head, cut-points tuned (macro-F1 + QWK) on the other "
+                     "folds' out-of-fold values of the same seed and dataset",
+    "v3-clip-flip": f"{V3_COMMON}; the clip head on outputs averaged over each frame and its mirror image",
+    "v3-clip-flip-tuned": f"{V3_COMMON}; mirror-averaged, with nested tuned cut-points",
     "majority": "the most frequent score of the training clips of the same dataset; constant finding scores",
     "features": "L2 logistic regression (balanced, C by grouped CV inside the training part) on 25 per-clip "
                 "intensity features: depth-band means and deviations, bright vertical streaks, horizontal band "
                 "periodicity, global statistics (scripts/train/baselines.py)",
 }
+PUBLISHED = ROOT / "models" / "cv-report.json"
+
+
+def half_width(m):
+    return (m["ci_high"] - m["ci_low"]) / 2
+
+
+def rule_says(current, candidate):
+    """SELECTION_RULE on two pooled BLUES entries: (replace?, why)."""
+    f_cur, f_new = current["macro_f1"], candidate["macro_f1"]
+    q_cur, q_new = current["qwk"], candidate["qwk"]
+    f_margin = max(half_width(f_cur), half_width(f_new))
+    q_margin = max(half_width(q_cur), half_width(q_new))
+    f_gain, q_gain = f_new["mean"] - f_cur["mean"], q_new["mean"] - q_cur["mean"]
+    ok = f_gain > f_margin and q_gain >= -q_margin
+    why = (f"macro-F1 {f_gain:+.3f} (needs > {f_margin:.3f}), QWK {q_gain:+.3f} (must be >= {-q_margin:.3f})")
+    return ok, why
+
+
+def select(entries, reference):
+    """Applies the rule along V3_ORDER from the reference (v2); returns (kept name, decisions)."""
+    current, decisions = reference, []
+    for name in V3_ORDER:
+        cand = next((e for e in entries if e["name"] == name), None)
+        if cand is None:
+            continue
+        ok, why = rule_says(current["pooled"], cand["pooled"])
+        decisions.append({"candidate": name, "against": current["name"], "replaces": ok, "why": why})
+        if ok:
+            current = cand
+    return current["name"], decisions
 
 
 def build_report(args, rows, box_rows, box_meta, clips, timing):
@@ -353,32 +397,49 @@ def build_report(args, rows, box_rows, box_meta, clips, timing):
                                                                stats["blues"], fs["blues"])
         return e
 
-    dev_groups = {r["group"] for r in rows["v2"][args.seeds[0]] if r["dataset"] == "blues"}
-    return {
+    networks = [n for n in rows if n not in ("majority", "features")]
+    recipes = [entry(n) for n in networks]
+    selection = None
+    if args.recipe == "v3":
+        # v2's pooled numbers as published (issue 15's run of the same folds, frames exported before
+        # issue 16's frame checks dropped black lead-in frames; v2 kept no per-clip rows to re-pair).
+        published = json.loads(PUBLISHED.read_text()) if PUBLISHED.exists() else None
+        v2 = next((e for e in (published or {}).get("recipes", []) if e["name"] == "v2"), None)
+        if v2 is not None:
+            reference = {"name": "v2", "pooled": v2["pooled"]}
+            kept, decisions = select(recipes, reference)
+            selection = {"reference": "v2 as published in models/cv-report.json (issue 15)",
+                         "reference_pooled": v2["pooled"], "order": V3_ORDER, "decisions": decisions, "kept": kept}
+    dev_groups = {r["group"] for r in rows[networks[0]][args.seeds[0]] if r["dataset"] == "blues"}
+    report = {
         "protocol": {
             "cv": f"{len(args.seeds)} seeds x {args.folds} folds, patient-grouped (BLUES patients, POCUS name stems), "
                   "stratified by each group's worst score; lockbox patients excluded",
-            "seeds": args.seeds, "folds": args.folds, "epochs": args.epochs,
+            "seeds": args.seeds, "folds": args.folds, "epochs": args.epochs, "recipe": args.recipe,
             "pooling": "each metric on all out-of-fold clips of a seed, then the mean over seeds",
             "intervals": f"95 % percentile bootstrap over patients (BLUES) or name stems (POCUS), {args.draws} draws, "
                          "the same draw applied to every seed",
             "blues_patients": len(dev_groups),
-            "clip_score": "mean frame probability over up to 48 exported frames (the runtime's rule)",
+            "clip_score": "per candidate (see its description), over up to 48 exported frames",
             "exam_total": "per patient, one score per zone (the worst of its recordings), summed",
         },
         "selection_rule": SELECTION_RULE,
-        "recipes": [entry("v2")],
+        "selection": selection,
+        "recipes": recipes,
         "baselines": [entry("majority"), entry("features")],
-        "lockbox": {
-            "patients": box_meta["patients"],
-            "rule": box_meta["rule"],
-            "fit": "each recipe fitted once on all development data outside the lockbox, checked once here; "
-                   "intervals resample the lockbox patients",
-            "results": [{"name": n, "blues": box_summaries[n][0]["blues"]} for n in box_rows],
-        },
+        "lockbox": None,
         "labels": label_table(clips),
         "timing": timing,
     }
+    if box_rows:
+        report["lockbox"] = {
+            "patients": box_meta["patients"],
+            "rule": box_meta["rule"],
+            "fit": "the recipe fitted once on all development data outside the lockbox (the shipped model's fit), "
+                   "checked once here after the choice; intervals resample the lockbox patients",
+            "results": [{"name": n, "blues": box_summaries[n][0]["blues"]} for n in box_rows],
+        }
+    return report
 
 
 if __name__ == "__main__":

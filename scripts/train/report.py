@@ -14,7 +14,8 @@ METRICS = [("macro_f1", "macro-F1"), ("qwk", "QWK"), ("accuracy", "accuracy"), (
            ("exam_mae", "exam-total MAE"), ("auc_b_lines", "B-line AUC"),
            ("auc_consolidation", "consolidation AUC"),
            ("bline_negative_median", "B-line tint on B-line-negative clips, median"),
-           ("bline_negative_p90", "B-line tint on B-line-negative clips, p90")]
+           ("bline_negative_p90", "B-line tint on B-line-negative clips, p90"),
+           ("bline_negative_median_ungated", "the same median without the B-line head's gate")]
 
 
 
@@ -48,12 +49,22 @@ def markdown(report):
         if key == "exam_mae":
             continue
         out.append(f"| {label} | " + " | ".join(fmt((e["pocus"] or {}).get(key)) for e in entries) + " |")
+    sel = report.get("selection")
+    if sel:
+        out += ["", "## Selection, in the order written before the runs", "",
+                f"Reference: {sel['reference']}.", "", "| candidate | against | replaces | why |", "|---|---|---|---|"]
+        out += [f"| {d['candidate']} | {d['against']} | {'yes' if d['replaces'] else 'no'} | {d['why']} |"
+                for d in sel["decisions"]]
+        out += ["", f"Kept: **{sel['kept']}**."]
     box = report["lockbox"]
-    res = box["results"]
-    out += ["", f"## Lockbox ({len(box['patients'])} BLUES patients, {res[0]['blues']['clips']} clips)", "",
-            "| metric | " + " | ".join(r["name"] for r in res) + " |", "|---|" + "---|" * len(res)]
-    for key, label in METRICS:
-        out.append(f"| {label} | " + " | ".join(fmt(r["blues"].get(key)) for r in res) + " |")
+    res = box["results"] if box else []
+    if box:
+        out += ["", f"## Lockbox ({len(box['patients'])} BLUES patients, {res[0]['blues']['clips']} clips)", "",
+                "| metric | " + " | ".join(r["name"] for r in res) + " |", "|---|" + "---|" * len(res)]
+        for key, label in METRICS:
+            out.append(f"| {label} | " + " | ".join(fmt(r["blues"].get(key)) for r in res) + " |")
+    else:
+        out += ["", "## Lockbox", "", "Not opened in this run (`--cv-only`)."]
     out += ["", "## Finding labels (yes / no / unknown)", "", "| finding | BLUES | POCUS (rated clips) |",
             "|---|---|---|"]
     for f, d in report["labels"].items():
@@ -61,9 +72,9 @@ def markdown(report):
         out.append(f"| {f} | " + " | ".join(cells) + " |")
     out += ["", "## Selection rule", "", report["selection_rule"], ""]
     t = report["timing"]
-    fits = t["cv_fit_seconds"] + [t["lockbox_fit_seconds"]]
+    fits = t["cv_fit_seconds"] + ([t["lockbox_fit_seconds"]] if t["lockbox_fit_seconds"] else [])
     wall = f"; wall time of the whole run {t['wall_seconds'] / 60:.1f} min" if t.get("wall_seconds") else ""
-    out += [f"Network fits: {len(fits)} ({len(t['cv_fit_seconds'])} CV, 1 lockbox), "
+    out += [f"Network fits: {len(fits)} ({len(t['cv_fit_seconds'])} CV, {len(fits) - len(t['cv_fit_seconds'])} lockbox), "
             f"{sum(fits) / 60:.1f} min of fitting and predicting{wall}.", ""]
     return "\n".join(out)
 

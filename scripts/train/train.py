@@ -384,7 +384,19 @@ def main():
     ap.add_argument("--no-gguf", action="store_true",
                     help="write the safetensors and fixtures but not the GGUF (for machines without cargo)")
     ap.add_argument("--phantom-clips", type=int, default=RECIPE_V2["phantom_clips"], help="phantom clips per score and probe")
+    ap.add_argument("--recipe", choices=["v2", "v3"], default="v3",
+                    help="v3 adds the finding and clip heads (RECIPE_V3); v2 reproduces v2")
+    ap.add_argument("--weights", type=Path,
+                    help="export these fitted weights (a protocol fit's .pt, e.g. the lockbox fit, which is "
+                         "this script's fit with the same seed and data) instead of fitting again")
+    ap.add_argument("--cutpoints", type=float, nargs=3,
+                    help="the clip head's cut-points to ship, if the protocol chose tuned ones")
     args = ap.parse_args()
+    if args.recipe == "v3":
+        for key, value in RECIPE_V3.items():
+            if key not in ("epochs", "frames_per_clip", "batch", "lr", "seg_weight", "masks", "phantom_clips"):
+                setattr(args, key, value)
+        args.version = max(args.version, 3)
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     args.out.mkdir(parents=True, exist_ok=True)
@@ -399,10 +411,21 @@ def main():
     report = json.loads(report_path.read_text()) if report_path.exists() else None
     if report is None:
         print(f"note: {report_path} is missing; run protocol.py first for the accuracy numbers", flush=True)
-    model, hist = train_model(clips + phantom, args, device, "final fit", args.seed)
+    if args.weights:
+        model = LusNet(WIDTHS, weak_head=args.masks == "both", v3_heads=getattr(args, "v3_heads", False))
+        model.load_state_dict(torch.load(args.weights, map_location="cpu"))
+        model.to(device)
+        print(f"weights from {args.weights}")
+    else:
+        model, hist = train_model(clips + phantom, args, device, "final fit", args.seed)
+        plot_losses({"final": hist}, args.out)
+    if args.cutpoints:
+        with torch.no_grad():
+            cuts = torch.tensor(sorted(args.cutpoints))
+            model.clip.first_cut.copy_(cuts[0])
+            model.clip.cut_gaps.copy_(torch.log(torch.expm1(cuts[1:] - cuts[:-1])))  # softplus inverse
     dice = phantom_dice(model, phantom_test, device)
     print("phantom Dice (held-out seeds):", json.dumps(dice))
-    plot_losses({"final": hist}, args.out)
     export(model, clips, accuracy_summary(report, dice), args)
 
 
@@ -430,7 +453,7 @@ def export(model, clips, cv_summary, args):
     meta = {
         "architecture": "lusnet", "input_size": str(SIZE), "widths": ",".join(map(str, WIDTHS)),
         "norm_mean": str(NORM_MEAN), "norm_std": str(NORM_STD), "seg_classes": ",".join(SEG_CLASSES),
-        "aggregation": "mean_probability",
+        "aggregation": "attention_ordinal" if model.clip is not None else "mean_probability",
         "training_data": f"COVID-BLUES dev split outside the lockbox "
                          f"({sum(c['dataset'] == 'blues' for c in clips)} clips) + POCUS rated clips "
                          f"({sum(c['dataset'] == 'pocus' for c in clips)}); "
@@ -455,9 +478,16 @@ def export(model, clips, cv_summary, args):
     frames = np.stack(picks)
     x = (torch.from_numpy(frames.astype(np.float32) / 255.0)[:, None] - NORM_MEAN) / NORM_STD
     with torch.no_grad():
-        score, seg = model(x)
-    save_file({"frames": torch.from_numpy(frames.copy()), "score_logits": score.contiguous(),
-               "seg_logits": seg.permute(0, 2, 3, 1).contiguous()}, str(fixture_dir / "parity.safetensors"))
+        score, features, emb = model.decode(x)
+        seg = model.seg(features)
+        outputs = {"frames": torch.from_numpy(frames.copy()), "score_logits": score.contiguous(),
+                   "seg_logits": seg.permute(0, 2, 3, 1).contiguous()}
+        if model.clip is not None:  # each frame's head outputs (lusnet.py's ClipHead, term by term)
+            c = model.clip
+            outputs |= {"finding_logits": model.findings(emb).contiguous(),
+                        "clip_attention": c.attn_w(torch.tanh(c.attn_v(emb)))[:, 0].contiguous(),
+                        "clip_value": c.ordinal(emb)[:, 0].contiguous()}
+    save_file(outputs, str(fixture_dir / "parity.safetensors"))
     save_file(model.export_state(), str(fixture_dir / "lusnet-parity-f32.safetensors"), metadata=meta)
     print(f"wrote {fixture_dir / 'parity.safetensors'}")
 

@@ -6,11 +6,17 @@
 //! │   ultrasound frame, B-lines     │  │ 2│ NOW  conf 0.71        │
 //! │   and consolidations tinted     │  └──┘                       │
 //! │                                 │  CLIP 2  0.64  STABLE       │
-//! │   [ FROZEN / LOW CONFIDENCE ]   │  ■ b_line ■ consolidation   │
+//! │   [ FROZEN / LOW CONFIDENCE ]   │  [A-lines][B-lines] consol. │
 //! │                                 │  R1 R2 … │ L1 L2 …  (map)   │
 //! │                                 │  LUS 14 / 36   8/12 zones   │
 //! └─────────────────────────────────┴──────────────────────────────┘
 //! ```
+//!
+//! Under the clip score, a model with the v3 heads shows the clip's
+//! findings as chips, lit when present; the B-line and consolidation chips
+//! wear their tint's colour, so they are also the overlay's legend (a v2
+//! model gets the plain legend). On a 480×320 panel the chips wrap to a
+//! second line.
 //!
 //! [`ScreenRenderer::draw`] paints one [`ScreenState`] onto a [`Canvas`]
 //! (an `embedded-graphics` draw target). The layout adapts to the canvas
@@ -21,6 +27,7 @@
 
 use super::annotate::{Canvas, class_colour, score_colour};
 use crate::exam::{Command, Exam};
+use crate::model::heads::{FINDING_THRESHOLD, FINDINGS};
 use crate::preprocess::Roi;
 use crate::preprocess::quality::RejectedFrame;
 use crate::scoring::ScoredFrame;
@@ -76,6 +83,9 @@ pub struct ScreenState {
     pub clip: (u8, f32),
     /// Whether the clip score is stable.
     pub stable: bool,
+    /// The clip's finding probabilities ([`FINDINGS`] order), for a model
+    /// with the v3 heads.
+    pub findings: Option<[f32; FINDINGS.len()]>,
     /// Frames per second scored.
     pub fps: f32,
     /// Capture-to-screen latency, milliseconds.
@@ -110,6 +120,7 @@ impl Default for ScreenState {
             live: (0, 0.0),
             clip: (0, 0.0),
             stable: false,
+            findings: None,
             fps: 0.0,
             latency_ms: 0.0,
             recording: false,
@@ -141,6 +152,7 @@ impl ScreenState {
         );
         self.clip = (scores.clip.score, scores.clip.confidence);
         self.stable = scores.stable;
+        self.findings = scores.findings;
     }
 
     /// Copies a frame that gets no score into the state: its picture, with
@@ -225,8 +237,10 @@ struct Panel {
     scores: Rectangle,
     /// Top of the clip score line.
     clip_y: i32,
-    /// Top of the legend line.
+    /// Top of the legend, or of the finding chips.
     legend_y: i32,
+    /// Right edge of the panel's content.
+    right: i32,
     /// Top of the hint line.
     hint_y: i32,
     /// The zone map.
@@ -246,7 +260,7 @@ impl Panel {
         let clip_y = top + layout.digit.height as i32 + pad;
         let legend_y = clip_y + layout.large.character_size.height as i32 + pad;
         let small_h = layout.small.character_size.height as i32;
-        let hint_y = legend_y + small_h + pad / 2;
+        let hint_y = legend_y + legend_lines(layout) * (small_h + CHIP_GAP) + pad / 2;
         let map_y = hint_y + small_h + pad / 2;
         let bottom = panel.top_left.y + panel.size.height as i32 - pad;
         let total_y = bottom - layout.large.character_size.height as i32;
@@ -258,6 +272,7 @@ impl Panel {
             ),
             clip_y,
             legend_y,
+            right: panel.top_left.x + panel.size.width as i32 - pad,
             hint_y,
             map: Rectangle::new(
                 Point::new(x, map_y),
@@ -268,6 +283,40 @@ impl Panel {
             ),
             total_y,
         }
+    }
+}
+
+/// How the finding chips name [`FINDINGS`], in order.
+const FINDING_LABELS: [&str; FINDINGS.len()] = ["A-lines", "B-lines", "consol.", "pleura"];
+/// Space between chips, and between their lines.
+const CHIP_GAP: i32 = 4;
+
+/// Lines the legend (or the finding chips) may take: two on a compact
+/// panel, where the four chips do not fit on one.
+fn legend_lines(layout: &Layout) -> i32 {
+    let chips: i32 = FINDING_LABELS
+        .iter()
+        .map(|l| chip_width(layout, l) + CHIP_GAP)
+        .sum();
+    if chips > layout.panel.size.width as i32 - 2 * Panel::PAD {
+        2
+    } else {
+        1
+    }
+}
+
+fn chip_width(layout: &Layout, label: &str) -> i32 {
+    label.len() as i32 * layout.small.character_size.width as i32 + 6
+}
+
+/// The colour of a finding's chip: its tint's colour for the findings the
+/// overlay shows.
+fn finding_colour(finding: usize) -> Rgb888 {
+    match FINDINGS[finding] {
+        "b_lines" => class_colour(1),
+        "consolidation" => class_colour(2),
+        "pleura_abnormal" => Rgb888::new(255, 140, 90),
+        _ => Rgb888::new(150, 200, 150),
     }
 }
 
@@ -569,26 +618,10 @@ impl ScreenRenderer {
             )
             .draw(canvas);
         }
-        // Legend.
-        let y = geometry.legend_y;
-        let mut lx = x;
-        let swatch = layout.small.character_size.height - 2;
-        for (class, label) in classes.iter().enumerate().skip(1) {
-            fill(
-                canvas,
-                Rectangle::new(Point::new(lx, y + 1), Size::new(swatch, swatch)),
-                class_colour(class),
-            );
-            lx = Text::with_baseline(
-                label,
-                Point::new(lx + swatch as i32 + 4, y),
-                small,
-                Baseline::Top,
-            )
-            .draw(canvas)
-            .map(|p| p.x)
-            .unwrap_or(lx)
-                + 10;
+        if let (Some(findings), true) = (state.findings, has_scores) {
+            self.draw_findings(canvas, layout, &geometry, &findings);
+        } else {
+            self.draw_legend(canvas, layout, geometry.legend_y, x, classes);
         }
         if let Some(hint) = state.hint {
             let _ = Text::with_baseline(
@@ -628,6 +661,80 @@ impl ScreenRenderer {
                 Baseline::Top,
             )
             .draw(canvas);
+        }
+    }
+
+    /// The segmentation classes' colours and names, on one line.
+    fn draw_legend(
+        &mut self,
+        canvas: &mut Canvas,
+        layout: &Layout,
+        y: i32,
+        x: i32,
+        classes: &[String],
+    ) {
+        let small = MonoTextStyle::new(layout.small, TEXT);
+        let mut lx = x;
+        let swatch = layout.small.character_size.height - 2;
+        for (class, label) in classes.iter().enumerate().skip(1) {
+            fill(
+                canvas,
+                Rectangle::new(Point::new(lx, y + 1), Size::new(swatch, swatch)),
+                class_colour(class),
+            );
+            lx = Text::with_baseline(
+                label,
+                Point::new(lx + swatch as i32 + 4, y),
+                small,
+                Baseline::Top,
+            )
+            .draw(canvas)
+            .map(|p| p.x)
+            .unwrap_or(lx)
+                + 10;
+        }
+    }
+
+    /// One chip per finding, lit in its colour when the clip has it,
+    /// wrapping to the next line at the panel's edge.
+    fn draw_findings(
+        &mut self,
+        canvas: &mut Canvas,
+        layout: &Layout,
+        geometry: &Panel,
+        findings: &[f32; FINDINGS.len()],
+    ) {
+        let line_h = layout.small.character_size.height as i32 + CHIP_GAP;
+        let (mut cx, mut cy) = (geometry.x, geometry.legend_y);
+        for (finding, (&p, label)) in findings.iter().zip(FINDING_LABELS).enumerate() {
+            let w = chip_width(layout, label);
+            if cx + w > geometry.right && cx > geometry.x {
+                cx = geometry.x;
+                cy += line_h;
+            }
+            let chip = Rectangle::new(
+                Point::new(cx, cy),
+                Size::new(w as u32, layout.small.character_size.height + 1),
+            );
+            let present = p >= FINDING_THRESHOLD;
+            let colour = finding_colour(finding);
+            let text = if present {
+                fill(canvas, chip, colour);
+                BACKGROUND
+            } else {
+                let _ = chip
+                    .into_styled(PrimitiveStyle::with_stroke(DIM, 1))
+                    .draw(canvas);
+                DIM
+            };
+            let _ = Text::with_baseline(
+                label,
+                Point::new(cx + 3, cy + 1),
+                MonoTextStyle::new(layout.small, text),
+                Baseline::Top,
+            )
+            .draw(canvas);
+            cx += w + CHIP_GAP;
         }
     }
 

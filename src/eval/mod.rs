@@ -12,11 +12,12 @@ pub mod findings;
 pub mod metrics;
 pub mod segmentation;
 
+use crate::model::heads::FINDINGS;
 use crate::model::lusnet::FramePrediction;
 use crate::model::{LusNet, ModelError};
 use crate::preprocess::quality::FrameGate;
 use crate::preprocess::{Roi, detect_sector};
-use crate::scoring::{clip_score, mean_class_fraction};
+use crate::scoring::{clip_findings, clip_score, mean_class_fraction};
 use crate::source::{SourceError, decode_clip};
 use dataset::{ClipRecord, DatasetKind};
 use findings::Findings;
@@ -237,11 +238,24 @@ pub struct ClipResult {
     pub bline_fraction: f32,
     /// Mean consolidation area fraction.
     pub consolidation_fraction: f32,
+    /// The model's finding probabilities, by name (v3 heads only).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub finding_probs: BTreeMap<String, f32>,
     /// The experts' findings.
     pub findings: Findings,
 }
 
 impl ClipResult {
+    /// How strongly the model says `finding` is in the clip: its finding
+    /// head's probability (v3), or else the mean area of the segmentation
+    /// class that shows it.
+    fn finding_score(&self, finding: &str, class: &str) -> Option<f32> {
+        match self.finding_probs.get(finding) {
+            Some(&p) => Some(p),
+            None => self.class_fraction(class),
+        }
+    }
+
     /// The mean area fraction of a segmentation class, by name.
     fn class_fraction(&self, class: &str) -> Option<f32> {
         match class {
@@ -334,6 +348,9 @@ pub fn evaluate(
             probs: clip.probs,
             bline_fraction: fraction(bline_class),
             consolidation_fraction: fraction(consolidation_class),
+            finding_probs: clip_findings(&predictions)
+                .map(|p| FINDINGS.iter().map(|f| f.to_string()).zip(p).collect())
+                .unwrap_or_default(),
             findings: record.findings,
         });
     }
@@ -386,14 +403,14 @@ fn report(
     }
 }
 
-/// The ROC AUC of a segmentation class's clip area against a finding's
-/// labels, over the clips labelled for it.
+/// The ROC AUC of the model's finding score ([`ClipResult::finding_score`])
+/// against a finding's labels, over the clips labelled for it.
 fn finding_metrics(clips: &[ClipResult], finding: &str, class: &str) -> FindingMetrics {
     let (scores, labels): (Vec<f64>, Vec<bool>) = clips
         .iter()
         .filter_map(|c| {
             Some((
-                f64::from(c.class_fraction(class)?),
+                f64::from(c.finding_score(finding, class)?),
                 c.findings.get(finding)?,
             ))
         })
@@ -550,6 +567,7 @@ mod tests {
             probs: [0.25; 4],
             bline_fraction: 0.0,
             consolidation_fraction: 0.0,
+            finding_probs: BTreeMap::new(),
             findings: Findings::default(),
         }
     }

@@ -165,6 +165,18 @@ impl ModelFile {
         .map_err(io)
     }
 
+    /// The tensor called `name`.
+    pub fn tensor(&self, name: &str) -> Result<Arc<QTensor>, ModelError> {
+        self.tensors
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ModelError::Tensor {
+                path: self.path.clone(),
+                name: name.to_string(),
+                reason: "missing".into(),
+            })
+    }
+
     /// The weight and bias of layer `name`, checking the weight's shape.
     pub fn layer(
         &self,

@@ -7,10 +7,13 @@
 //! `widths` and `seg_classes` comma-separated, `norm_mean`, `norm_std`,
 //! `aggregation`, `training_data`, `licenses`, `cv_metrics`).
 //! Import reorders each kernel to `(ky, kx, in)`, pads K to the Q8_0 block,
-//! and quantizes.
+//! and quantizes. A v3 file (aggregation `attention_ordinal`) also carries
+//! the finding and clip heads ([`super::heads`]), kept in f32: they are
+//! small and run once per frame on the embedding.
 
 use super::conv::padded_k;
 use super::gguf::ModelFile;
+use super::heads::{CLIP_ATTENTION, FINDINGS};
 use super::lusnet::{conv_specs, score_shape};
 use super::{ARCHITECTURE, LUSNET_VERSION, ModelError, ModelMeta};
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -115,6 +118,22 @@ pub fn import_safetensors(
         &get("score.bias", &[out_features])?,
         Quantization::F32,
     )?;
+    if meta.has_heads() {
+        let dim = in_features;
+        let heads: [(&str, Vec<usize>); 8] = [
+            ("findings.weight", vec![FINDINGS.len(), dim]),
+            ("findings.bias", vec![FINDINGS.len()]),
+            ("clip.attn_v.weight", vec![CLIP_ATTENTION, dim]),
+            ("clip.attn_v.bias", vec![CLIP_ATTENTION]),
+            ("clip.attn_w.weight", vec![1, CLIP_ATTENTION]),
+            ("clip.attn_w.bias", vec![1]),
+            ("clip.ordinal.weight", vec![1, dim]),
+            ("clip.cutpoints", vec![3]),
+        ];
+        for (name, shape) in heads {
+            store(name.into(), &get(name, &shape)?, Quantization::F32)?;
+        }
+    }
     Ok(ModelFile {
         path: path.to_path_buf(),
         meta,

@@ -25,7 +25,7 @@
 use super::conv::ConvSpec;
 use super::gguf::ModelFile;
 use super::int8::{Int8Weights, Kernel, activation_scale, quantize_activation, requantize};
-use super::lusnet::{FramePrediction, argmax, conv_specs, output_sides, score_shape};
+use super::lusnet::{conv_specs, output_sides, score_shape};
 use super::{ModelError, ModelMeta, SCORE_CLASSES};
 use std::cell::RefCell;
 use std::sync::Mutex;
@@ -518,15 +518,16 @@ impl Int8LusNet {
         })
     }
 
-    /// Runs one `S×S` frame and hands `visit` the score logits and the
-    /// `[S/4 · S/4][classes]` segmentation logits while the buffers are held.
+    /// Runs one `S×S` frame and hands `visit` the score logits, the
+    /// `[S/4 · S/4][classes]` segmentation logits and the frame embedding
+    /// (`2·w3` values) while the buffers are held.
     ///
     /// On several threads the whole frame runs inside rayon's pool, so that
     /// the calling thread does not sleep and wake around every layer.
     pub fn run<T: Send>(
         &self,
         frame: Frame<'_>,
-        visit: impl FnOnce(&[f32; SCORE_CLASSES], &[f32]) -> T + Send,
+        visit: impl FnOnce(&[f32; SCORE_CLASSES], &[f32], &[f32]) -> T + Send,
     ) -> T {
         if self.threads > 1 {
             rayon::scope(|_| self.run_here(frame, visit))
@@ -539,7 +540,7 @@ impl Int8LusNet {
     fn run_here<T>(
         &self,
         frame: Frame<'_>,
-        visit: impl FnOnce(&[f32; SCORE_CLASSES], &[f32]) -> T,
+        visit: impl FnOnce(&[f32; SCORE_CLASSES], &[f32], &[f32]) -> T,
     ) -> T {
         // A panic elsewhere cannot leave these buffers half-valid for the
         // next frame: each frame overwrites all of them before reading.
@@ -602,20 +603,7 @@ impl Int8LusNet {
             threads,
         );
         self.seg.forward(&x.d4.data, &mut x.seg_logits);
-        visit(&x.score_logits, &x.seg_logits)
-    }
-
-    /// What the network says about one preprocessed `S×S` frame.
-    pub fn predict(&self, frame: &[u8]) -> FramePrediction {
-        let classes = self.seg.bias.len();
-        self.run(Frame::Pixels(frame), |score, seg| FramePrediction {
-            score_probs: softmax(score),
-            seg_size: self.side / 4,
-            seg_labels: seg
-                .chunks_exact(classes)
-                .map(|logits| argmax(logits) as u8)
-                .collect(),
-        })
+        visit(&x.score_logits, &x.seg_logits, &x.pooled)
     }
 }
 
@@ -635,14 +623,6 @@ fn pool_mean_max(map: &FeatureMap, pooled: &mut [f32]) {
     for m in mean {
         *m /= pixels;
     }
-}
-
-/// Probabilities from logits.
-fn softmax(logits: &[f32; SCORE_CLASSES]) -> [f32; SCORE_CLASSES] {
-    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    let exp = logits.map(|v| (v - max).exp());
-    let total: f32 = exp.iter().sum();
-    exp.map(|e| e / total)
 }
 
 #[cfg(test)]

@@ -18,9 +18,14 @@
 //! patterns such as white lung, and the maximum, for focal ones such as a
 //! single consolidation. The segmentation head works at a quarter of the
 //! input resolution.
+//!
+//! A v3 file adds the finding and clip heads on the same pooled embedding
+//! ([`super::heads`]); a frame's prediction then carries their outputs, and
+//! its segmentation is gated by its findings.
 
 use super::conv::{Conv2d, ConvSpec, Linear};
 use super::gguf::ModelFile;
+use super::heads::{HeadOutputs, Heads};
 use super::int8_lusnet::{Frame, Int8LusNet};
 use super::{ModelError, ModelMeta, Precision, SCORE_CLASSES};
 use candle_core::{D, Device, Tensor};
@@ -90,6 +95,8 @@ pub struct ModelOutput {
     pub score_logits: Tensor,
     /// `[N, S/4, S/4, classes]` segmentation logits, NHWC.
     pub seg_logits: Tensor,
+    /// `[N, 2·w3]` frame embeddings: what the score and v3 heads read.
+    pub embedding: Tensor,
 }
 
 /// What the network says about one frame.
@@ -99,8 +106,11 @@ pub struct FramePrediction {
     pub score_probs: [f32; SCORE_CLASSES],
     /// Side of the segmentation map.
     pub seg_size: usize,
-    /// Most likely class of each segmentation cell, row-major.
+    /// Most likely class of each segmentation cell, row-major (gated by
+    /// the findings when the model has the v3 heads).
     pub seg_labels: Vec<u8>,
+    /// The v3 heads' outputs, for a model that has them.
+    pub heads: Option<HeadOutputs>,
 }
 
 impl FramePrediction {
@@ -126,6 +136,7 @@ pub struct LusNet {
     meta: ModelMeta,
     precision: Precision,
     layers: Layers,
+    heads: Option<Heads>,
     device: Device,
 }
 
@@ -160,10 +171,15 @@ impl LusNet {
             let score = Linear::new(weight, bias, precision)?;
             Layers::Candle { convs, score }
         };
+        let heads = match file.meta.has_heads() {
+            true => Some(Heads::read(&file, 2 * file.meta.widths[3])?),
+            false => None,
+        };
         Ok(Self {
             meta: file.meta,
             precision,
             layers,
+            heads,
             device: Device::Cpu,
         })
     }
@@ -241,6 +257,7 @@ impl LusNet {
         Ok(ModelOutput {
             score_logits,
             seg_logits,
+            embedding: pooled,
         })
     }
 
@@ -249,16 +266,22 @@ impl LusNet {
         let (n, s, _, _) = x.dims4()?;
         let side = s / 4;
         let classes = self.meta.seg_classes.len();
-        let (mut score, mut seg) = (Vec::new(), Vec::new());
+        let (mut score, mut seg, mut embedding) = (Vec::new(), Vec::new(), Vec::new());
         for frame in x.flatten_all()?.to_vec1::<f32>()?.chunks_exact(s * s) {
-            net.run(Frame::Normalized(frame), |score_logits, seg_logits| {
-                score.extend_from_slice(score_logits);
-                seg.extend_from_slice(seg_logits);
-            });
+            net.run(
+                Frame::Normalized(frame),
+                |score_logits, seg_logits, pooled| {
+                    score.extend_from_slice(score_logits);
+                    seg.extend_from_slice(seg_logits);
+                    embedding.extend_from_slice(pooled);
+                },
+            );
         }
+        let dim = 2 * self.meta.widths[3];
         Ok(ModelOutput {
             score_logits: Tensor::from_vec(score, (n, SCORE_CLASSES), &self.device)?,
             seg_logits: Tensor::from_vec(seg, (n, side, side, classes), &self.device)?,
+            embedding: Tensor::from_vec(embedding, (n, dim), &self.device)?,
         })
     }
 
@@ -267,18 +290,24 @@ impl LusNet {
         if frames.is_empty() {
             return Ok(Vec::new());
         }
+        let side = self.meta.input_size / 4;
         if let Layers::Int8(net) = &self.layers {
             let s = self.meta.input_size;
             return frames
                 .iter()
                 .map(|frame| match frame.len() == s * s {
-                    true => Ok(net.predict(frame)),
+                    true => Ok(net.run(Frame::Pixels(frame), |score, seg, pooled| {
+                        let classes = self.meta.seg_classes.len();
+                        let labels = seg.chunks_exact(classes).map(|l| argmax(l) as u8);
+                        self.prediction(softmax(score), side, labels.collect(), pooled)
+                    })),
                     false => Err(frame_size_error(frame.len(), s)),
                 })
                 .collect();
         }
         let out = self.forward(&self.input_tensor(frames)?)?;
         let probs = candle_nn::ops::softmax(&out.score_logits, D::Minus1)?.to_vec2::<f32>()?;
+        let embedding = out.embedding.to_vec2::<f32>()?;
         let labels = out.seg_logits.argmax(D::Minus1)?;
         let (n, side, _) = labels.dims3()?;
         let labels = labels.flatten_all()?.to_vec1::<u32>()?;
@@ -286,17 +315,47 @@ impl LusNet {
             .map(|i| {
                 let mut score_probs = [0f32; SCORE_CLASSES];
                 score_probs.copy_from_slice(&probs[i][..SCORE_CLASSES]);
-                FramePrediction {
-                    score_probs,
-                    seg_size: side,
-                    seg_labels: labels[i * side * side..(i + 1) * side * side]
-                        .iter()
-                        .map(|&c| c as u8)
-                        .collect(),
-                }
+                let cells = &labels[i * side * side..(i + 1) * side * side];
+                let seg_labels = cells.iter().map(|&c| c as u8).collect();
+                self.prediction(score_probs, side, seg_labels, &embedding[i])
             })
             .collect())
     }
+
+    /// One frame's prediction from the network's outputs: with the v3
+    /// heads run on its embedding and its segmentation gated by them.
+    fn prediction(
+        &self,
+        score_probs: [f32; SCORE_CLASSES],
+        seg_size: usize,
+        mut seg_labels: Vec<u8>,
+        embedding: &[f32],
+    ) -> FramePrediction {
+        let heads = self.heads.as_ref().map(|h| h.run(embedding));
+        if let Some(outputs) = &heads {
+            let class = |name| self.meta.seg_class(name).unwrap_or(0) as u8;
+            outputs.gate(&mut seg_labels, class("b_line"), class("consolidation"));
+        }
+        FramePrediction {
+            score_probs,
+            seg_size,
+            seg_labels,
+            heads,
+        }
+    }
+
+    /// The v3 heads, for a model that has them.
+    pub fn heads(&self) -> Option<&Heads> {
+        self.heads.as_ref()
+    }
+}
+
+/// Probabilities from logits.
+pub(crate) fn softmax(logits: &[f32; SCORE_CLASSES]) -> [f32; SCORE_CLASSES] {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let exp = logits.map(|v| (v - max).exp());
+    let total: f32 = exp.iter().sum();
+    exp.map(|e| e / total)
 }
 
 /// The error for a frame that is not `side × side`.

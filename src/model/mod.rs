@@ -6,6 +6,7 @@
 
 pub mod conv;
 pub mod gguf;
+pub mod heads;
 pub mod import;
 pub mod int8;
 pub mod int8_lusnet;
@@ -234,14 +235,23 @@ impl ModelMeta {
                 &format!("exactly {SEG_CLASSES:?}"),
             );
         }
-        if self.aggregation != crate::scoring::AGGREGATION {
+        if ![crate::scoring::AGGREGATION, heads::AGGREGATION].contains(&self.aggregation.as_str()) {
             return bad(
                 "aggregation",
                 self.aggregation.clone(),
-                &format!("'{}'", crate::scoring::AGGREGATION),
+                &format!(
+                    "'{}' or '{}'",
+                    crate::scoring::AGGREGATION,
+                    heads::AGGREGATION
+                ),
             );
         }
         Ok(())
+    }
+
+    /// Whether the file carries the v3 finding and clip heads.
+    pub fn has_heads(&self) -> bool {
+        self.aggregation == heads::AGGREGATION
     }
 
     /// Index of a segmentation class by name.

@@ -1,9 +1,12 @@
 //! Display fixtures shared by the display tests and the display benchmark:
 //! scored frames without a model (phantom frames whose exact masks stand in
-//! for the segmentation, scored by the real clip tracker), and a file that
+//! for the segmentation, with v3 head outputs that say B-lines,
+//! consolidation and an abnormal pleura and decide score 2, scored by the
+//! real clip tracker), and a file that
 //! stands in for a framebuffer device.
 
 use pleura::display::{FbGeometry, Framebuffer, Rotation};
+use pleura::model::heads::HeadOutputs;
 use pleura::model::lusnet::FramePrediction;
 use pleura::phantom::{Phantom, PhantomParams, Probe};
 use pleura::preprocess::Roi;
@@ -39,6 +42,12 @@ pub fn phantom_scored_frames(count: u64, width: usize, height: usize) -> Vec<Sco
             score_probs: [0.05, 0.15, 0.7, 0.1],
             seg_size: SEG,
             seg_labels,
+            heads: Some(HeadOutputs {
+                finding_logits: [-3.0, 3.0, 1.0, 2.0],
+                attention: 0.0,
+                value: 0.5,
+                cutpoints: [-3.0, -1.0, 3.0],
+            }),
         };
         let scores = tracker.update(&prediction);
         ScoredFrame {
