@@ -35,7 +35,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn main() {
     pleura::model::init_threads();
     let threads = pleura::model::threads();
-    let model_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/lusnet-v2.gguf");
+    let model_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/lusnet-v3.gguf");
     let clip = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/demo/covid-score2.mp4");
     let frames = decode_clip(&clip, None).expect("the demo clip decodes");
     let roi = detect_sector(&frames).expect("a sector");

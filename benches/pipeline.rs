@@ -123,7 +123,7 @@ fn main() {
     let demo = root.join("tests/demo");
     let out = root.join("target/bench");
     std::fs::create_dir_all(&out).expect("target/bench");
-    let model = LusNet::load(&root.join("models/lusnet-v2.gguf"), Precision::F32).expect("model");
+    let model = LusNet::load(&root.join("models/lusnet-v3.gguf"), Precision::F32).expect("model");
     let classes = model.meta().seg_classes.clone();
     let clips = demo_clips(&demo);
     let total: usize = clips.iter().map(|(_, f)| f.len()).sum();

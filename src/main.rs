@@ -37,7 +37,7 @@ macro_rules! say {
 }
 
 /// The model shipped with Pleura.
-const DEFAULT_MODEL: &str = "models/lusnet-v2.gguf";
+const DEFAULT_MODEL: &str = "models/lusnet-v3.gguf";
 /// Where `--source demo` finds its clips.
 const DEMO_DIR: &str = "tests/demo";
 
@@ -228,7 +228,7 @@ struct RunArgs {
 
 #[derive(clap::Args)]
 struct ModelArgs {
-    /// Model file (GGUF); models/lusnet-v2.gguf, or the board's for `run`.
+    /// Model file (GGUF); models/lusnet-v3.gguf, or the board's for `run`.
     #[arg(long)]
     model: Option<PathBuf>,
     /// Inference path over the Q8_0 weights: `int8` (Pleura's integer

@@ -21,6 +21,8 @@
 
 use crate::frame::GrayFrame;
 use crate::model::SCORE_CLASSES;
+#[cfg(test)]
+use crate::model::heads::ClipTerms;
 use crate::model::heads::{self, FINDINGS, HeadOutputs};
 use crate::model::lusnet::{FramePrediction, argmax};
 use crate::preprocess::Roi;
@@ -187,13 +189,14 @@ impl ClipTracker {
         if let Some(outputs) = frame.heads {
             self.window.push(outputs);
         }
-        let (score, probs) = match heads::decide(&self.window.slots) {
-            Some(decision) => (decision.score, decision.probs),
-            None => {
-                let probs = self.prob_sums.map(|s| (s / self.frames as f64) as f32);
-                (argmax(&probs) as u8, probs)
-            }
-        };
+        let (score, probs) =
+            match heads::decide(self.window.slots.iter().filter_map(|h| h.clip.as_ref())) {
+                Some(decision) => (decision.score, decision.probs),
+                None => {
+                    let probs = self.prob_sums.map(|s| (s / self.frames as f64) as f32);
+                    (argmax(&probs) as u8, probs)
+                }
+            };
         self.unchanged = if self.last_score == Some(score) {
             self.unchanged + 1
         } else {
@@ -309,9 +312,11 @@ mod tests {
         FramePrediction {
             heads: Some(HeadOutputs {
                 finding_logits: [0.0, value, -1.0, 0.0],
-                attention,
-                value,
-                cutpoints: [-1.0, 0.0, 1.0],
+                clip: Some(ClipTerms {
+                    attention,
+                    value,
+                    cutpoints: [-1.0, 0.0, 1.0],
+                }),
             }),
             ..frame(probs, vec![0; 4])
         }
@@ -335,7 +340,12 @@ mod tests {
     #[test]
     fn the_window_spreads_its_frames_over_the_clip_then_slides() {
         let mut window = HeadWindow::default();
-        let values = |w: &HeadWindow| w.slots.iter().map(|h| h.value as usize).collect::<Vec<_>>();
+        let values = |w: &HeadWindow| {
+            w.slots
+                .iter()
+                .filter_map(|h| h.clip.map(|c| c.value as usize))
+                .collect::<Vec<_>>()
+        };
         let push_until = |w: &mut HeadWindow, n: usize| {
             while w.offered < n {
                 let value = w.offered as f32;

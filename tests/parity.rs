@@ -52,8 +52,8 @@ fn head_outputs(net: &LusNet, frames: &[&[u8]]) -> (Tensor, Tensor, Tensor) {
     let findings: Vec<f32> = heads.iter().flat_map(|h| h.finding_logits).collect();
     (
         Tensor::from_vec(findings, (n, 4), &Device::Cpu).unwrap(),
-        column(&|h| h.attention),
-        column(&|h| h.value),
+        column(&|h| h.clip.expect("clip terms").attention),
+        column(&|h| h.clip.expect("clip terms").value),
     )
 }
 

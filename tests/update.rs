@@ -117,7 +117,7 @@ fn payload(root: &Path, model: Option<Vec<u8>>) -> Vec<Entry> {
         r#"name = "{BOARD}"
 target = "x86_64-unknown-linux-gnu"
 threads = 1
-model = "models/lusnet-v2.gguf"
+model = "models/lusnet-v3.gguf"
 
 [cpu]
 cores = ["x86-64"]
@@ -148,7 +148,7 @@ max_starts = 2
             std::fs::read(env!("CARGO_BIN_EXE_pleura")).unwrap(),
         ),
         Entry::File(
-            "models/lusnet-v2.gguf".into(),
+            "models/lusnet-v3.gguf".into(),
             model.unwrap_or_else(|| std::fs::read(common::shipped_model()).unwrap()),
         ),
         Entry::File(format!("boards/{BOARD}.toml"), profile.into_bytes()),
@@ -668,7 +668,7 @@ fn make_update_builds_a_bundle_the_unit_accepts() {
     for expected in [
         "bin/pleura",
         "bin/install-update",
-        "models/lusnet-v2.gguf",
+        "models/lusnet-v3.gguf",
         "boards/rpi4.toml",
         "systemd/pleura.service",
     ] {
@@ -691,7 +691,7 @@ fn a_slot_that_no_longer_matches_its_signed_manifest_is_never_started() {
             .root
             .join("slots")
             .join(slot)
-            .join("models/lusnet-v2.gguf");
+            .join("models/lusnet-v3.gguf");
         let mut bytes = std::fs::read(&model).unwrap();
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0x40;

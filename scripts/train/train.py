@@ -389,6 +389,9 @@ def main():
     ap.add_argument("--weights", type=Path,
                     help="export these fitted weights (a protocol fit's .pt, e.g. the lockbox fit, which is "
                          "this script's fit with the same seed and data) instead of fitting again")
+    ap.add_argument("--aggregation", choices=["attention_ordinal", "mean_probability"],
+                    help="the clip rule the file declares (v3 default: attention_ordinal, the clip head); with "
+                         "mean_probability a v3 file's heads give findings and the gate only")
     ap.add_argument("--cutpoints", type=float, nargs=3,
                     help="the clip head's cut-points to ship, if the protocol chose tuned ones")
     args = ap.parse_args()
@@ -433,7 +436,8 @@ def accuracy_summary(report, dice):
     """What the model file says of its accuracy: the protocol's pooled BLUES numbers."""
     summary = {"phantom_dice": dice}
     if report:
-        recipe = report["recipes"][0]
+        kept = (report.get("selection") or {}).get("kept")
+        recipe = next((r for r in report["recipes"] if r["name"] == kept), report["recipes"][0])
         summary |= {"protocol": report["protocol"]["cv"], "recipe": recipe["name"],
                     "blues_pooled": {k: {x: v[x] for x in ("mean", "ci_low", "ci_high")}
                                      for k, v in recipe["pooled"].items() if isinstance(v, dict) and "mean" in v}}
@@ -453,7 +457,7 @@ def export(model, clips, cv_summary, args):
     meta = {
         "architecture": "lusnet", "input_size": str(SIZE), "widths": ",".join(map(str, WIDTHS)),
         "norm_mean": str(NORM_MEAN), "norm_std": str(NORM_STD), "seg_classes": ",".join(SEG_CLASSES),
-        "aggregation": "attention_ordinal" if model.clip is not None else "mean_probability",
+        "aggregation": args.aggregation or ("attention_ordinal" if model.clip is not None else "mean_probability"),
         "training_data": f"COVID-BLUES dev split outside the lockbox "
                          f"({sum(c['dataset'] == 'blues' for c in clips)} clips) + POCUS rated clips "
                          f"({sum(c['dataset'] == 'pocus' for c in clips)}); "

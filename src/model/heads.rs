@@ -46,7 +46,15 @@ pub const AGGREGATION: &str = "attention_ordinal";
 pub struct HeadOutputs {
     /// One logit per finding, [`FINDINGS`] order.
     pub finding_logits: [f32; FINDINGS.len()],
-    /// The frame's attention logit in a clip decision.
+    /// The frame's terms in the clip decision, for a model whose clip
+    /// score is the clip head's (aggregation [`AGGREGATION`]).
+    pub clip: Option<ClipTerms>,
+}
+
+/// One frame's part in a clip decision.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClipTerms {
+    /// The frame's attention logit.
     pub attention: f32,
     /// The frame's contribution to the clip value `z`: `u · e`.
     pub value: f32,
@@ -87,9 +95,9 @@ pub struct ClipDecision {
     pub probs: [f32; SCORE_CLASSES],
 }
 
-/// The clip decision over frames' head outputs; `None` without frames.
-pub fn decide<'a>(frames: impl IntoIterator<Item = &'a HeadOutputs>) -> Option<ClipDecision> {
-    let frames: Vec<&HeadOutputs> = frames.into_iter().collect();
+/// The clip decision over frames' terms; `None` without frames.
+pub fn decide<'a>(frames: impl IntoIterator<Item = &'a ClipTerms>) -> Option<ClipDecision> {
+    let frames: Vec<&ClipTerms> = frames.into_iter().collect();
     let last = frames.last()?;
     let max = frames
         .iter()
@@ -155,12 +163,20 @@ pub struct Heads {
     /// `[dim]`.
     ordinal: Vec<f32>,
     cutpoints: [f32; SCORE_CLASSES - 1],
+    /// Whether the clip head decides the clip score (the file's aggregation
+    /// is [`AGGREGATION`]); otherwise only the findings are used.
+    decides_clip: bool,
+}
+
+/// Whether a model file carries the v3 heads.
+pub fn in_file(file: &ModelFile) -> bool {
+    file.tensors.contains_key("findings.weight")
 }
 
 impl Heads {
-    /// The heads of a file whose aggregation is [`AGGREGATION`], for
-    /// embeddings of `dim` values; each tensor's shape is checked, and the
-    /// cut-points must be finite and increasing.
+    /// The heads of a v3 file ([`in_file`]), for embeddings of `dim`
+    /// values; each tensor's shape is checked, and the cut-points must be
+    /// finite and increasing.
     pub fn read(file: &ModelFile, dim: usize) -> Result<Self, ModelError> {
         let dense = |name: &str, rows: usize| -> Result<(Vec<f32>, Vec<f32>), ModelError> {
             let (w, b) = file.layer(name, (rows, dim))?;
@@ -213,6 +229,7 @@ impl Heads {
             attention_out_bias,
             ordinal,
             cutpoints: [cuts[0], cuts[1], cuts[2]],
+            decides_clip: file.meta.aggregation == AGGREGATION,
         })
     }
 
@@ -232,9 +249,11 @@ impl Heads {
             + self.attention_out_bias;
         HeadOutputs {
             finding_logits,
-            attention,
-            value: dot(&self.ordinal),
-            cutpoints: self.cutpoints,
+            clip: self.decides_clip.then(|| ClipTerms {
+                attention,
+                value: dot(&self.ordinal),
+                cutpoints: self.cutpoints,
+            }),
         }
     }
 
@@ -255,21 +274,27 @@ mod tests {
     fn frame(attention: f32, value: f32, b_logit: f32) -> HeadOutputs {
         HeadOutputs {
             finding_logits: [0.0, b_logit, -3.0, 0.0],
-            attention,
-            value,
-            cutpoints: [-1.0, 0.0, 1.0],
+            clip: Some(ClipTerms {
+                attention,
+                value,
+                cutpoints: [-1.0, 0.0, 1.0],
+            }),
         }
+    }
+
+    fn terms(frames: &[HeadOutputs]) -> Vec<ClipTerms> {
+        frames.iter().filter_map(|f| f.clip).collect()
     }
 
     #[test]
     fn the_clip_value_is_the_attention_weighted_mean_of_frame_values() {
         let frames = [frame(0.0, -2.0, 0.0), frame(0.0, 2.0, 0.0)];
-        let d = decide(&frames).unwrap();
+        let d = decide(&terms(&frames)).unwrap();
         assert!(d.value.abs() < 1e-6);
         assert_eq!(d.score, 1, "z = 0 lies above t1 = -1 only");
         // Attention on the second frame pulls the clip to its value.
         let frames = [frame(-10.0, -2.0, 0.0), frame(10.0, 2.0, 0.0)];
-        let d = decide(&frames).unwrap();
+        let d = decide(&terms(&frames)).unwrap();
         assert!((d.value - 2.0).abs() < 1e-4);
         assert_eq!(d.score, 3);
     }
@@ -277,7 +302,7 @@ mod tests {
     #[test]
     fn ordinal_probabilities_sum_to_one_and_the_score_is_their_median() {
         for z in [-3.0, -0.5, 0.5, 3.0] {
-            let d = decide(&[frame(0.0, z, 0.0)]).unwrap();
+            let d = decide(&terms(&[frame(0.0, z, 0.0)])).unwrap();
             assert!((d.probs.iter().sum::<f32>() - 1.0).abs() < 1e-5);
             let below = |k: usize| d.probs[..=k].iter().sum::<f32>();
             let k = usize::from(d.score);

@@ -7,9 +7,9 @@
 //! `widths` and `seg_classes` comma-separated, `norm_mean`, `norm_std`,
 //! `aggregation`, `training_data`, `licenses`, `cv_metrics`).
 //! Import reorders each kernel to `(ky, kx, in)`, pads K to the Q8_0 block,
-//! and quantizes. A v3 file (aggregation `attention_ordinal`) also carries
-//! the finding and clip heads ([`super::heads`]), kept in f32: they are
-//! small and run once per frame on the embedding.
+//! and quantizes. A v3 file (with `findings.weight`) also carries the
+//! finding and clip heads ([`super::heads`]), kept in f32: they are small
+//! and run once per frame on the embedding.
 
 use super::conv::padded_k;
 use super::gguf::ModelFile;
@@ -118,7 +118,7 @@ pub fn import_safetensors(
         &get("score.bias", &[out_features])?,
         Quantization::F32,
     )?;
-    if meta.has_heads() {
+    if tensors.contains_key("findings.weight") {
         let dim = in_features;
         let heads: [(&str, Vec<usize>); 8] = [
             ("findings.weight", vec![FINDINGS.len(), dim]),

@@ -171,7 +171,7 @@ impl LusNet {
             let score = Linear::new(weight, bias, precision)?;
             Layers::Candle { convs, score }
         };
-        let heads = match file.meta.has_heads() {
+        let heads = match super::heads::in_file(&file) {
             true => Some(Heads::read(&file, 2 * file.meta.widths[3])?),
             false => None,
         };

@@ -249,11 +249,6 @@ impl ModelMeta {
         Ok(())
     }
 
-    /// Whether the file carries the v3 finding and clip heads.
-    pub fn has_heads(&self) -> bool {
-        self.aggregation == heads::AGGREGATION
-    }
-
     /// Index of a segmentation class by name.
     pub fn seg_class(&self, name: &str) -> Option<usize> {
         self.seg_classes.iter().position(|c| c == name)

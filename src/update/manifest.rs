@@ -267,7 +267,7 @@ mod tests {
 
     #[test]
     fn only_plain_relative_paths_are_payload() {
-        for good in ["bin/pleura", "models/lusnet-v2.gguf", "a"] {
+        for good in ["bin/pleura", "models/lusnet-v3.gguf", "a"] {
             assert!(check_path(good).is_ok(), "{good}");
         }
         for bad in [

@@ -6,7 +6,7 @@
 //! stands in for a framebuffer device.
 
 use pleura::display::{FbGeometry, Framebuffer, Rotation};
-use pleura::model::heads::HeadOutputs;
+use pleura::model::heads::{ClipTerms, HeadOutputs};
 use pleura::model::lusnet::FramePrediction;
 use pleura::phantom::{Phantom, PhantomParams, Probe};
 use pleura::preprocess::Roi;
@@ -44,9 +44,11 @@ pub fn phantom_scored_frames(count: u64, width: usize, height: usize) -> Vec<Sco
             seg_labels,
             heads: Some(HeadOutputs {
                 finding_logits: [-3.0, 3.0, 1.0, 2.0],
-                attention: 0.0,
-                value: 0.5,
-                cutpoints: [-3.0, -1.0, 3.0],
+                clip: Some(ClipTerms {
+                    attention: 0.0,
+                    value: 0.5,
+                    cutpoints: [-3.0, -1.0, 3.0],
+                }),
             }),
         };
         let scores = tracker.update(&prediction);

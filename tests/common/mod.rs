@@ -10,7 +10,7 @@ pub fn repo(path: &str) -> PathBuf {
 
 /// The shipped model.
 pub fn shipped_model() -> PathBuf {
-    repo("models/lusnet-v2.gguf")
+    repo("models/lusnet-v3.gguf")
 }
 
 /// The development data beside the checkout (`../shared/data`), or in the
