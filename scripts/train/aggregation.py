@@ -79,6 +79,11 @@ def _outputs(clip, flip):
             (np.asarray(p["finding_logits"]) + np.asarray(f["finding_logits"])) / 2, (p["z"] + f["z"]) / 2)
 
 
+def clip_value(clip, flip=False):
+    """The clip head's value z for a clip (mirror-averaged with `flip`)."""
+    return _outputs(clip, flip)[2]
+
+
 def clip_findings(logits):
     """{finding: probability} of a clip from its frames' finding logits."""
     pooled = sigmoid(lse_pool(logits))

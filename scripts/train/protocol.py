@@ -293,6 +293,14 @@ def main():
         wall = json.loads(previous.read_text())["timing"].get("wall_seconds") if previous.exists() else None
     timing = {"cv_fit_seconds": seconds, "lockbox_fit_seconds": lockbox_seconds, "wall_seconds": wall}
     report = build_report(args, rows, box_rows, box_meta, clips, timing)
+    kept = (report["selection"] or {}).get("kept", "")
+    if kept.endswith("tuned"):
+        # The cut-points a tuned candidate ships with: tuned on every BLUES out-of-fold value.
+        cv_clips = [c for fs in net_fits.values() for f in fs for c in f["clips"] if c["dataset"] == "blues"]
+        flip = "flip" in kept
+        cuts = aggregation.tune_cutpoints([aggregation.clip_value(c, flip) for c in cv_clips],
+                                          [c["truth"] for c in cv_clips])
+        report["selection"]["ship_cutpoints"] = [float(x) for x in cuts]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cv-report.json").write_text(json.dumps(report, indent=1) + "\n")
     (args.out / "cv-report.md").write_text(markdown(report))
