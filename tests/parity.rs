@@ -38,6 +38,16 @@ fn fixture() -> Fixture {
     }
 }
 
+/// The fixture network with its clip head deciding the clip (whatever
+/// rule the trainer's file declares), so that its terms are computed.
+fn network_with_clip_head(quantization: Quantization, precision: Precision) -> LusNet {
+    let weights = common::repo("tests/fixtures/lusnet-parity-f32.safetensors");
+    let mut file: ModelFile =
+        import_safetensors(&weights, quantization).expect("fixture weights import");
+    file.meta.aggregation = pleura::model::heads::AGGREGATION.into();
+    LusNet::from_file(file, precision).expect("network builds")
+}
+
 /// Each frame's v3 head outputs as `[N, 4]`, `[N]`, `[N]` tensors.
 fn head_outputs(net: &LusNet, frames: &[&[u8]]) -> (Tensor, Tensor, Tensor) {
     let predictions = net.predict(frames).unwrap();
@@ -129,8 +139,10 @@ fn the_v3_heads_match_pytorch_in_f32_and_keep_their_calls_in_int8() {
     common::init_threads();
     let fx = fixture();
     let views: Vec<&[u8]> = fx.frames.iter().map(Vec::as_slice).collect();
-    let (findings, attention, value) =
-        head_outputs(&network(Quantization::F32, Precision::F32), &views);
+    let (findings, attention, value) = head_outputs(
+        &network_with_clip_head(Quantization::F32, Precision::F32),
+        &views,
+    );
     for (name, got, want) in [
         ("finding logits", &findings, &fx.heads.0),
         ("clip attention", &attention, &fx.heads.1),
@@ -141,7 +153,10 @@ fn the_v3_heads_match_pytorch_in_f32_and_keep_their_calls_in_int8() {
     }
     // The shipped path: Q8_0 weights, integer convolutions. Each finding
     // call (logit sign) survives where PyTorch was not on the fence.
-    let (findings, _, value) = head_outputs(&network(Quantization::Q8_0, Precision::Int8), &views);
+    let (findings, _, value) = head_outputs(
+        &network_with_clip_head(Quantization::Q8_0, Precision::Int8),
+        &views,
+    );
     let (got, want) = (
         findings.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
         fx.heads.0.flatten_all().unwrap().to_vec1::<f32>().unwrap(),

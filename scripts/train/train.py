@@ -392,6 +392,8 @@ def main():
     ap.add_argument("--aggregation", choices=["attention_ordinal", "mean_probability"],
                     help="the clip rule the file declares (v3 default: attention_ordinal, the clip head); with "
                          "mean_probability a v3 file's heads give findings and the gate only")
+    ap.add_argument("--candidate", help="the protocol candidate this file is (its numbers go into cv_metrics); "
+                                        "default: the one the report kept")
     ap.add_argument("--cutpoints", type=float, nargs=3,
                     help="the clip head's cut-points to ship, if the protocol chose tuned ones")
     args = ap.parse_args()
@@ -429,15 +431,17 @@ def main():
             model.clip.cut_gaps.copy_(torch.log(torch.expm1(cuts[1:] - cuts[:-1])))  # softplus inverse
     dice = phantom_dice(model, phantom_test, device)
     print("phantom Dice (held-out seeds):", json.dumps(dice))
-    export(model, clips, accuracy_summary(report, dice), args)
+    export(model, clips, accuracy_summary(report, dice, args.candidate), args)
 
 
-def accuracy_summary(report, dice):
+def accuracy_summary(report, dice, candidate=None):
     """What the model file says of its accuracy: the protocol's pooled BLUES numbers."""
     summary = {"phantom_dice": dice}
     if report:
-        kept = (report.get("selection") or {}).get("kept")
-        recipe = next((r for r in report["recipes"] if r["name"] == kept), report["recipes"][0])
+        name = candidate or (report.get("selection") or {}).get("kept")
+        recipe = next((r for r in report["recipes"] if r["name"] == name), None)
+        if recipe is None:
+            sys.exit(f"the report has no candidate {name!r}: pass --candidate")
         summary |= {"protocol": report["protocol"]["cv"], "recipe": recipe["name"],
                     "blues_pooled": {k: {x: v[x] for x in ("mean", "ci_low", "ci_high")}
                                      for k, v in recipe["pooled"].items() if isinstance(v, dict) and "mean" in v}}
