@@ -1,19 +1,20 @@
 //! From frame predictions to scores over time.
 //!
 //! A clip is one zone of the chest scanned for a few seconds. How its score
-//! is decided depends on the model file:
+//! is decided is the model file's rule:
 //!
-//! * **v3** (aggregation `attention_ordinal`): the clip head
-//!   ([`crate::model::heads`]) decides over a window of the clip's frames,
-//!   weighing each by its attention: the Soldati score is the worst finding
-//!   that persists, not the average frame. The window holds at most
-//!   [`CLIP_WINDOW`] frames spread evenly over the clip so far, as the
-//!   model was trained and evaluated; once they are [`MAX_WINDOW_STRIDE`]
-//!   frames apart it slides, keeping the most recent (about 7.7 s at
-//!   25 fps). The clip's findings are pooled over the same window.
-//! * **v2** (`mean_probability`): the mean of the frame probabilities (soft
-//!   voting), so that a single noisy frame cannot set it.
+//! * `mean_probability` (v2, and v3 as shipped): the mean of the frame
+//!   probabilities (soft voting), so that a single noisy frame cannot set
+//!   it.
+//! * `attention_ordinal`: the clip head ([`crate::model::heads`]) decides
+//!   over a window of the clip's frames, weighing each by its attention:
+//!   the Soldati score is the worst finding that persists, not the average
+//!   frame. The window holds at most [`CLIP_WINDOW`] frames spread evenly
+//!   over the clip so far, as the model was trained and evaluated; once
+//!   they are [`MAX_WINDOW_STRIDE`] frames apart it slides, keeping the
+//!   most recent (about 7.7 s at 25 fps).
 //!
+//! With the v3 heads, the clip's findings are pooled over the same window.
 //! The confidence is the probability of the chosen score. While a clip
 //! plays, [`ClipTracker`] also keeps a smoothed live score for the screen,
 //! and says when the clip score has become stable: the moment a zone's
