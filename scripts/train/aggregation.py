@@ -142,3 +142,36 @@ def variant_rows(fits, variant, tune_on=None):
             })
         rows_by_seed[seed] = rows
     return rows_by_seed
+
+
+def ensemble_rows(fits, variant):
+    """{0: [row]}: each clip's outputs averaged over the seeds (each seed held it out once, in a
+    model that never saw its patient), i.e. an ensemble of len(fits) models. Variants: "mean"
+    (mean frame probabilities) or "clip-flip" (mirror-averaged clip values; cut-points averaged)."""
+    by_clip = {}
+    for seed_fits in fits.values():
+        for fit in seed_fits:
+            for c in fit["clips"]:
+                by_clip.setdefault((c["dataset"], c["name"]), []).append((fit, c))
+    rows = []
+    for members in by_clip.values():
+        c = members[0][1]
+        outs = [_outputs(m, variant != "mean") for _, m in members]
+        logits = np.mean([o[1] for o in outs], 0)
+        if variant == "mean":
+            probs = np.mean([o[0].mean(0) for o in outs], 0)
+            pred = int(np.argmax(probs))
+        else:
+            z = float(np.mean([o[2] for o in outs]))
+            cuts = np.mean([f["cutpoints"] for f, _ in members], 0)
+            pred, probs = ordinal_pred(z, cuts), ordinal_probs(z, cuts)
+        found = clip_findings(logits)
+        area = np.mean([np.asarray(m["plain"]["b_area"], float).mean() for _, m in members])
+        gated = np.mean([bline_tint(m, _outputs(m, False)[1]) for _, m in members])
+        rows.append({
+            "name": c["name"], "dataset": c["dataset"], "group": c["group"], "zone": c.get("zone"),
+            "fold": -1, "seed": 0, "truth": c["truth"], "pred": int(pred), "probs": [float(p) for p in probs],
+            "findings": c["findings"], "scores": {"b_lines": found["b_lines"], "consolidation": found["consolidation"]},
+            "bline_area": float(gated), "bline_area_ungated": float(area),
+        })
+    return {0: rows}

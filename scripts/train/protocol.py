@@ -43,7 +43,10 @@ from train import RECIPE_V2, RECIPE_V3  # noqa: E402
 RECIPES = {"v2": RECIPE_V2, "v3": RECIPE_V3}
 # v3's candidates, in the order they are compared (each against the recipe kept so far,
 # starting from v2); written down with the rule below before any v3 run.
-V3_ORDER = ["v3-mean", "v3-clip", "v3-clip-tuned", "v3-clip-flip", "v3-clip-flip-tuned"]
+V3_ORDER = ["v3-mean", "v3-clip", "v3-clip-tuned", "v3-clip-flip", "v3-clip-flip-tuned",
+            # added after v3 shipped (2026-12-02 01:58 UTC, written into the card before computing):
+            # 3-model ensembles, measured from the same fits (each clip's three out-of-fold outputs)
+            "v3-ens3-mean", "v3-ens3-clip-flip"]
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCKBOX_SEED = 20261201
@@ -192,7 +195,11 @@ def network_rows(recipe, fits_by_seed, tune_on=None):
     For the lockbox (`tune_on` = the CV fits), tuned cut-points come from all CV predictions."""
     if recipe == "v2":
         return {"v2": {s: [r for f in fs for r in f["rows"]] for s, fs in fits_by_seed.items()}}
-    return {f"v3-{v}": aggregation.variant_rows(fits_by_seed, v, tune_on) for v in aggregation.VARIANTS}
+    rows = {f"v3-{v}": aggregation.variant_rows(fits_by_seed, v, tune_on) for v in aggregation.VARIANTS}
+    if tune_on is None and len(fits_by_seed) > 1:
+        rows |= {f"v3-ens{len(fits_by_seed)}-{v}": aggregation.ensemble_rows(fits_by_seed, v)
+                 for v in ("mean", "clip-flip")}
+    return rows
 
 
 def run_baselines(train_clips, test_clips, fold, seed):
@@ -354,6 +361,10 @@ DESCRIPTIONS = {
                      "folds' out-of-fold values of the same seed and dataset",
     "v3-clip-flip": f"{V3_COMMON}; the clip head on outputs averaged over each frame and its mirror image",
     "v3-clip-flip-tuned": f"{V3_COMMON}; mirror-averaged, with nested tuned cut-points",
+    "v3-ens3-mean": f"{V3_COMMON}; a 3-model ensemble: each clip's mean frame probabilities averaged over the "
+                    "3 seeds' models that held it out",
+    "v3-ens3-clip-flip": f"{V3_COMMON}; a 3-model ensemble of the mirror-averaged clip head (values and "
+                         "cut-points averaged over the 3 seeds' models that held the clip out)",
     "majority": "the most frequent score of the training clips of the same dataset; constant finding scores",
     "features": "L2 logistic regression (balanced, C by grouped CV inside the training part) on 25 per-clip "
                 "intensity features: depth-band means and deviations, bright vertical streaks, horizontal band "
@@ -412,12 +423,13 @@ def build_report(args, rows, box_rows, box_meta, clips, timing):
         # v2's pooled numbers as published (issue 15's run of the same folds, frames exported before
         # issue 16's frame checks dropped black lead-in frames; v2 kept no per-clip rows to re-pair).
         published = json.loads(PUBLISHED.read_text()) if PUBLISHED.exists() else None
-        v2 = next((e for e in (published or {}).get("recipes", []) if e["name"] == "v2"), None)
+        # (Once v3's report is published, it carries v2's numbers as its reference.)
+        v2 = next((e["pooled"] for e in (published or {}).get("recipes", []) if e["name"] == "v2"),
+                  ((published or {}).get("selection") or {}).get("reference_pooled"))
         if v2 is not None:
-            reference = {"name": "v2", "pooled": v2["pooled"]}
-            kept, decisions = select(recipes, reference)
+            kept, decisions = select(recipes, {"name": "v2", "pooled": v2})
             selection = {"reference": "v2 as published in models/cv-report.json (issue 15)",
-                         "reference_pooled": v2["pooled"], "order": V3_ORDER, "decisions": decisions, "kept": kept}
+                         "reference_pooled": v2, "order": V3_ORDER, "decisions": decisions, "kept": kept}
     dev_groups = {r["group"] for r in rows[networks[0]][args.seeds[0]] if r["dataset"] == "blues"}
     report = {
         "protocol": {
