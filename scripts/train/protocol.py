@@ -44,7 +44,7 @@ RECIPES = {"v2": RECIPE_V2, "v3": RECIPE_V3}
 # v3's candidates, in the order they are compared (each against the recipe kept so far,
 # starting from v2); written down with the rule below before any v3 run.
 V3_ORDER = ["v3-mean", "v3-clip", "v3-clip-tuned", "v3-clip-flip", "v3-clip-flip-tuned",
-            # added after v3 shipped (2026-12-02 01:58 UTC, written into the card before computing):
+            # added after v3 shipped (2026-12-02 01:56 UTC, written into the card before computing):
             # 3-model ensembles, measured from the same fits (each clip's three out-of-fold outputs)
             "v3-ens3-mean", "v3-ens3-clip-flip"]
 
