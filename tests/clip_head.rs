@@ -6,6 +6,10 @@
 //! The shipped file keeps v2's clip rule (its card says why); these tests
 //! switch the same weights to the clip head's rule, as a file trained to
 //! it would declare.
+//!
+//! Under emulation (`scripts/arm-test`, where a frame costs about 100
+//! times more) they take two of the clips: the ARM kernels compute what
+//! x86's do, and the native run checks all five.
 
 mod common;
 
@@ -22,6 +26,15 @@ const DEMO: [&str; 5] = [
     "healthy-score0.mp4",
     "viral-linear-score2.mp4",
 ];
+
+/// The demo clips these tests play: all five natively, two under
+/// emulation.
+fn demo_clips() -> &'static [&'static str] {
+    match std::env::var_os("PLEURA_TEST_RUNNER") {
+        Some(_) => &DEMO[1..=2],
+        None => &DEMO,
+    }
+}
 
 fn shipped_with_clip_head(precision: Precision) -> LusNet {
     let mut file = ModelFile::read(&common::shipped_model()).expect("shipped model reads");
@@ -55,7 +68,7 @@ fn a_frame_whose_finding_head_says_no_gets_no_tint_of_that_class() {
             .expect("consolidation class") as u8,
     );
     let (mut gated, mut frames) = (0, 0);
-    for clip in DEMO {
+    for &clip in demo_clips() {
         let path = common::repo(&format!("tests/demo/{clip}"));
         let prepared = prepare_clip(&path, model.meta().input_size, Some(12)).expect("decodes");
         for p in predict_clip(&model, &prepared).expect("frames score") {
@@ -87,7 +100,7 @@ fn a_frame_whose_finding_head_says_no_gets_no_tint_of_that_class() {
 fn the_clip_head_scores_clips_live_and_settles() {
     common::init_threads();
     let model = shipped_with_clip_head(Precision::Int8);
-    for clip in DEMO {
+    for &clip in demo_clips() {
         let updates = play(&model, clip);
         let last = updates.last().expect("frames");
         let probs = last.clip.probs;
@@ -116,7 +129,7 @@ fn int8_and_f32_clip_heads_decide_the_same_on_the_demo_clips() {
         shipped_with_clip_head(Precision::F32),
     );
     let (mut scores, mut calls, mut decided) = (0, 0, 0);
-    for clip in DEMO {
+    for &clip in demo_clips() {
         let (a, b) = (play(&int8, clip), play(&float, clip));
         let (a, b) = (a.last().expect("frames"), b.last().expect("frames"));
         scores += usize::from(a.clip.score == b.clip.score);
@@ -132,14 +145,15 @@ fn int8_and_f32_clip_heads_decide_the_same_on_the_demo_clips() {
             calls += usize::from((*pa >= FINDING_THRESHOLD) == (pb >= FINDING_THRESHOLD));
         }
     }
-    // The 0.99 agreement claim, checked as far as 5 clips can check it
+    // The 0.99 agreement claim, checked as far as so few clips can check it
     // (common::plausible_rate: the lowest rate still consistent with it).
-    let rate = scores as f64 / DEMO.len() as f64;
+    let clips = demo_clips().len();
+    let rate = scores as f64 / clips as f64;
     assert!(
-        rate >= common::plausible_rate(0.99, DEMO.len()),
-        "clip scores agree on {scores} of 5"
+        rate >= common::plausible_rate(0.99, clips),
+        "clip scores agree on {scores} of {clips}"
     );
-    assert!(decided >= 10, "only {decided} clear finding calls");
+    assert!(decided >= 2 * clips, "only {decided} clear finding calls");
     let rate = calls as f64 / decided as f64;
     assert!(
         rate >= common::plausible_rate(0.99, decided),
