@@ -9,7 +9,7 @@ use pleura::eval::dataset::DatasetKind;
 use pleura::eval::{EvalReport, evaluate, export_dataset, predict_clip, prepare_clip};
 use pleura::exam::{Journal, Protocol};
 use pleura::input::{spawn_evdev, spawn_stdin_keys};
-use pleura::model::heads::{FINDING_THRESHOLD, FINDINGS};
+use pleura::model::heads::{self, FINDING_THRESHOLD, FINDINGS, Heads};
 use pleura::model::import::{Quantization, import_safetensors};
 use pleura::model::lusnet::macs_per_frame;
 use pleura::model::{LusNet, Precision};
@@ -455,7 +455,8 @@ fn run(cli: Cli) -> Result<()> {
                 let net = LusNet::load(&model, Precision::F32)?;
                 let meta = net.meta();
                 say!("{}", serde_json::to_string_pretty(meta)?);
-                let macs = macs_per_frame(meta.input_size, meta.widths, meta.seg_classes.len());
+                let macs = macs_per_frame(meta.input_size, meta.widths, meta.seg_classes.len())
+                    + net.heads().map_or(0, Heads::macs);
                 say!(
                     "cost: {:.1} M multiply-accumulates per frame",
                     macs as f64 / 1e6
@@ -905,12 +906,7 @@ fn score(clip: &Path, args: &ModelArgs) -> Result<()> {
         );
     }
     if let Some(findings) = clip_findings(&predictions) {
-        let named = FINDINGS
-            .iter()
-            .map(|f| f.to_string())
-            .zip(findings)
-            .collect();
-        say!("findings      {}", findings_line(&named));
+        say!("findings      {}", findings_line(&heads::named(findings)));
     }
     Ok(())
 }

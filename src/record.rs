@@ -11,7 +11,7 @@
 
 use crate::atomic_write::{Durability, write_atomically};
 use crate::model::SCORE_CLASSES;
-use crate::model::heads::FINDINGS;
+use crate::model::heads;
 use crate::preprocess::Roi;
 use crate::preprocess::quality::RejectedFrame;
 use crate::scoring::ScoredFrame;
@@ -464,10 +464,7 @@ impl Recorder {
         clip.probs = scores.clip.probs;
         clip.stable = scores.stable;
         clip.areas = clip_areas;
-        clip.findings = scores
-            .findings
-            .map(|p| FINDINGS.iter().map(|f| f.to_string()).zip(p).collect())
-            .unwrap_or_default();
+        clip.findings = scores.findings.map(heads::named).unwrap_or_default();
         if !self.keep_series {
             return;
         }

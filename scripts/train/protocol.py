@@ -98,6 +98,7 @@ def run_network(train_clips, test_clips, phantom, recipe, seed, fold, ckpt, desc
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     t0 = time.time()
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
     model, _ = T.train_model(train_clips + phantom, recipe, device, desc, seed)
     if getattr(recipe, "v3_heads", False):
         out = {"seconds": 0.0, "clips": [], "cutpoints": None}
@@ -111,7 +112,6 @@ def run_network(train_clips, test_clips, phantom, recipe, seed, fold, ckpt, desc
             out["clips"].append(raw | {"name": c["name"], "dataset": c["dataset"], "group": c["group"],
                                        "zone": c.get("zone"), "fold": fold, "truth": c["score"],
                                        "findings": c["findings"]})
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(ckpt.with_suffix(".npz"), **embeddings)
         torch.save(model.state_dict(), ckpt.with_suffix(".pt"))
     else:
@@ -122,7 +122,6 @@ def run_network(train_clips, test_clips, phantom, recipe, seed, fold, ckpt, desc
             rows.append(row(c, fold, seed, int(np.argmax(probs)), probs, scores, areas["b_line"]))
         out = {"rows": rows}
     out["seconds"] = time.time() - t0
-    ckpt.parent.mkdir(parents=True, exist_ok=True)
     ckpt.write_text(json.dumps(out))
     print(f"{desc}: {out['seconds']:.0f} s", flush=True)
     return out

@@ -12,7 +12,7 @@ pub mod findings;
 pub mod metrics;
 pub mod segmentation;
 
-use crate::model::heads::FINDINGS;
+use crate::model::heads;
 use crate::model::lusnet::FramePrediction;
 use crate::model::{LusNet, ModelError};
 use crate::preprocess::quality::FrameGate;
@@ -349,7 +349,7 @@ pub fn evaluate(
             bline_fraction: fraction(bline_class),
             consolidation_fraction: fraction(consolidation_class),
             finding_probs: clip_findings(&predictions)
-                .map(|p| FINDINGS.iter().map(|f| f.to_string()).zip(p).collect())
+                .map(heads::named)
                 .unwrap_or_default(),
             findings: record.findings,
         });

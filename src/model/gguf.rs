@@ -188,15 +188,9 @@ impl ModelFile {
             name: tensor.to_string(),
             reason,
         };
-        let get = |tensor: &str| {
-            self.tensors
-                .get(tensor)
-                .cloned()
-                .ok_or_else(|| tensor_error(tensor, "missing".into()))
-        };
         let weight_name = format!("{name}.weight");
         let bias_name = format!("{name}.bias");
-        let weight = get(&weight_name)?;
+        let weight = self.tensor(&weight_name)?;
         if weight.shape().dims() != [shape.0, shape.1] {
             return Err(tensor_error(
                 &weight_name,
@@ -207,7 +201,7 @@ impl ModelFile {
                 ),
             ));
         }
-        let bias = get(&bias_name)?.dequantize(&Device::Cpu)?;
+        let bias = self.tensor(&bias_name)?.dequantize(&Device::Cpu)?;
         if bias.dims() != [shape.0] {
             return Err(tensor_error(
                 &bias_name,

@@ -18,7 +18,7 @@
 //!
 //! Because the pooling is linear, `z = Σ softmax(a)_i (u · e_i)`: each
 //! frame's attention logit and value are computed once, here, when it is
-//! scored (about 8 k multiply-accumulates), and a clip decision over any
+//! scored (about 8.5 k multiply-accumulates), and a clip decision over any
 //! window of frames costs a softmax over their pairs ([`decide`]).
 
 use super::gguf::ModelFile;
@@ -82,6 +82,11 @@ impl HeadOutputs {
             }
         }
     }
+}
+
+/// Finding probabilities by name, as reports and JSON carry them.
+pub fn named(probs: [f32; FINDINGS.len()]) -> std::collections::BTreeMap<String, f32> {
+    FINDINGS.iter().map(|f| f.to_string()).zip(probs).collect()
 }
 
 /// The clip decision over a window of frames.
@@ -239,27 +244,35 @@ impl Heads {
         let finding_logits = std::array::from_fn(|i| {
             dot(&self.findings[i * self.dim..(i + 1) * self.dim]) + self.findings_bias[i]
         });
-        let attention = self
-            .attention
-            .chunks_exact(self.dim)
-            .zip(&self.attention_bias)
-            .zip(&self.attention_out)
-            .map(|((w, b), out)| (dot(w) + b).tanh() * out)
-            .sum::<f32>()
-            + self.attention_out_bias;
+        // The clip terms only where they decide the clip: otherwise the
+        // attention layer's 8.5 k multiply-accumulates would be spent per
+        // frame for nothing.
+        let clip = self.decides_clip.then(|| ClipTerms {
+            attention: self
+                .attention
+                .chunks_exact(self.dim)
+                .zip(&self.attention_bias)
+                .zip(&self.attention_out)
+                .map(|((w, b), out)| (dot(w) + b).tanh() * out)
+                .sum::<f32>()
+                + self.attention_out_bias,
+            value: dot(&self.ordinal),
+            cutpoints: self.cutpoints,
+        });
         HeadOutputs {
             finding_logits,
-            clip: self.decides_clip.then(|| ClipTerms {
-                attention,
-                value: dot(&self.ordinal),
-                cutpoints: self.cutpoints,
-            }),
+            clip,
         }
     }
 
-    /// Multiply-accumulates per frame.
+    /// Multiply-accumulates per frame: the finding heads, and the clip
+    /// head's terms where it decides the clip.
     pub fn macs(&self) -> u64 {
-        ((FINDINGS.len() + CLIP_ATTENTION + 1) * self.dim + CLIP_ATTENTION) as u64
+        let clip = match self.decides_clip {
+            true => (CLIP_ATTENTION + 1) * self.dim + CLIP_ATTENTION,
+            false => 0,
+        };
+        (FINDINGS.len() * self.dim + clip) as u64
     }
 }
 

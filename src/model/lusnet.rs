@@ -137,6 +137,8 @@ pub struct LusNet {
     precision: Precision,
     layers: Layers,
     heads: Option<Heads>,
+    /// The segmentation classes the findings gate: `b_line`, `consolidation`.
+    gated_classes: [u8; 2],
     device: Device,
 }
 
@@ -175,11 +177,14 @@ impl LusNet {
             true => Some(Heads::read(&file, 2 * file.meta.widths[3])?),
             false => None,
         };
+        let class = |name| file.meta.seg_class(name).unwrap_or(0) as u8;
+        let gated_classes = [class("b_line"), class("consolidation")];
         Ok(Self {
             meta: file.meta,
             precision,
             layers,
             heads,
+            gated_classes,
             device: Device::Cpu,
         })
     }
@@ -333,8 +338,8 @@ impl LusNet {
     ) -> FramePrediction {
         let heads = self.heads.as_ref().map(|h| h.run(embedding));
         if let Some(outputs) = &heads {
-            let class = |name| self.meta.seg_class(name).unwrap_or(0) as u8;
-            outputs.gate(&mut seg_labels, class("b_line"), class("consolidation"));
+            let [b_line, consolidation] = self.gated_classes;
+            outputs.gate(&mut seg_labels, b_line, consolidation);
         }
         FramePrediction {
             score_probs,
