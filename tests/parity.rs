@@ -41,9 +41,7 @@ fn fixture() -> Fixture {
 /// The fixture network with its clip head deciding the clip (whatever
 /// rule the trainer's file declares), so that its terms are computed.
 fn network_with_clip_head(quantization: Quantization, precision: Precision) -> LusNet {
-    let weights = common::repo("tests/fixtures/lusnet-parity-f32.safetensors");
-    let mut file: ModelFile =
-        import_safetensors(&weights, quantization).expect("fixture weights import");
+    let mut file = fixture_file(quantization);
     file.meta.aggregation = pleura::model::heads::AGGREGATION.into();
     LusNet::from_file(file, precision).expect("network builds")
 }
@@ -67,11 +65,14 @@ fn head_outputs(net: &LusNet, frames: &[&[u8]]) -> (Tensor, Tensor, Tensor) {
     )
 }
 
-fn network(quantization: Quantization, precision: Precision) -> LusNet {
+/// The trainer's fixture weights, imported.
+fn fixture_file(quantization: Quantization) -> ModelFile {
     let weights = common::repo("tests/fixtures/lusnet-parity-f32.safetensors");
-    let file: ModelFile =
-        import_safetensors(&weights, quantization).expect("fixture weights import");
-    LusNet::from_file(file, precision).expect("network builds")
+    import_safetensors(&weights, quantization).expect("fixture weights import")
+}
+
+fn network(quantization: Quantization, precision: Precision) -> LusNet {
+    LusNet::from_file(fixture_file(quantization), precision).expect("network builds")
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
