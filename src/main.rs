@@ -6,7 +6,7 @@ use embedded_graphics::prelude::Size;
 use pleura::board::BoardProfile;
 use pleura::display::{DisplaySetup, DisplaySpec, ExamOptions};
 use pleura::eval::dataset::DatasetKind;
-use pleura::eval::{EvalReport, evaluate, export_dataset, predict_clip, prepare_clip};
+use pleura::eval::{EvalReport, ExportClips, evaluate, export_dataset, predict_clip, prepare_clip};
 use pleura::exam::{Journal, Protocol};
 use pleura::input::{spawn_evdev, spawn_stdin_keys};
 use pleura::model::heads::{self, FINDING_THRESHOLD, FINDINGS, Heads};
@@ -289,7 +289,8 @@ enum DatasetCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// Write a dataset's rated clips as preprocessed frames for the trainer.
+    /// Write a dataset's rated clips (or all, with `--unrated`) as
+    /// preprocessed frames for the trainer.
     Export {
         /// Dataset layout.
         #[arg(long)]
@@ -306,6 +307,10 @@ enum DatasetCommand {
         /// At most this many frames per clip, evenly spaced.
         #[arg(long, default_value_t = 48)]
         max_frames: usize,
+        /// Also write the clips without a score (for self-supervised
+        /// pretraining); their score is `null` in the index.
+        #[arg(long)]
+        unrated: bool,
     },
 }
 
@@ -500,10 +505,23 @@ fn run(cli: Cli) -> Result<()> {
                     out,
                     size,
                     max_frames,
+                    unrated,
                 },
         } => {
-            let (exported, skipped) =
-                export_dataset(dataset, &dir, &out, size, Some(max_frames), progress_line)?;
+            let which = if unrated {
+                ExportClips::All
+            } else {
+                ExportClips::Rated
+            };
+            let (exported, skipped) = export_dataset(
+                dataset,
+                &dir,
+                &out,
+                size,
+                Some(max_frames),
+                which,
+                progress_line,
+            )?;
             for s in &skipped {
                 eprintln!("skipped {}: {}", s.name, s.reason);
             }

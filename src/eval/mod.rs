@@ -483,7 +483,17 @@ pub struct ExportedClip {
     pub file: String,
 }
 
-/// Writes the rated clips of a dataset as raw preprocessed frames plus an
+/// Which clips of a dataset an export writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportClips {
+    /// Clips with a score: the training and test sets.
+    Rated,
+    /// Every clip, with or without a score (a missing score is `null` in the
+    /// index): frames for self-supervised pretraining.
+    All,
+}
+
+/// Writes the clips of a dataset as raw preprocessed frames plus an
 /// `index.json`, for the training script. Returns (exported, skipped).
 pub fn export_dataset(
     kind: DatasetKind,
@@ -491,6 +501,7 @@ pub fn export_dataset(
     out: &Path,
     size: usize,
     max_frames: Option<usize>,
+    which: ExportClips,
     mut progress: impl FnMut(usize, usize, &str),
 ) -> Result<(usize, Vec<SkippedClip>), EvalError> {
     let output = |path: &Path| {
@@ -502,7 +513,7 @@ pub fn export_dataset(
     };
     let rated: Vec<ClipRecord> = dataset::list_clips(kind, dir)?
         .into_iter()
-        .filter(|c| c.score.is_some())
+        .filter(|c| which == ExportClips::All || c.score.is_some())
         .collect();
     std::fs::create_dir_all(out.join("frames")).map_err(output(out))?;
     let mut exported = Vec::new();
