@@ -269,3 +269,57 @@ fn eval_reports_finding_aucs_and_the_false_tint_on_b_line_negative_clips() {
         "{p90} vs {lo}, {hi}"
     );
 }
+
+#[test]
+fn export_writes_the_rated_clips_and_with_unrated_every_clip() {
+    // A POCUS-layout folder: one rated clip, one that nobody scored.
+    let dir = tempfile::tempdir().unwrap();
+    let videos = dir.path().join("videos");
+    std::fs::create_dir_all(&videos).unwrap();
+    for name in ["healthy-score0.mp4", "h1n1-whitelung.mp4"] {
+        std::fs::copy(common::repo(&format!("tests/demo/{name}")), videos.join(name)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("labels.csv"),
+        "file,probe,severity\nvideos/healthy-score0.mp4,convex,0\nvideos/h1n1-whitelung.mp4,convex,\n",
+    )
+    .unwrap();
+    let export = |extra: &[&str]| {
+        let out = dir.path().join(format!("out{}", extra.len()));
+        let mut args = vec![
+            "dataset",
+            "export",
+            "--dataset",
+            "pocus",
+            dir.path().to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--max-frames",
+            "4",
+        ];
+        args.extend_from_slice(extra);
+        let output = pleura(&args);
+        assert!(output.status.success(), "{output:?}");
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+        index["clips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["name"].as_str().unwrap().to_string(), c["score"].clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        export(&[]),
+        [("healthy-score0".to_string(), serde_json::json!(0))],
+        "the training set holds rated clips only"
+    );
+    assert_eq!(
+        export(&["--unrated"]),
+        [
+            ("healthy-score0".to_string(), serde_json::json!(0)),
+            ("h1n1-whitelung".to_string(), serde_json::Value::Null),
+        ],
+        "--unrated adds the clip without a score, its score null"
+    );
+}

@@ -38,15 +38,22 @@ import baselines  # noqa: E402
 import cv_stats  # noqa: E402
 import train as T  # noqa: E402
 from report import markdown  # noqa: E402
-from train import RECIPE_V2, RECIPE_V3  # noqa: E402
+from train import RECIPE_V2, RECIPES  # noqa: E402
 
-RECIPES = {"v2": RECIPE_V2, "v3": RECIPE_V3}
 # v3's candidates, in the order they are compared (each against the recipe kept so far,
 # starting from v2); written down with the rule below before any v3 run.
 V3_ORDER = ["v3-mean", "v3-clip", "v3-clip-tuned", "v3-clip-flip", "v3-clip-flip-tuned",
             # added after v3 shipped (2026-12-02 01:56 UTC, written into the card before computing):
             # 3-model ensembles, measured from the same fits (each clip's three out-of-fold outputs)
             "v3-ens3-mean", "v3-ens3-clip-flip"]
+# Recipe 3 (self-supervised pretraining), written into the card before its runs: the same
+# variants of the v3 recipe started from pretrain.py's encoder, continuing the order.
+V3SSL_ORDER = ["v3ssl-mean", "v3ssl-clip", "v3ssl-clip-tuned", "v3ssl-clip-flip", "v3ssl-clip-flip-tuned",
+               "v3ssl-ens3-mean", "v3ssl-ens3-clip-flip"]
+# Recipe 4 (input side 160, wider phantom brightness), written into the card before its runs.
+V3S160_ORDER = ["v3s160-mean", "v3s160-clip", "v3s160-clip-tuned", "v3s160-clip-flip", "v3s160-clip-flip-tuned",
+                "v3s160-ens3-mean", "v3s160-ens3-clip-flip"]
+ORDER = V3_ORDER + V3SSL_ORDER + V3S160_ORDER
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCKBOX_SEED = 20261201
@@ -190,15 +197,29 @@ def run_in_parallel(args, dev, box, runs):
 
 
 def network_rows(recipe, fits_by_seed, tune_on=None):
-    """{candidate name: {seed: rows}} of the network fits: v2's saved rows, or each v3 variant.
-    For the lockbox (`tune_on` = the CV fits), tuned cut-points come from all CV predictions."""
+    """{candidate name: {seed: rows}} of the network fits: v2's saved rows, or each variant of a
+    v3 recipe (named `<recipe>-<variant>`). For the lockbox (`tune_on` = the CV fits), tuned
+    cut-points come from all CV predictions."""
     if recipe == "v2":
         return {"v2": {s: [r for f in fs for r in f["rows"]] for s, fs in fits_by_seed.items()}}
-    rows = {f"v3-{v}": aggregation.variant_rows(fits_by_seed, v, tune_on) for v in aggregation.VARIANTS}
+    rows = {f"{recipe}-{v}": aggregation.variant_rows(fits_by_seed, v, tune_on) for v in aggregation.VARIANTS}
     if tune_on is None and len(fits_by_seed) > 1:
-        rows |= {f"v3-ens{len(fits_by_seed)}-{v}": aggregation.ensemble_rows(fits_by_seed, v)
+        rows |= {f"{recipe}-ens{len(fits_by_seed)}-{v}": aggregation.ensemble_rows(fits_by_seed, v)
                  for v in ("mean", "clip-flip")}
     return rows
+
+
+def saved_fits(args, dev, runs, recipe):
+    """{seed: [fit output]} of another recipe's CV fits on these folds (`--compare`), from its
+    checkpoints; they must all exist."""
+    out = {}
+    for seed in args.seeds:
+        for k in range(args.folds):
+            ckpt = runs / f"{recipe}-e{args.epochs}-s{seed}-f{k}.json"
+            if not ckpt.exists():
+                sys.exit(f"{ckpt} is missing: run `protocol.py --recipe {recipe} --cv-only` first")
+            out.setdefault(seed, []).append(json.loads(ckpt.read_text()))
+    return out
 
 
 def run_baselines(train_clips, test_clips, fold, seed):
@@ -245,7 +266,11 @@ def main():
     ap.add_argument("--draws", type=int, default=2000)
     ap.add_argument("--epochs", type=int, default=RECIPE_V2["epochs"], help="the v2 recipe's 30; less only to test")
     ap.add_argument("--recipe", choices=sorted(RECIPES), default="v3",
-                    help="v3 (finding and clip heads, every aggregation variant) or v2 (to reproduce it)")
+                    help="v3 (finding and clip heads, every aggregation variant), v3ssl (v3 from pretrain.py's "
+                         "encoder) or v2 (to reproduce it)")
+    ap.add_argument("--compare", choices=sorted(RECIPES),
+                    help="also report this recipe's saved CV fits of the same folds, and each candidate minus "
+                         "the same variant of it (paired)")
     ap.add_argument("--cv-only", action="store_true",
                     help="the repeated CV only: no lockbox fit and no look at the lockbox")
     ap.add_argument("--jobs", type=int, default=1,
@@ -256,10 +281,11 @@ def main():
     ap.add_argument("--ship", action="store_true", help="copy the report to models/cv-report.json")
     args = ap.parse_args()
     t_start = time.time()
-    T.export_cache(args.cache, args.data, RECIPE_V2["phantom_clips"])
+    recipe = types.SimpleNamespace(**(RECIPES[args.recipe] | {"epochs": args.epochs}))
+    args.cache = T.cache_dir(args.cache, getattr(recipe, "size", T.SIZE))
+    T.export_cache(args.cache, args.data, RECIPE_V2["phantom_clips"], getattr(recipe, "size", T.SIZE))
     if args.make_cache:
         return
-    recipe = types.SimpleNamespace(**(RECIPES[args.recipe] | {"epochs": args.epochs}))
     clips = T.load_clips(args.cache, recipe.masks)
     if args.make_lockbox:
         make_lockbox_file(clips)
@@ -292,6 +318,8 @@ def main():
         for name, r in baseline_rows.items():
             rows[name].setdefault(seed, []).extend(r)
     rows = network_rows(args.recipe, net_fits) | rows
+    if args.compare:
+        rows = network_rows(args.compare, saved_fits(args, dev, runs, args.compare)) | rows
 
     wall = time.time() - t_start
     if args.report_only:  # the wall time is that of the run that made the checkpoints
@@ -369,6 +397,11 @@ DESCRIPTIONS = {
                 "intensity features: depth-band means and deviations, bright vertical streaks, horizontal band "
                 "periodicity, global statistics (scripts/train/baselines.py)",
 }
+SSL_NOTE = ("the v3 recipe started from pretrain.py's encoder (VICReg on nearby frames of every POCUS file "
+            "and the phantom clips; no BLUES frame, so the BLUES numbers stay patient-disjoint, while the POCUS "
+            "ones are transductive)")
+DESCRIPTIONS |= {f"v3ssl-{v}": DESCRIPTIONS[f"v3-{v}"].replace(V3_COMMON, f"{V3_COMMON}; {SSL_NOTE}")
+                 for v in aggregation.VARIANTS + ["ens3-mean", "ens3-clip-flip"]}
 PUBLISHED = ROOT / "models" / "cv-report.json"
 
 
@@ -389,9 +422,9 @@ def rule_says(current, candidate):
 
 
 def select(entries, reference):
-    """Applies the rule along V3_ORDER from the reference (v2); returns (kept name, decisions)."""
+    """Applies the rule along ORDER from the reference (v2); returns (kept name, decisions)."""
     current, decisions = reference, []
-    for name in V3_ORDER:
+    for name in ORDER:
         cand = next((e for e in entries if e["name"] == name), None)
         if cand is None:
             continue
@@ -418,17 +451,25 @@ def build_report(args, rows, box_rows, box_meta, clips, timing):
     networks = [n for n in rows if n not in ("majority", "features")]
     recipes = [entry(n) for n in networks]
     selection = None
-    if args.recipe == "v3":
+    published = json.loads(PUBLISHED.read_text()) if PUBLISHED.exists() else None
+    if args.recipe.startswith("v3"):
         # v2's pooled numbers as published (issue 15's run of the same folds, frames exported before
         # issue 16's frame checks dropped black lead-in frames; v2 kept no per-clip rows to re-pair).
-        published = json.loads(PUBLISHED.read_text()) if PUBLISHED.exists() else None
         # (Once v3's report is published, it carries v2's numbers as its reference.)
         v2 = next((e["pooled"] for e in (published or {}).get("recipes", []) if e["name"] == "v2"),
                   ((published or {}).get("selection") or {}).get("reference_pooled"))
         if v2 is not None:
             kept, decisions = select(recipes, {"name": "v2", "pooled": v2})
             selection = {"reference": "v2 as published in models/cv-report.json (issue 15)",
-                         "reference_pooled": v2, "order": V3_ORDER, "decisions": decisions, "kept": kept}
+                         "reference_pooled": v2, "order": ORDER, "decisions": decisions, "kept": kept}
+    # Recipe 3 against the same variant without pretraining: reported, not part of the rule.
+    paired = []
+    for name in networks:
+        base = name.replace(f"{args.recipe}-", f"{args.compare}-", 1) if args.compare else None
+        if base in summaries and base != name:
+            (a, sa), (b, sb) = summaries[name], summaries[base]
+            paired.append({"candidate": name, "minus": base,
+                           "blues": cv_stats.difference(sa["blues"], sb["blues"], a["blues"], b["blues"])})
     dev_groups = {r["group"] for r in rows[networks[0]][args.seeds[0]] if r["dataset"] == "blues"}
     report = {
         "protocol": {
@@ -445,6 +486,7 @@ def build_report(args, rows, box_rows, box_meta, clips, timing):
         "selection_rule": SELECTION_RULE,
         "selection": selection,
         "recipes": recipes,
+        "paired": paired,
         "baselines": [entry("majority"), entry("features")],
         "lockbox": None,
         "labels": label_table(clips),
@@ -458,6 +500,10 @@ def build_report(args, rows, box_rows, box_meta, clips, timing):
                    "checked once here after the choice; intervals resample the lockbox patients",
             "results": [{"name": n, "blues": box_summaries[n][0]["blues"]} for n in box_rows],
         }
+    elif published and published.get("lockbox"):
+        # A CV-only run keeps the lockbox of the model that ships (opened once, for it).
+        report["lockbox"] = published["lockbox"] | {"carried": "from the published report: the shipped model's "
+                                                               "single look; this run did not open it"}
     return report
 
 

@@ -49,6 +49,13 @@ def markdown(report):
         if key == "exam_mae":
             continue
         out.append(f"| {label} | " + " | ".join(fmt((e["pocus"] or {}).get(key)) for e in entries) + " |")
+    paired = report.get("paired") or []
+    if paired:
+        out += ["", "## Each candidate minus the same variant of the compared recipe (paired bootstrap, BLUES)", "",
+                "| metric | " + " | ".join(f"{p['candidate']} − {p['minus']}" for p in paired) + " |",
+                "|---|" + "---|" * len(paired)]
+        for key, label in METRICS:
+            out.append(f"| {label} | " + " | ".join(fmt(p["blues"].get(key)) for p in paired) + " |")
     sel = report.get("selection")
     if sel:
         out += ["", "## Selection, in the order written before the runs", "",
@@ -63,6 +70,8 @@ def markdown(report):
                 "| metric | " + " | ".join(r["name"] for r in res) + " |", "|---|" + "---|" * len(res)]
         for key, label in METRICS:
             out.append(f"| {label} | " + " | ".join(fmt(r["blues"].get(key)) for r in res) + " |")
+        if box.get("carried"):
+            out += ["", f"The lockbox results above are carried {box['carried']}."]
     else:
         out += ["", "## Lockbox", "", "Not opened in this run (`--cv-only`)."]
     out += ["", "## Finding labels (yes / no / unknown)", "", "| finding | BLUES | POCUS (rated clips) |",

@@ -34,7 +34,7 @@ from onnx_export import export_onnx  # noqa: E402
 from weak_masks import weak_mask  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-SIZE = 128
+SIZE = 128  # the input side of every shipped LusNet so far; a recipe may set its own (`size`)
 WIDTHS = (16, 32, 64, 128)
 NORM_MEAN, NORM_STD = 0.2, 0.2
 LICENSES = (
@@ -54,18 +54,27 @@ RECIPE_V2 = dict(epochs=30, frames_per_clip=4, batch=32, lr=3e-3, seg_weight=0.5
 # (attention over the frames' embeddings, cumulative-link ordinal loss). Real batches hold
 # whole clips (batch / frames_per_clip clips of frames_per_clip frames) so both see clips.
 RECIPE_V3 = RECIPE_V2 | dict(v3_heads=True, clip_weight=1.0, finding_weight=0.5)
+# Recipe 3: v3 from the self-supervised encoder of pretrain.py (VICReg on nearby frames).
+RECIPE_V3SSL = RECIPE_V3 | dict(pretrained=str(ROOT / "target" / "train" / "ssl" / "encoder.pt"))
+RECIPES = {"v2": RECIPE_V2, "v3": RECIPE_V3, "v3ssl": RECIPE_V3SSL}
 FINAL_FIT_SEED = 100  # the final fit's seed, also the protocol's lockbox fit
 
 PHANTOM_SETS = {"phantom": 1, "phantom-test": 900_001}  # folder -> first seed (disjoint seeds)
 
 
-def export_cache(cache, data, phantom_clips):
+def cache_dir(cache, size):
+    """The frame cache of one input side: `cache` itself at SIZE, `cache-<side>` otherwise."""
+    return cache if size == SIZE else cache.with_name(f"{cache.name}-{size}")
+
+
+def export_cache(cache, data, phantom_clips, size=SIZE):
+    """`pleura dataset phantom` and `dataset export` into `cache` (each set once), at side `size`."""
     for name, seed in PHANTOM_SETS.items():
         if (cache / name / "index.json").exists():
             continue
         clips = phantom_clips if name == "phantom" else 4
         cmd = ["cargo", "run", "--release", "--quiet", "--", "dataset", "phantom", "--out", str(cache / name),
-               "--clips", str(clips), "--frames", "8", "--size", str(SIZE), "--seed", str(seed)]
+               "--clips", str(clips), "--frames", "8", "--size", str(size), "--seed", str(seed)]
         print("+", " ".join(cmd), flush=True)
         subprocess.run(cmd, cwd=ROOT, check=True)
     for name in ["blues", "pocus"]:
@@ -73,7 +82,7 @@ def export_cache(cache, data, phantom_clips):
             continue
         src = data / ("blues-dev" if name == "blues" else "pocus")
         cmd = ["cargo", "run", "--release", "--quiet", "--", "dataset", "export", "--dataset", name,
-               str(src), "--out", str(cache / name), "--size", str(SIZE), "--max-frames", "48"]
+               str(src), "--out", str(cache / name), "--size", str(size), "--max-frames", "48"]
         print("+", " ".join(cmd), flush=True)
         subprocess.run(cmd, cwd=ROOT, check=True)
 
@@ -81,10 +90,10 @@ def export_cache(cache, data, phantom_clips):
 def load_phantom(cache, name):
     """Phantom clips with pixel-exact masks at the segmentation head's resolution."""
     index = json.loads((cache / name / "index.json").read_text())
-    seg = index["seg_size"]
+    seg, side = index["seg_size"], index["size"]
     clips = []
     for c in index["clips"]:
-        frames = np.fromfile(cache / name / c["file"], dtype=np.uint8).reshape(c["frames"], SIZE, SIZE)
+        frames = np.fromfile(cache / name / c["file"], dtype=np.uint8).reshape(c["frames"], side, side)
         masks = np.fromfile(cache / name / c["masks"], dtype=np.uint8).reshape(c["frames"], seg, seg)
         clips.append({"name": c["name"], "dataset": "phantom", "group": f"phantom:{c['seed']}",
                       "score": int(c["score"]), "phantom": True, "frames": frames, "masks": masks.astype(np.int64)})
@@ -95,13 +104,13 @@ def load_clips(cache, masks):
     clips = []
     for name in ["blues", "pocus"]:
         index = json.loads((cache / name / "index.json").read_text())
-        assert index["size"] == SIZE, f"{cache / name} holds {index['size']}px frames, expected {SIZE}"
+        side = index["size"]
         if index["clips"] and "findings" not in index["clips"][0]:
             sys.exit(f"{cache / name} was exported before patients and findings were parsed (issue 15): "
                      f"delete {cache} and run again to re-export it")
         for c in index["clips"]:
             raw = np.fromfile(cache / name / c["file"], dtype=np.uint8)
-            frames = raw.reshape(c["frames"], SIZE, SIZE)
+            frames = raw.reshape(c["frames"], side, side)
             clips.append({
                 "name": c["name"], "dataset": name, "group": f"{name}:{c['group']}", "zone": c.get("zone"),
                 "score": int(c["score"]), "findings": c["findings"], "frames": frames,
@@ -116,7 +125,12 @@ def load_clips(cache, masks):
 
 # ------------------------------------------------------- augmentations
 
-def augment(x, m, gen):
+# Intensity ranges (gain, gamma) of the augmentations; "wide" reaches the bright, low-contrast look of
+# many POCUS files, for phantom batches only (recipe 4's `phantom_intensity`).
+INTENSITY = {"default": ((0.7, 1.3), (0.8, 1.2)), "wide": ((0.7, 2.0), (0.5, 1.2))}
+
+
+def augment(x, m, gen, intensity="default"):
     """Ultrasound-minded augmentations on a batch x [N,1,S,S] in [0,1] and masks m [N,S/4,S/4] (-1 = ignore)."""
     n, dev = x.shape[0], x.device
     u = lambda *s: torch.rand(*s, generator=gen, device="cpu").to(dev)  # noqa: E731
@@ -140,9 +154,10 @@ def augment(x, m, gen):
     # Intensity: overall gain, time-gain compensation ramp, gamma, speckle.
     s = x.shape[-1]
     depth_axis = torch.linspace(-0.5, 0.5, s, device=dev)[None, None, :, None]
-    gain = 0.7 + 0.6 * u(n)[:, None, None, None]
+    (g_lo, g_hi), (c_lo, c_hi) = INTENSITY[intensity]
+    gain = g_lo + (g_hi - g_lo) * u(n)[:, None, None, None]
     tgc = 1.0 + (u(n)[:, None, None, None] - 0.5) * 0.8 * depth_axis
-    gamma = 0.8 + 0.4 * u(n)[:, None, None, None]
+    gamma = c_lo + (c_hi - c_lo) * u(n)[:, None, None, None]
     x = (x.clamp(0, 1) ** gamma) * gain * tgc
     speckle = 1.0 + 0.15 * u(n)[:, None, None, None] * torch.randn(x.shape, generator=gen).to(dev)
     x = (x * speckle).clamp(0, 1)
@@ -203,7 +218,7 @@ def finding_labels(findings):
 def to_batch(clips, items, device):
     x = np.stack([clips[ci]["frames"][fi] for ci, fi in items]).astype(np.float32) / 255.0
     m = np.stack([clips[ci]["masks"][fi] if clips[ci]["masks"] is not None
-                  else np.full((SIZE // 4, SIZE // 4), -1) for ci, fi in items])
+                  else np.full((x.shape[-1] // 4,) * 2, -1) for ci, fi in items])
     y = np.array([clips[ci]["score"] for ci, _ in items])
     real = np.array([0.0 if clips[ci].get("phantom") else 1.0 for ci, _ in items], dtype=np.float32)
     return (torch.from_numpy(x)[:, None].to(device), torch.from_numpy(m).long().to(device),
@@ -216,6 +231,8 @@ def train_model(clips, args, device, desc, seed):
     gen = torch.Generator().manual_seed(seed)
     v3 = getattr(args, "v3_heads", False)
     model = LusNet(WIDTHS, weak_head=args.masks == "both", v3_heads=v3).to(device)
+    if getattr(args, "pretrained", None):
+        load_encoder(model, Path(args.pretrained))
     counts = np.bincount([c["score"] for c in clips if not c.get("phantom")], minlength=4) + 1
     class_w = torch.tensor((counts.sum() / counts) ** 0.5, dtype=torch.float32, device=device)
     class_w = class_w / class_w.mean()
@@ -230,9 +247,9 @@ def train_model(clips, args, device, desc, seed):
         tot, tot_score, tot_seg, n = 0.0, 0.0, 0.0, 0
         for items in batches(clips, args.frames_per_clip, args.batch, rng, whole_clips=v3):
             x, m, y, real = to_batch(clips, items, device)
-            x, m = augment(x, m, gen)
-            x = (x - NORM_MEAN) / NORM_STD
             phantom_batch = not bool(real.any())
+            x, m = augment(x, m, gen, getattr(args, "phantom_intensity", "default") if phantom_batch else "default")
+            x = (x - NORM_MEAN) / NORM_STD
             if phantom_batch:
                 # Phantom frames train the segmentation only: the encoder keeps its batch-norm
                 # statistics and its gradients for real frames.
@@ -261,6 +278,17 @@ def train_model(clips, args, device, desc, seed):
         history.append({"loss": tot / n, "score_loss": tot_score / n, "seg_loss": tot_seg / n})
         bar.set_postfix(loss=f"{tot / n:.3f}")
     return model, history
+
+
+def load_encoder(model, path):
+    """Starts the encoder (weights and batch-norm statistics) from pretrain.py's output."""
+    if not path.exists():
+        sys.exit(f"{path} is missing: run scripts/train/pretrain.py first")
+    state = torch.load(path, map_location="cpu")
+    result = model.load_state_dict(state, strict=False)
+    encoder_keys = [k for k in model.state_dict() if k.split(".")[0] in LusNet.ENCODER]
+    if result.unexpected_keys or any(k in result.missing_keys for k in encoder_keys):
+        sys.exit(f"{path} is not a LusNet encoder of these widths: {result}")
 
 
 def clip_losses(model, embedding, items, clips, y, class_w, args):
@@ -370,6 +398,7 @@ def main():
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--cache", type=Path, default=ROOT / "target" / "train-cache")
     ap.add_argument("--out", type=Path, default=ROOT / "target" / "train")
+    ap.add_argument("--size", type=int, help="input side (default: the recipe's, else 128)")
     ap.add_argument("--epochs", type=int, default=RECIPE_V2["epochs"])
     ap.add_argument("--frames-per-clip", type=int, default=RECIPE_V2["frames_per_clip"])
     ap.add_argument("--batch", type=int, default=RECIPE_V2["batch"])
@@ -384,8 +413,9 @@ def main():
     ap.add_argument("--no-gguf", action="store_true",
                     help="write the safetensors and fixtures but not the GGUF (for machines without cargo)")
     ap.add_argument("--phantom-clips", type=int, default=RECIPE_V2["phantom_clips"], help="phantom clips per score and probe")
-    ap.add_argument("--recipe", choices=["v2", "v3"], default="v3",
-                    help="v3 adds the finding and clip heads (RECIPE_V3); v2 reproduces v2")
+    ap.add_argument("--recipe", choices=sorted(RECIPES), default="v3",
+                    help="v3 adds the finding and clip heads (RECIPE_V3); v3ssl starts v3 from pretrain.py's "
+                         "encoder; v2 reproduces v2")
     ap.add_argument("--weights", type=Path,
                     help="export these fitted weights (a protocol fit's .pt, e.g. the lockbox fit, which is "
                          "this script's fit with the same seed and data) instead of fitting again")
@@ -397,15 +427,17 @@ def main():
     ap.add_argument("--cutpoints", type=float, nargs=3,
                     help="the clip head's cut-points to ship, if the protocol chose tuned ones")
     args = ap.parse_args()
-    if args.recipe == "v3":
-        for key, value in RECIPE_V3.items():
-            if key not in ("epochs", "frames_per_clip", "batch", "lr", "seg_weight", "masks", "phantom_clips"):
+    args.size = args.size or RECIPES[args.recipe].get("size", SIZE)
+    if args.recipe != "v2":
+        for key, value in RECIPES[args.recipe].items():
+            if key not in ("size", "epochs", "frames_per_clip", "batch", "lr", "seg_weight", "masks", "phantom_clips"):
                 setattr(args, key, value)
         args.version = max(args.version, 3)
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     args.out.mkdir(parents=True, exist_ok=True)
-    export_cache(args.cache, args.data, args.phantom_clips)
+    args.cache = cache_dir(args.cache, args.size)
+    export_cache(args.cache, args.data, args.phantom_clips, args.size)
     lockbox, _ = load_lockbox()
     clips = [c for c in load_clips(args.cache, args.masks) if c["group"] not in lockbox]
     phantom = load_phantom(args.cache, "phantom") if args.masks in ("phantom", "both") else []
@@ -459,7 +491,7 @@ def export(model, clips, cv_summary, args):
                 f"auxiliary head",
     }[args.masks]
     meta = {
-        "architecture": "lusnet", "input_size": str(SIZE), "widths": ",".join(map(str, WIDTHS)),
+        "architecture": "lusnet", "input_size": str(args.size), "widths": ",".join(map(str, WIDTHS)),
         "norm_mean": str(NORM_MEAN), "norm_std": str(NORM_STD), "seg_classes": ",".join(SEG_CLASSES),
         "aggregation": args.aggregation or ("attention_ordinal" if model.clip is not None else "mean_probability"),
         "training_data": f"COVID-BLUES dev split outside the lockbox "
@@ -473,7 +505,7 @@ def export(model, clips, cv_summary, args):
     print(f"wrote {weights}")
     # The same network for ONNX Runtime (scripts/bench compares with it).
     onnx = args.out / f"lusnet-v{args.version}.onnx"
-    export_onnx(model, SIZE, onnx)
+    export_onnx(model, args.size, onnx)
     print(f"wrote {onnx}")
 
     # Parity fixture: a few real frames of different scores and the network's exact outputs.
