@@ -268,9 +268,9 @@ def main():
     ap.add_argument("--recipe", choices=sorted(RECIPES), default="v3",
                     help="v3 (finding and clip heads, every aggregation variant), v3ssl (v3 from pretrain.py's "
                          "encoder) or v2 (to reproduce it)")
-    ap.add_argument("--compare", choices=sorted(RECIPES),
-                    help="also report this recipe's saved CV fits of the same folds, and each candidate minus "
-                         "the same variant of it (paired)")
+    ap.add_argument("--compare", choices=sorted(RECIPES), nargs="+", default=[],
+                    help="also report these recipes' saved CV fits of the same folds, and each candidate minus "
+                         "the same variant of the first of them (paired)")
     ap.add_argument("--cv-only", action="store_true",
                     help="the repeated CV only: no lockbox fit and no look at the lockbox")
     ap.add_argument("--jobs", type=int, default=1,
@@ -318,8 +318,8 @@ def main():
         for name, r in baseline_rows.items():
             rows[name].setdefault(seed, []).extend(r)
     rows = network_rows(args.recipe, net_fits) | rows
-    if args.compare:
-        rows = network_rows(args.compare, saved_fits(args, dev, runs, args.compare)) | rows
+    for other in reversed(args.compare):
+        rows = network_rows(other, saved_fits(args, dev, runs, other)) | rows
 
     wall = time.time() - t_start
     if args.report_only:  # the wall time is that of the run that made the checkpoints
@@ -402,6 +402,10 @@ SSL_NOTE = ("the v3 recipe started from pretrain.py's encoder (VICReg on nearby 
             "ones are transductive)")
 DESCRIPTIONS |= {f"v3ssl-{v}": DESCRIPTIONS[f"v3-{v}"].replace(V3_COMMON, f"{V3_COMMON}; {SSL_NOTE}")
                  for v in aggregation.VARIANTS + ["ens3-mean", "ens3-clip-flip"]}
+S160_NOTE = ("recipe 4: a 160-pixel input (the sector resized to 160x160 rather than 128x128) and a wider "
+             "gain and gamma range for the phantom batches (gain 0.7-2.0, gamma 0.5-1.2)")
+DESCRIPTIONS |= {f"v3s160-{v}": DESCRIPTIONS[f"v3-{v}"].replace(V3_COMMON, f"{V3_COMMON}; {S160_NOTE}")
+                 for v in aggregation.VARIANTS + ["ens3-mean", "ens3-clip-flip"]}
 PUBLISHED = ROOT / "models" / "cv-report.json"
 
 
@@ -465,7 +469,7 @@ def build_report(args, rows, box_rows, box_meta, clips, timing):
     # Recipe 3 against the same variant without pretraining: reported, not part of the rule.
     paired = []
     for name in networks:
-        base = name.replace(f"{args.recipe}-", f"{args.compare}-", 1) if args.compare else None
+        base = name.replace(f"{args.recipe}-", f"{args.compare[0]}-", 1) if args.compare else None
         if base in summaries and base != name:
             (a, sa), (b, sb) = summaries[name], summaries[base]
             paired.append({"candidate": name, "minus": base,
