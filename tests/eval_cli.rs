@@ -277,7 +277,11 @@ fn export_writes_the_rated_clips_and_with_unrated_every_clip() {
     let videos = dir.path().join("videos");
     std::fs::create_dir_all(&videos).unwrap();
     for name in ["healthy-score0.mp4", "h1n1-whitelung.mp4"] {
-        std::fs::copy(common::repo(&format!("tests/demo/{name}")), videos.join(name)).unwrap();
+        std::fs::copy(
+            common::repo(&format!("tests/demo/{name}")),
+            videos.join(name),
+        )
+        .unwrap();
     }
     std::fs::write(
         dir.path().join("labels.csv"),
