@@ -439,6 +439,45 @@ def select(entries, reference):
     return current["name"], decisions
 
 
+# The card's amendment for the finding heads (2026-12-02 04:58 UTC, before recipe 4's results):
+# it applies to the candidates of recipe 4 on, never to those measured before it.
+FINDINGS_AMENDMENT_ORDER = V3S160_ORDER
+SHIPPED = "v3-mean"
+
+
+def findings_amendment(summaries, v2):
+    """The amendment on each candidate it covers that has been measured: (a) macro-F1 and QWK
+    within the rule's margins of v2, (b) BLUES B-line AUC minus the shipped candidate's with a
+    paired 95 % interval above zero, (c) a lower gated median tint on B-line-negative clips.
+    Returns (the first candidate meeting all three or None, [per-candidate decisions])."""
+    if SHIPPED not in summaries:
+        return None, []
+    shipped, shipped_draws = summaries[SHIPPED][0]["blues"], summaries[SHIPPED][1]["blues"]
+    decisions, first = [], None
+    for name in FINDINGS_AMENDMENT_ORDER:
+        if name not in summaries:
+            continue
+        stats, draws = summaries[name][0]["blues"], summaries[name][1]["blues"]
+        f_gap = stats["macro_f1"]["mean"] - v2["macro_f1"]["mean"]
+        q_gap = stats["qwk"]["mean"] - v2["qwk"]["mean"]
+        f_margin = max(half_width(v2["macro_f1"]), half_width(stats["macro_f1"]))
+        q_margin = max(half_width(v2["qwk"]), half_width(stats["qwk"]))
+        auc = cv_stats.difference(draws, shipped_draws, stats, shipped).get("auc_b_lines")
+        tint, tint_shipped = stats["bline_negative_median"]["mean"], shipped["bline_negative_median"]["mean"]
+        checks = {"a": f_gap >= -f_margin and q_gap >= -q_margin,
+                  "b": bool(auc) and auc["ci_low"] > 0,
+                  "c": tint is not None and tint_shipped is not None and tint < tint_shipped}
+        why = (f"(a) macro-F1 {f_gap:+.3f} and QWK {q_gap:+.3f} against v2 (margins {f_margin:.3f}, {q_margin:.3f}); "
+               f"(b) B-line AUC minus {SHIPPED} " + (f"{auc['mean']:+.3f} [{auc['ci_low']:+.3f}, {auc['ci_high']:+.3f}]"
+                                                    if auc else "missing")
+               + "; (c) gated tint median " + (f"{tint:.3f} against {tint_shipped:.3f}" if checks["c"] or tint is not None
+                                                 else "missing"))
+        decisions.append({"candidate": name, "meets": checks, "why": why})
+        if first is None and all(checks.values()):
+            first = name
+    return first, decisions
+
+
 def build_report(args, rows, box_rows, box_meta, clips, timing):
     summaries = {n: summarize(r, args.draws) for n, r in rows.items()}
     box_summaries = {n: summarize(r, args.draws) for n, r in box_rows.items()}
@@ -466,6 +505,9 @@ def build_report(args, rows, box_rows, box_meta, clips, timing):
             kept, decisions = select(recipes, {"name": "v2", "pooled": v2})
             selection = {"reference": "v2 as published in models/cv-report.json (issue 15)",
                          "reference_pooled": v2, "order": ORDER, "decisions": decisions, "kept": kept}
+            ships, amended = findings_amendment(summaries, v2)
+            if amended:
+                selection |= {"findings_amendment": amended, "ships_for_findings": ships}
     # Recipe 3 against the same variant without pretraining: reported, not part of the rule.
     paired = []
     for name in networks:

@@ -63,6 +63,14 @@ def markdown(report):
         out += [f"| {d['candidate']} | {d['against']} | {'yes' if d['replaces'] else 'no'} | {d['why']} |"
                 for d in sel["decisions"]]
         out += ["", f"Kept: **{sel['kept']}**."]
+        if sel.get("findings_amendment"):
+            out += ["", "The amendment for the finding heads (written before these candidates' runs):", "",
+                    "| candidate | (a) score within margins | (b) B-line AUC up | (c) tint down | numbers |",
+                    "|---|---|---|---|---|"]
+            yes = lambda b: "yes" if b else "no"  # noqa: E731
+            out += [f"| {d['candidate']} | {yes(d['meets']['a'])} | {yes(d['meets']['b'])} | {yes(d['meets']['c'])} "
+                    f"| {d['why']} |" for d in sel["findings_amendment"]]
+            out += ["", f"Ships for its findings: **{sel['ships_for_findings'] or 'none'}**."]
     box = report["lockbox"]
     res = box["results"] if box else []
     if box:
