@@ -470,8 +470,8 @@ def findings_amendment(summaries, v2):
         why = (f"(a) macro-F1 {f_gap:+.3f} and QWK {q_gap:+.3f} against v2 (margins {f_margin:.3f}, {q_margin:.3f}); "
                f"(b) B-line AUC minus {SHIPPED} " + (f"{auc['mean']:+.3f} [{auc['ci_low']:+.3f}, {auc['ci_high']:+.3f}]"
                                                     if auc else "missing")
-               + "; (c) gated tint median " + (f"{tint:.3f} against {tint_shipped:.3f}" if checks["c"] or tint is not None
-                                                 else "missing"))
+               + "; (c) gated tint median " + (f"{tint:.3f} against {tint_shipped:.3f}"
+                                                 if tint is not None and tint_shipped is not None else "missing"))
         decisions.append({"candidate": name, "meets": checks, "why": why})
         if first is None and all(checks.values()):
             first = name
