@@ -508,11 +508,13 @@ def build_report(args, rows, box_rows, box_meta, clips, timing):
             ships, amended = findings_amendment(summaries, v2)
             if amended:
                 selection |= {"findings_amendment": amended, "ships_for_findings": ships}
-    # Recipe 3 against the same variant without pretraining: reported, not part of the rule.
+    # Each later recipe against the same variant of the first compared one (v3): reported, not
+    # part of the rule.
     paired = []
     for name in networks:
-        base = name.replace(f"{args.recipe}-", f"{args.compare[0]}-", 1) if args.compare else None
-        if base in summaries and base != name:
+        recipe, variant = name.split("-", 1)
+        base = f"{args.compare[0]}-{variant}" if args.compare and recipe != args.compare[0] else None
+        if base in summaries:
             (a, sa), (b, sb) = summaries[name], summaries[base]
             paired.append({"candidate": name, "minus": base,
                            "blues": cv_stats.difference(sa["blues"], sb["blues"], a["blues"], b["blues"])})
