@@ -114,19 +114,23 @@ class LusNet(nn.Module):
         score, features, _ = self.decode(x, detach_encoder)
         return score, self.seg(features)
 
+    def encode(self, x):
+        """x -> the encoder's features at 1/4, 1/8 and 1/16 of the side, and the frame embedding
+        (the [mean | max] pool of the deepest, [N, 2 w3])."""
+        s4 = self.block1(self.down1(self.stem2(self.stem(x))))
+        s8 = self.block2(self.down2(s4))
+        s16 = self.block3(self.down3(s8))
+        return s4, s8, s16, torch.cat([s16.mean((2, 3)), s16.amax((2, 3))], 1)
+
     def decode(self, x, detach_encoder=False):
         """x -> (score logits, decoder features [N, w1, S/4, S/4] that the segmentation heads read,
         frame embeddings [N, 2 w3]).
 
         With `detach_encoder`, the decoder sees the encoder's features but sends no gradient back
         into them (training the segmentation on phantom frames leaves the encoder to real frames)."""
-        s2 = self.stem2(self.stem(x))
-        s4 = self.block1(self.down1(s2))
-        s8 = self.block2(self.down2(s4))
-        s16 = self.block3(self.down3(s8))
+        s4, s8, s16, pooled = self.encode(x)
         if detach_encoder:
-            s4, s8, s16 = s4.detach(), s8.detach(), s16.detach()
-        pooled = torch.cat([s16.mean((2, 3)), s16.amax((2, 3))], 1)
+            s4, s8, s16, pooled = s4.detach(), s8.detach(), s16.detach(), pooled.detach()
         score = self.score(self.dropout(pooled))
         d8 = self.up2(torch.cat([F.interpolate(s16, scale_factor=2, mode="nearest"), s8], 1))
         d4 = self.up1(torch.cat([F.interpolate(d8, scale_factor=2, mode="nearest"), s4], 1))

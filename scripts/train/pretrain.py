@@ -56,24 +56,16 @@ OUTPUT = ROOT / "target" / "train" / "ssl" / "encoder.pt"
 
 def load_frames(cache):
     """The pretraining clips: [uint8 frames [T, S, S]] of every POCUS file and the phantom's training clips."""
-    index = json.loads((cache / "pocus-all" / "index.json").read_text())
-    clips = [np.fromfile(cache / "pocus-all" / c["file"], dtype=np.uint8).reshape(c["frames"], T.SIZE, T.SIZE)
-             for c in index["clips"] if c["name"] not in LEFT_OUT]
-    clips += [c["frames"] for c in T.load_phantom(cache, "phantom")]
-    return clips
+    _, pocus = T.read_frames(cache / "pocus-all")
+    return [frames for c, frames in pocus if c["name"] not in LEFT_OUT] + \
+        [c["frames"] for c in T.load_phantom(cache, "phantom")]
 
 
 def export_unrated(cache, data):
     """`pleura dataset export --unrated` of the POCUS folder, once."""
-    import subprocess
-
-    if (cache / "pocus-all" / "index.json").exists():
-        return
-    cmd = ["cargo", "run", "--release", "--quiet", "--", "dataset", "export", "--dataset", "pocus",
-           str(data / "pocus"), "--out", str(cache / "pocus-all"), "--size", str(T.SIZE), "--max-frames", "48",
-           "--unrated"]
-    print("+", " ".join(cmd), flush=True)
-    subprocess.run(cmd, cwd=ROOT, check=True)
+    if not (cache / "pocus-all" / "index.json").exists():
+        T.run_pleura("dataset", "export", "--dataset", "pocus", data / "pocus", "--out", cache / "pocus-all",
+                     "--size", T.SIZE, "--max-frames", 48, "--unrated")
 
 
 def pairs(clips, rng):
@@ -106,15 +98,10 @@ def random_crop(x, gen):
 def view(frames, gen, device):
     """Normalized augmented views [N, 1, S, S] of uint8 frames [N, S, S]."""
     x = torch.from_numpy(frames.astype(np.float32) / 255.0)[:, None].to(device)
-    dummy = torch.full((len(frames), T.SIZE // 4, T.SIZE // 4), -1, dtype=torch.long, device=device)
+    dummy = torch.full((len(frames), frames.shape[-1] // 4, frames.shape[-1] // 4), -1, dtype=torch.long,
+                       device=device)
     x, _ = T.augment(random_crop(x, gen), dummy, gen)
     return (x - T.NORM_MEAN) / T.NORM_STD
-
-
-def embed(model, x):
-    """LusNet's frame embedding: the [mean | max] pool of the deepest encoder features."""
-    s16 = model.block3(model.down3(model.block2(model.down2(model.block1(model.down1(model.stem2(model.stem(x))))))))
-    return torch.cat([s16.mean((2, 3)), s16.amax((2, 3))], 1)
 
 
 def projector(dim_in, dim):
@@ -164,7 +151,7 @@ def pretrain(clips, cfg, device, epochs=None):
                 continue
             a = np.stack([clips[ci][fi] for ci, fi, _ in batch])
             b = np.stack([clips[ci][fj] for ci, _, fj in batch])
-            z1, z2 = proj(embed(model, view(a, gen, device))), proj(embed(model, view(b, gen, device)))
+            z1, z2 = (proj(model.encode(view(v, gen, device))[-1]) for v in (a, b))
             loss, terms = vicreg(z1, z2, cfg)
             opt.zero_grad()
             loss.backward()

@@ -46,13 +46,10 @@ V3_ORDER = ["v3-mean", "v3-clip", "v3-clip-tuned", "v3-clip-flip", "v3-clip-flip
             # added after v3 shipped (2026-12-02 01:56 UTC, written into the card before computing):
             # 3-model ensembles, measured from the same fits (each clip's three out-of-fold outputs)
             "v3-ens3-mean", "v3-ens3-clip-flip"]
-# Recipe 3 (self-supervised pretraining), written into the card before its runs: the same
-# variants of the v3 recipe started from pretrain.py's encoder, continuing the order.
-V3SSL_ORDER = ["v3ssl-mean", "v3ssl-clip", "v3ssl-clip-tuned", "v3ssl-clip-flip", "v3ssl-clip-flip-tuned",
-               "v3ssl-ens3-mean", "v3ssl-ens3-clip-flip"]
-# Recipe 4 (input side 160, wider phantom brightness), written into the card before its runs.
-V3S160_ORDER = ["v3s160-mean", "v3s160-clip", "v3s160-clip-tuned", "v3s160-clip-flip", "v3s160-clip-flip-tuned",
-                "v3s160-ens3-mean", "v3s160-ens3-clip-flip"]
+# Recipes 3 (self-supervised pretraining) and 4 (input side 160, wider phantom brightness), each
+# written into the card before its runs: v3's candidates in v3's order, continuing the order.
+V3SSL_ORDER = [name.replace("v3-", "v3ssl-", 1) for name in V3_ORDER]
+V3S160_ORDER = [name.replace("v3-", "v3s160-", 1) for name in V3_ORDER]
 ORDER = V3_ORDER + V3SSL_ORDER + V3S160_ORDER
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -282,8 +279,9 @@ def main():
     args = ap.parse_args()
     t_start = time.time()
     recipe = types.SimpleNamespace(**(RECIPES[args.recipe] | {"epochs": args.epochs}))
-    args.cache = T.cache_dir(args.cache, getattr(recipe, "size", T.SIZE))
-    T.export_cache(args.cache, args.data, RECIPE_V2["phantom_clips"], getattr(recipe, "size", T.SIZE))
+    size = getattr(recipe, "size", T.SIZE)
+    args.cache = T.cache_dir(args.cache, size)
+    T.export_cache(args.cache, args.data, RECIPE_V2["phantom_clips"], size)
     if args.make_cache:
         return
     clips = T.load_clips(args.cache, recipe.masks)
@@ -397,15 +395,16 @@ DESCRIPTIONS = {
                 "intensity features: depth-band means and deviations, bright vertical streaks, horizontal band "
                 "periodicity, global statistics (scripts/train/baselines.py)",
 }
-SSL_NOTE = ("the v3 recipe started from pretrain.py's encoder (VICReg on nearby frames of every POCUS file "
-            "and the phantom clips; no BLUES frame, so the BLUES numbers stay patient-disjoint, while the POCUS "
-            "ones are transductive)")
-DESCRIPTIONS |= {f"v3ssl-{v}": DESCRIPTIONS[f"v3-{v}"].replace(V3_COMMON, f"{V3_COMMON}; {SSL_NOTE}")
-                 for v in aggregation.VARIANTS + ["ens3-mean", "ens3-clip-flip"]}
-S160_NOTE = ("recipe 4: a 160-pixel input (the sector resized to 160x160 rather than 128x128) and a wider "
-             "gain and gamma range for the phantom batches (gain 0.7-2.0, gamma 0.5-1.2)")
-DESCRIPTIONS |= {f"v3s160-{v}": DESCRIPTIONS[f"v3-{v}"].replace(V3_COMMON, f"{V3_COMMON}; {S160_NOTE}")
-                 for v in aggregation.VARIANTS + ["ens3-mean", "ens3-clip-flip"]}
+# The later recipes' candidates: v3's description of the same variant, and what the recipe changes.
+RECIPE_NOTES = {
+    "v3ssl": "the v3 recipe started from pretrain.py's encoder (VICReg on nearby frames of every POCUS file and "
+             "the phantom clips; no BLUES frame, so the BLUES numbers stay patient-disjoint, while the POCUS ones "
+             "are transductive)",
+    "v3s160": "recipe 4: a 160-pixel input (the sector resized to 160x160 rather than 128x128) and a wider gain "
+              "and gamma range for the phantom batches (gain 0.7-2.0, gamma 0.5-1.2)",
+}
+DESCRIPTIONS |= {name.replace("v3-", f"{recipe}-", 1): DESCRIPTIONS[name].replace(V3_COMMON, f"{V3_COMMON}; {note}")
+                 for recipe, note in RECIPE_NOTES.items() for name in V3_ORDER}
 PUBLISHED = ROOT / "models" / "cv-report.json"
 
 

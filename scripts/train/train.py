@@ -71,33 +71,41 @@ def cache_dir(cache, size):
     return cache if size == SIZE else cache.with_name(f"{cache.name}-{size}")
 
 
+def run_pleura(*args):
+    """`cargo run --release -- ARGS` in the repository, echoed; fails the script if it fails."""
+    cmd = ["cargo", "run", "--release", "--quiet", "--", *map(str, args)]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, cwd=ROOT, check=True)
+
+
 def export_cache(cache, data, phantom_clips, size=SIZE):
     """`pleura dataset phantom` and `dataset export` into `cache` (each set once), at side `size`."""
     for name, seed in PHANTOM_SETS.items():
-        if (cache / name / "index.json").exists():
-            continue
-        clips = phantom_clips if name == "phantom" else 4
-        cmd = ["cargo", "run", "--release", "--quiet", "--", "dataset", "phantom", "--out", str(cache / name),
-               "--clips", str(clips), "--frames", "8", "--size", str(size), "--seed", str(seed)]
-        print("+", " ".join(cmd), flush=True)
-        subprocess.run(cmd, cwd=ROOT, check=True)
+        if not (cache / name / "index.json").exists():
+            clips = phantom_clips if name == "phantom" else 4
+            run_pleura("dataset", "phantom", "--out", cache / name, "--clips", clips, "--frames", 8,
+                       "--size", size, "--seed", seed)
     for name in ["blues", "pocus"]:
-        if (cache / name / "index.json").exists():
-            continue
-        src = data / ("blues-dev" if name == "blues" else "pocus")
-        cmd = ["cargo", "run", "--release", "--quiet", "--", "dataset", "export", "--dataset", name,
-               str(src), "--out", str(cache / name), "--size", str(size), "--max-frames", "48"]
-        print("+", " ".join(cmd), flush=True)
-        subprocess.run(cmd, cwd=ROOT, check=True)
+        if not (cache / name / "index.json").exists():
+            src = data / ("blues-dev" if name == "blues" else "pocus")
+            run_pleura("dataset", "export", "--dataset", name, src, "--out", cache / name, "--size", size,
+                       "--max-frames", 48)
+
+
+def read_frames(folder):
+    """(index, [(index entry, uint8 frames [T, S, S])]) of a set that `pleura dataset` exported."""
+    index = json.loads((folder / "index.json").read_text())
+    side = index["size"]
+    return index, [(c, np.fromfile(folder / c["file"], dtype=np.uint8).reshape(c["frames"], side, side))
+                   for c in index["clips"]]
 
 
 def load_phantom(cache, name):
     """Phantom clips with pixel-exact masks at the segmentation head's resolution."""
-    index = json.loads((cache / name / "index.json").read_text())
-    seg, side = index["seg_size"], index["size"]
+    index, read = read_frames(cache / name)
+    seg = index["seg_size"]
     clips = []
-    for c in index["clips"]:
-        frames = np.fromfile(cache / name / c["file"], dtype=np.uint8).reshape(c["frames"], side, side)
+    for c, frames in read:
         masks = np.fromfile(cache / name / c["masks"], dtype=np.uint8).reshape(c["frames"], seg, seg)
         clips.append({"name": c["name"], "dataset": "phantom", "group": f"phantom:{c['seed']}",
                       "score": int(c["score"]), "phantom": True, "frames": frames, "masks": masks.astype(np.int64)})
@@ -107,14 +115,11 @@ def load_phantom(cache, name):
 def load_clips(cache, masks):
     clips = []
     for name in ["blues", "pocus"]:
-        index = json.loads((cache / name / "index.json").read_text())
-        side = index["size"]
+        index, read = read_frames(cache / name)
         if index["clips"] and "findings" not in index["clips"][0]:
             sys.exit(f"{cache / name} was exported before patients and findings were parsed (issue 15): "
                      f"delete {cache} and run again to re-export it")
-        for c in index["clips"]:
-            raw = np.fromfile(cache / name / c["file"], dtype=np.uint8)
-            frames = raw.reshape(c["frames"], side, side)
+        for c, frames in read:
             clips.append({
                 "name": c["name"], "dataset": name, "group": f"{name}:{c['group']}", "zone": c.get("zone"),
                 "score": int(c["score"]), "findings": c["findings"], "frames": frames,
@@ -537,11 +542,7 @@ def export(model, clips, cv_summary, args):
 
     if args.no_gguf:
         return
-    gguf = ROOT / "models" / f"lusnet-v{args.version}.gguf"
-    cmd = ["cargo", "run", "--release", "--quiet", "--", "model", "import", str(weights),
-           "--quantize", "q8_0", "-o", str(gguf)]
-    print("+", " ".join(cmd), flush=True)
-    subprocess.run(cmd, cwd=ROOT, check=True)
+    run_pleura("model", "import", weights, "--quantize", "q8_0", "-o", ROOT / "models" / f"lusnet-v{args.version}.gguf")
 
 
 if __name__ == "__main__":

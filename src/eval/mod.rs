@@ -511,15 +511,15 @@ pub fn export_dataset(
             cause: source,
         }
     };
-    let rated: Vec<ClipRecord> = dataset::list_clips(kind, dir)?
+    let chosen: Vec<ClipRecord> = dataset::list_clips(kind, dir)?
         .into_iter()
         .filter(|c| which == ExportClips::All || c.score.is_some())
         .collect();
     std::fs::create_dir_all(out.join("frames")).map_err(output(out))?;
     let mut exported = Vec::new();
     let mut skipped = Vec::new();
-    for (i, record) in rated.iter().enumerate() {
-        progress(i, rated.len(), &record.name);
+    for (i, record) in chosen.iter().enumerate() {
+        progress(i, chosen.len(), &record.name);
         match prepare_clip(&record.path, size, max_frames) {
             Ok(PreparedClip {
                 roi: Some(roi),
@@ -541,7 +541,7 @@ pub fn export_dataset(
             Err(e) => skipped.push(skip(record, e.to_string())),
         }
     }
-    progress(rated.len(), rated.len(), "");
+    progress(chosen.len(), chosen.len(), "");
     let index = out.join("index.json");
     let json = serde_json::json!({ "size": size, "clips": exported });
     std::fs::write(&index, serde_json::to_vec_pretty(&json).unwrap_or_default())
