@@ -6,7 +6,9 @@ use embedded_graphics::prelude::Size;
 use pleura::board::BoardProfile;
 use pleura::display::{DisplaySetup, DisplaySpec, ExamOptions};
 use pleura::eval::dataset::DatasetKind;
-use pleura::eval::{EvalReport, ExportClips, evaluate, export_dataset, predict_clip, prepare_clip};
+use pleura::eval::{
+    EvalReport, ExportClips, ExportOptions, evaluate, export_dataset, predict_clip, prepare_clip,
+};
 use pleura::exam::{Journal, Protocol};
 use pleura::input::{spawn_evdev, spawn_stdin_keys};
 use pleura::model::heads::{self, FINDING_THRESHOLD, FINDINGS, Heads};
@@ -311,6 +313,10 @@ enum DatasetCommand {
         /// pretraining); their score is `null` in the index.
         #[arg(long)]
         unrated: bool,
+        /// Also write each frame's two earlier frames, this many and twice
+        /// this many decoded frames before it (a 2.5D input); 0: none.
+        #[arg(long, default_value_t = 0)]
+        history_step: usize,
     },
 }
 
@@ -506,22 +512,20 @@ fn run(cli: Cli) -> Result<()> {
                     size,
                     max_frames,
                     unrated,
+                    history_step,
                 },
         } => {
-            let which = if unrated {
-                ExportClips::All
-            } else {
-                ExportClips::Rated
-            };
-            let (exported, skipped) = export_dataset(
-                dataset,
-                &dir,
-                &out,
+            let options = ExportOptions {
                 size,
-                Some(max_frames),
-                which,
-                progress_line,
-            )?;
+                max_frames: Some(max_frames),
+                clips: if unrated {
+                    ExportClips::All
+                } else {
+                    ExportClips::Rated
+                },
+                history_step,
+            };
+            let (exported, skipped) = export_dataset(dataset, &dir, &out, options, progress_line)?;
             for s in &skipped {
                 eprintln!("skipped {}: {}", s.name, s.reason);
             }

@@ -327,3 +327,63 @@ fn export_writes_the_rated_clips_and_with_unrated_every_clip() {
         "--unrated adds the clip without a score, its score null"
     );
 }
+
+#[test]
+fn export_with_a_history_step_adds_each_frames_two_earlier_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("videos")).unwrap();
+    std::fs::copy(
+        common::repo("tests/demo/healthy-score0.mp4"),
+        dir.path().join("videos/healthy-score0.mp4"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("labels.csv"),
+        "file,probe,severity\nvideos/healthy-score0.mp4,convex,0\n",
+    )
+    .unwrap();
+    let export = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args = vec![
+            "dataset",
+            "export",
+            "--dataset",
+            "pocus",
+            dir.path().to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--max-frames",
+            "6",
+        ];
+        args.extend_from_slice(extra);
+        let output = pleura(&args);
+        assert!(output.status.success(), "{output:?}");
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+        let clip = index["clips"][0].clone();
+        let frames = std::fs::read(out.join(clip["file"].as_str().unwrap())).unwrap();
+        let history = clip["history"]
+            .as_str()
+            .map(|file| std::fs::read(out.join(file)).unwrap());
+        (frames, history)
+    };
+    let (plain, none) = export("plain", &[]);
+    let (frames, history) = export("history", &["--history-step", "2"]);
+    assert!(none.is_none(), "no history unless asked for");
+    assert_eq!(frames, plain, "the kept frames do not change");
+    let history = history.expect("a history file");
+    let side = 128 * 128;
+    assert_eq!(history.len(), 2 * frames.len(), "two earlier frames each");
+    let first = &frames[..side];
+    assert_eq!(
+        &history[..2 * side],
+        [first, first].concat().as_slice(),
+        "the clip's first frame stands in for the frames before it"
+    );
+    let last = frames.len() / side - 1;
+    let (earlier, current) = (&history[(2 * last + 1) * side..], &frames[last * side..]);
+    assert_ne!(
+        earlier, current,
+        "a later frame's history is an earlier picture"
+    );
+}

@@ -85,11 +85,12 @@ class ConvBnRelu(nn.Module):
 
 class LusNet(nn.Module):
     def __init__(self, widths=(16, 32, 64, 128), seg_classes=len(SEG_CLASSES), dropout=0.3, weak_head=False,
-                 v3_heads=False):
+                 v3_heads=False, in_channels=1):
         super().__init__()
         w0, w1, w2, w3 = widths
         self.widths = widths
-        self.stem = ConvBnRelu(1, w0, 2)
+        # 1: one frame; 3: a 2.5D input, frames t - 2 step, t - step and t (train.py's `history_step`).
+        self.stem = ConvBnRelu(in_channels, w0, 2)
         self.stem2 = ConvBnRelu(w0, w0)
         self.down1 = ConvBnRelu(w0, w1, 2)
         self.block1 = ConvBnRelu(w1, w1)
@@ -110,7 +111,7 @@ class LusNet(nn.Module):
     ENCODER = ["stem", "stem2", "down1", "block1", "down2", "block2", "down3", "block3"]
 
     def forward(self, x, detach_encoder=False):
-        """x: [N, 1, S, S] normalized -> (score logits [N, 4], seg logits [N, C, S/4, S/4])."""
+        """x: [N, C, S, S] normalized -> (score logits [N, 4], seg logits [N, C, S/4, S/4])."""
         score, features, _ = self.decode(x, detach_encoder)
         return score, self.seg(features)
 

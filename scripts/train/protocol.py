@@ -50,7 +50,9 @@ V3_ORDER = ["v3-mean", "v3-clip", "v3-clip-tuned", "v3-clip-flip", "v3-clip-flip
 # written into the card before its runs: v3's candidates in v3's order, continuing the order.
 V3SSL_ORDER = [name.replace("v3-", "v3ssl-", 1) for name in V3_ORDER]
 V3S160_ORDER = [name.replace("v3-", "v3s160-", 1) for name in V3_ORDER]
-ORDER = V3_ORDER + V3SSL_ORDER + V3S160_ORDER
+# Recipe 4b (2.5D input from the pretrained encoder), written into the card before its runs.
+V3SSL25D_ORDER = [name.replace("v3-", "v3ssl25d-", 1) for name in V3_ORDER]
+ORDER = V3_ORDER + V3SSL_ORDER + V3S160_ORDER + V3SSL25D_ORDER
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCKBOX_SEED = 20261201
@@ -108,7 +110,7 @@ def run_network(train_clips, test_clips, phantom, recipe, seed, fold, ckpt, desc
         out = {"seconds": 0.0, "clips": [], "cutpoints": None}
         embeddings = {}
         for c in test_clips:
-            raw = T.predict_clip_v3(model, c["frames"], device)
+            raw = T.predict_clip_v3(model, T.model_input(c), device)
             out["cutpoints"] = raw.pop("cutpoints").tolist()
             for view in ("plain", "flip"):
                 embeddings[f"{view}/{c['dataset']}/{c['name']}"] = raw[view].pop("embeddings")
@@ -162,7 +164,7 @@ def _start_worker(cache, recipe, threads):
     torch.set_num_threads(threads)
     clips = T.load_clips(cache, recipe.masks)
     _WORKER.update(clips={(c["dataset"], c["name"]): c for c in clips}, recipe=recipe,
-                   phantom=T.load_phantom(cache, "phantom"))
+                   phantom=T.load_phantom(cache, "phantom", getattr(recipe, "history_step", 0)))
 
 
 def _run_task(task):
@@ -280,8 +282,9 @@ def main():
     t_start = time.time()
     recipe = types.SimpleNamespace(**(RECIPES[args.recipe] | {"epochs": args.epochs}))
     size = getattr(recipe, "size", T.SIZE)
-    args.cache = T.cache_dir(args.cache, size)
-    T.export_cache(args.cache, args.data, RECIPE_V2["phantom_clips"], size)
+    history_step = getattr(recipe, "history_step", 0)
+    args.cache = T.cache_dir(args.cache, size, history_step)
+    T.export_cache(args.cache, args.data, RECIPE_V2["phantom_clips"], size, history_step)
     if args.make_cache:
         return
     clips = T.load_clips(args.cache, recipe.masks)
@@ -289,7 +292,7 @@ def main():
         make_lockbox_file(clips)
         return
     lockbox, box_meta = cv_stats.load_lockbox()
-    phantom = T.load_phantom(args.cache, "phantom")
+    phantom = T.load_phantom(args.cache, "phantom", history_step)
     for c in clips:
         c["features"] = baselines.clip_features(c["frames"])
     dev = [c for c in clips if c["group"] not in lockbox]
@@ -400,6 +403,8 @@ RECIPE_NOTES = {
     "v3ssl": "the v3 recipe started from pretrain.py's encoder (VICReg on nearby frames of every POCUS file and "
              "the phantom clips; no BLUES frame, so the BLUES numbers stay patient-disjoint, while the POCUS ones "
              "are transductive)",
+    "v3ssl25d": "recipe 4b: a 2.5D input, the frames t - 4, t - 2 and t (decoded frames) as three channels, from "
+                "pretrain.py's encoder (its stem on frame t, the earlier channels starting at zero)",
     "v3s160": "recipe 4: a 160-pixel input (the sector resized to 160x160 rather than 128x128) and a wider gain "
               "and gamma range for the phantom batches (gain 0.7-2.0, gamma 0.5-1.2)",
 }
@@ -440,7 +445,7 @@ def select(entries, reference):
 
 # The card's amendment for the finding heads (2026-12-02 04:58 UTC, before recipe 4's results):
 # it applies to the candidates of recipe 4 on, never to those measured before it.
-FINDINGS_AMENDMENT_ORDER = V3S160_ORDER
+FINDINGS_AMENDMENT_ORDER = V3S160_ORDER + V3SSL25D_ORDER
 SHIPPED = "v3-mean"
 
 

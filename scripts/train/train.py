@@ -60,15 +60,21 @@ RECIPE_V3SSL = RECIPE_V3 | dict(pretrained=str(ROOT / "target" / "train" / "ssl"
 # the rule written before recipe 3's results (the card) asked for v3ssl only if pretraining's
 # paired macro-F1 gain was above zero, and it was not.
 RECIPE_V3S160 = RECIPE_V3 | dict(size=160, phantom_intensity="wide")
-RECIPES = {"v2": RECIPE_V2, "v3": RECIPE_V3, "v3ssl": RECIPE_V3SSL, "v3s160": RECIPE_V3S160}
+# Recipe 4b: 2.5D input, the frames t - 2 step, t - step and t as channels (step in decoded frames),
+# from the pretrained encoder (its stem's weights on frame t, the earlier channels starting at zero).
+RECIPE_V3SSL25D = RECIPE_V3SSL | dict(history_step=2)
+RECIPES = {"v2": RECIPE_V2, "v3": RECIPE_V3, "v3ssl": RECIPE_V3SSL, "v3s160": RECIPE_V3S160,
+           "v3ssl25d": RECIPE_V3SSL25D}
 FINAL_FIT_SEED = 100  # the final fit's seed, also the protocol's lockbox fit
 
 PHANTOM_SETS = {"phantom": 1, "phantom-test": 900_001}  # folder -> first seed (disjoint seeds)
 
 
-def cache_dir(cache, size):
-    """The frame cache of one input side: `cache` itself at SIZE, `cache-<side>` otherwise."""
-    return cache if size == SIZE else cache.with_name(f"{cache.name}-{size}")
+def cache_dir(cache, size, history_step=0):
+    """The frame cache of one input side and history: `cache` itself at SIZE without history,
+    else `cache-<side>` and / or `cache-hist<step>`."""
+    name = cache.name + ("" if size == SIZE else f"-{size}") + (f"-hist{history_step}" if history_step else "")
+    return cache.with_name(name)
 
 
 def run_pleura(*args):
@@ -78,8 +84,9 @@ def run_pleura(*args):
     subprocess.run(cmd, cwd=ROOT, check=True)
 
 
-def export_cache(cache, data, phantom_clips, size=SIZE):
-    """`pleura dataset phantom` and `dataset export` into `cache` (each set once), at side `size`."""
+def export_cache(cache, data, phantom_clips, size=SIZE, history_step=0):
+    """`pleura dataset phantom` and `dataset export` into `cache` (each set once), at side `size`,
+    with each frame's two earlier frames when `history_step` > 0."""
     for name, seed in PHANTOM_SETS.items():
         if not (cache / name / "index.json").exists():
             clips = phantom_clips if name == "phantom" else 4
@@ -89,7 +96,7 @@ def export_cache(cache, data, phantom_clips, size=SIZE):
         if not (cache / name / "index.json").exists():
             src = data / ("blues-dev" if name == "blues" else "pocus")
             run_pleura("dataset", "export", "--dataset", name, src, "--out", cache / name, "--size", size,
-                       "--max-frames", 48)
+                       "--max-frames", 48, "--history-step", history_step)
 
 
 def read_frames(folder):
@@ -100,16 +107,38 @@ def read_frames(folder):
                    for c in index["clips"]]
 
 
-def load_phantom(cache, name):
-    """Phantom clips with pixel-exact masks at the segmentation head's resolution."""
+def load_phantom(cache, name, history_step=0):
+    """Phantom clips with pixel-exact masks at the segmentation head's resolution; with a
+    `history_step`, each frame's two earlier frames too (a phantom clip's frames are consecutive)."""
     index, read = read_frames(cache / name)
     seg = index["seg_size"]
     clips = []
     for c, frames in read:
         masks = np.fromfile(cache / name / c["masks"], dtype=np.uint8).reshape(c["frames"], seg, seg)
-        clips.append({"name": c["name"], "dataset": "phantom", "group": f"phantom:{c['seed']}",
-                      "score": int(c["score"]), "phantom": True, "frames": frames, "masks": masks.astype(np.int64)})
+        clip = {"name": c["name"], "dataset": "phantom", "group": f"phantom:{c['seed']}", "score": int(c["score"]),
+                "phantom": True, "frames": frames, "masks": masks.astype(np.int64)}
+        if history_step:
+            t = np.arange(len(frames))
+            clip["history"] = np.stack([frames[np.maximum(t - 2 * history_step, 0)],
+                                        frames[np.maximum(t - history_step, 0)]], 1)
+        clips.append(clip)
     return clips
+
+
+def read_history(folder, entry, side):
+    """The [T, 2, S, S] earlier frames of an exported clip (`--history-step`), or None."""
+    if not entry.get("history"):
+        return None
+    return np.fromfile(folder / entry["history"], dtype=np.uint8).reshape(entry["frames"], 2, side, side)
+
+
+def model_input(clip, frames=slice(None)):
+    """uint8 [N, C, S, S] network input of a clip's `frames`: the frame alone (C = 1), or its two
+    earlier frames and itself (C = 3, oldest first) when the clip has a history."""
+    x = clip["frames"][frames]
+    if clip.get("history") is None:
+        return x[:, None]
+    return np.concatenate([clip["history"][frames], x[:, None]], 1)
 
 
 def load_clips(cache, masks):
@@ -123,6 +152,7 @@ def load_clips(cache, masks):
             clips.append({
                 "name": c["name"], "dataset": name, "group": f"{name}:{c['group']}", "zone": c.get("zone"),
                 "score": int(c["score"]), "findings": c["findings"], "frames": frames,
+                "history": read_history(cache / name, c, index["size"]),
             })
     for c in clips:
         f = c["findings"]
@@ -140,7 +170,8 @@ INTENSITY = {"default": ((0.7, 1.3), (0.8, 1.2)), "wide": ((0.7, 2.0), (0.5, 1.2
 
 
 def augment(x, m, gen, intensity="default"):
-    """Ultrasound-minded augmentations on a batch x [N,1,S,S] in [0,1] and masks m [N,S/4,S/4] (-1 = ignore)."""
+    """Ultrasound-minded augmentations on a batch x [N,C,S,S] in [0,1] (the same geometry and gain
+    on every channel) and masks m [N,S/4,S/4] (-1 = ignore)."""
     n, dev = x.shape[0], x.device
     u = lambda *s: torch.rand(*s, generator=gen, device="cpu").to(dev)  # noqa: E731
     # Geometry: small rotation about the probe (top centre), zoom, left-right flip, depth crop.
@@ -225,12 +256,12 @@ def finding_labels(findings):
 
 
 def to_batch(clips, items, device):
-    x = np.stack([clips[ci]["frames"][fi] for ci, fi in items]).astype(np.float32) / 255.0
+    x = np.concatenate([model_input(clips[ci], [fi]) for ci, fi in items]).astype(np.float32) / 255.0
     m = np.stack([clips[ci]["masks"][fi] if clips[ci]["masks"] is not None
                   else np.full((x.shape[-1] // 4,) * 2, -1) for ci, fi in items])
     y = np.array([clips[ci]["score"] for ci, _ in items])
     real = np.array([0.0 if clips[ci].get("phantom") else 1.0 for ci, _ in items], dtype=np.float32)
-    return (torch.from_numpy(x)[:, None].to(device), torch.from_numpy(m).long().to(device),
+    return (torch.from_numpy(x).to(device), torch.from_numpy(m).long().to(device),
             torch.from_numpy(y).to(device), torch.from_numpy(real).to(device))
 
 
@@ -239,7 +270,8 @@ def train_model(clips, args, device, desc, seed):
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     v3 = getattr(args, "v3_heads", False)
-    model = LusNet(WIDTHS, weak_head=args.masks == "both", v3_heads=v3).to(device)
+    model = LusNet(WIDTHS, weak_head=args.masks == "both", v3_heads=v3,
+                   in_channels=input_channels(args)).to(device)
     if getattr(args, "pretrained", None):
         load_encoder(model, Path(args.pretrained))
     counts = np.bincount([c["score"] for c in clips if not c.get("phantom")], minlength=4) + 1
@@ -289,11 +321,23 @@ def train_model(clips, args, device, desc, seed):
     return model, history
 
 
+def input_channels(recipe):
+    """3 for a 2.5D recipe (`history_step`), else 1."""
+    return 3 if getattr(recipe, "history_step", 0) else 1
+
+
 def load_encoder(model, path):
-    """Starts the encoder (weights and batch-norm statistics) from pretrain.py's output."""
+    """Starts the encoder (weights and batch-norm statistics) from pretrain.py's output. A 2.5D
+    model's stem gets the pretrained 1-channel weights on its last channel (frame t) and zeros on
+    the earlier ones, so that it starts as the single-frame encoder."""
     if not path.exists():
         sys.exit(f"{path} is missing: run scripts/train/pretrain.py first")
     state = torch.load(path, map_location="cpu")
+    stem = model.stem.conv.weight
+    if state["stem.conv.weight"].shape[1] == 1 and stem.shape[1] > 1:
+        inflated = torch.zeros_like(stem)
+        inflated[:, -1:] = state["stem.conv.weight"]
+        state["stem.conv.weight"] = inflated
     result = model.load_state_dict(state, strict=False)
     encoder_keys = [k for k in model.state_dict() if k.split(".")[0] in LusNet.ENCODER]
     if result.unexpected_keys or any(k in result.missing_keys for k in encoder_keys):
@@ -323,11 +367,11 @@ def clip_losses(model, embedding, items, clips, y, class_w, args):
 
 @torch.no_grad()
 def predict_clip_v3(model, frames, device):
-    """Everything the v3 heads say about one clip, with and without a left-right flip:
+    """Everything the v3 heads say about one clip (`frames`: uint8 [T, C, S, S], `model_input`), with and without a left-right flip:
     {frame_probs, finding_logits, b_area, c_area: per frame; z: the clip head's value over all
     frames; embeddings}, each under "plain" and "flip"."""
     model.eval()
-    x = torch.from_numpy(frames.astype(np.float32) / 255.0)[:, None].to(device)
+    x = torch.from_numpy(frames.astype(np.float32) / 255.0).to(device)
     x = (x - NORM_MEAN) / NORM_STD
     out = {}
     for name, xs in (("plain", x), ("flip", x.flip(-1))):
@@ -352,7 +396,7 @@ def phantom_dice(model, clips, device):
     model.eval()
     inter, total = np.zeros(len(SEG_CLASSES)), np.zeros(len(SEG_CLASSES))
     for c in clips:
-        x = torch.from_numpy(c["frames"].astype(np.float32) / 255.0)[:, None].to(device)
+        x = torch.from_numpy(model_input(c).astype(np.float32) / 255.0).to(device)
         _, seg = model((x - NORM_MEAN) / NORM_STD)
         pred = seg.argmax(1).cpu().numpy()
         for k in range(len(SEG_CLASSES)):

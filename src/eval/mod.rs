@@ -12,16 +12,18 @@ pub mod findings;
 pub mod metrics;
 pub mod segmentation;
 
+use crate::frame::GrayFrame;
 use crate::model::heads;
 use crate::model::lusnet::FramePrediction;
 use crate::model::{LusNet, ModelError};
 use crate::preprocess::quality::FrameGate;
-use crate::preprocess::{Roi, detect_sector};
+use crate::preprocess::{Roi, crop_resize, detect_sector};
 use crate::scoring::{clip_findings, clip_score, mean_class_fraction};
-use crate::source::{SourceError, decode_clip};
+use crate::source::{SourceError, decode_clip, evenly_spaced};
 use dataset::{ClipRecord, DatasetKind};
 use findings::Findings;
 use metrics::{Confusion, quantile, roc_auc};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -36,7 +38,11 @@ pub struct PreparedClip {
     /// `size × size` 8-bit frames: those that passed the checks of
     /// [`crate::preprocess::quality`].
     pub frames: Vec<Vec<u8>>,
-    /// Frames decoded.
+    /// For each frame of `frames`, the two earlier frames of a 2.5D input
+    /// (`2 × size × size` bytes, oldest first); empty unless asked for
+    /// ([`prepare_clip_with_history`]).
+    pub history: Vec<Vec<u8>>,
+    /// Frames decoded (of those, the ones kept when `max_frames` applies).
     pub decoded: usize,
     /// Frames that got no score, by reason.
     pub rejected: BTreeMap<&'static str, usize>,
@@ -71,27 +77,63 @@ pub fn prepare_clip(
     size: usize,
     max_frames: Option<usize>,
 ) -> Result<PreparedClip, SourceError> {
-    let decoded = decode_clip(path, max_frames)?;
-    if decoded.is_empty() {
+    prepare_clip_with_history(path, size, max_frames, 0)
+}
+
+/// [`prepare_clip`] for a 2.5D input: each kept frame also brings the
+/// decoded frames `2 × step` and `step` before it in the video, oldest
+/// first, cropped to the same sector (the clip's first frame stands in for
+/// those before it), in [`PreparedClip::history`]. The kept frames, their
+/// sector and their checks are exactly [`prepare_clip`]'s; `step` 0 gives
+/// no history.
+pub fn prepare_clip_with_history(
+    path: &Path,
+    size: usize,
+    max_frames: Option<usize>,
+    step: usize,
+) -> Result<PreparedClip, SourceError> {
+    let decoded = decode_clip(path, if step == 0 { max_frames } else { None })?;
+    let kept = if step == 0 {
+        (0..decoded.len()).collect()
+    } else {
+        evenly_spaced(decoded.len(), max_frames)
+    };
+    if kept.is_empty() {
         return Err(SourceError::Decode {
             path: path.to_path_buf(),
             reason: "the clip holds no frame".into(),
         });
     }
-    let roi = detect_sector(&decoded);
+    let sampled: Cow<[GrayFrame]> = if step == 0 {
+        Cow::Borrowed(&decoded)
+    } else {
+        Cow::Owned(kept.iter().map(|&i| decoded[i].clone()).collect())
+    };
+    let roi = detect_sector(&sampled);
     let mut gate = FrameGate::new();
-    let mut frames = Vec::with_capacity(decoded.len());
+    let mut frames = Vec::with_capacity(kept.len());
+    let mut history = Vec::new();
     let mut rejected = BTreeMap::new();
-    for frame in &decoded {
+    for (&index, frame) in kept.iter().zip(sampled.iter()) {
         match gate.admit(frame, roi, size) {
-            Ok((_, input)) => frames.push(input),
+            Ok((sector, input)) => {
+                if step > 0 {
+                    let earlier = |back: usize| {
+                        crop_resize(&decoded[index.saturating_sub(back)], sector, size)
+                            .unwrap_or_else(|| input.clone())
+                    };
+                    history.push([earlier(2 * step), earlier(step)].concat());
+                }
+                frames.push(input);
+            }
             Err(reason) => *rejected.entry(reason.key()).or_default() += 1,
         }
     }
     Ok(PreparedClip {
         roi,
         frames,
-        decoded: decoded.len(),
+        history,
+        decoded: kept.len(),
         rejected,
     })
 }
@@ -481,6 +523,25 @@ pub struct ExportedClip {
     pub frames: usize,
     /// Raw `frames × size × size` bytes, relative to the index.
     pub file: String,
+    /// Raw `frames × 2 × size × size` bytes of each frame's two earlier
+    /// frames (oldest first), relative to the index, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<String>,
+}
+
+/// What an export writes of each clip.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportOptions {
+    /// Side of the square frames.
+    pub size: usize,
+    /// At most this many frames per clip, evenly spaced.
+    pub max_frames: Option<usize>,
+    /// Which clips.
+    pub clips: ExportClips,
+    /// With a value `step` > 0, each frame's 2.5D history too: the decoded
+    /// frames `2 × step` and `step` before it
+    /// ([`prepare_clip_with_history`]).
+    pub history_step: usize,
 }
 
 /// Which clips of a dataset an export writes.
@@ -499,9 +560,7 @@ pub fn export_dataset(
     kind: DatasetKind,
     dir: &Path,
     out: &Path,
-    size: usize,
-    max_frames: Option<usize>,
-    which: ExportClips,
+    options: ExportOptions,
     mut progress: impl FnMut(usize, usize, &str),
 ) -> Result<(usize, Vec<SkippedClip>), EvalError> {
     let output = |path: &Path| {
@@ -513,28 +572,47 @@ pub fn export_dataset(
     };
     let chosen: Vec<ClipRecord> = dataset::list_clips(kind, dir)?
         .into_iter()
-        .filter(|c| which == ExportClips::All || c.score.is_some())
+        .filter(|c| options.clips == ExportClips::All || c.score.is_some())
         .collect();
+    let size = options.size;
     std::fs::create_dir_all(out.join("frames")).map_err(output(out))?;
+    if options.history_step > 0 {
+        std::fs::create_dir_all(out.join("history")).map_err(output(out))?;
+    }
     let mut exported = Vec::new();
     let mut skipped = Vec::new();
     for (i, record) in chosen.iter().enumerate() {
         progress(i, chosen.len(), &record.name);
-        match prepare_clip(&record.path, size, max_frames) {
+        match prepare_clip_with_history(
+            &record.path,
+            size,
+            options.max_frames,
+            options.history_step,
+        ) {
             Ok(PreparedClip {
                 roi: Some(roi),
                 frames,
+                history: earlier,
                 ..
             }) if !frames.is_empty() => {
                 let file = format!("frames/{i:04}.u8");
                 let path = out.join(&file);
                 std::fs::write(&path, frames.concat()).map_err(output(&path))?;
+                let history = if earlier.is_empty() {
+                    None
+                } else {
+                    let file = format!("history/{i:04}.u8");
+                    let path = out.join(&file);
+                    std::fs::write(&path, earlier.concat()).map_err(output(&path))?;
+                    Some(file)
+                };
                 exported.push(ExportedClip {
                     record: record.clone(),
                     dataset: kind,
                     roi,
                     frames: frames.len(),
                     file,
+                    history,
                 });
             }
             Ok(clip) => skipped.push(skip(record, clip.rejections())),
@@ -543,7 +621,11 @@ pub fn export_dataset(
     }
     progress(chosen.len(), chosen.len(), "");
     let index = out.join("index.json");
-    let json = serde_json::json!({ "size": size, "clips": exported });
+    let json = serde_json::json!({
+        "size": size,
+        "history_step": options.history_step,
+        "clips": exported,
+    });
     std::fs::write(&index, serde_json::to_vec_pretty(&json).unwrap_or_default())
         .map_err(output(&index))?;
     Ok((exported.len(), skipped))

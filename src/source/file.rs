@@ -156,30 +156,31 @@ pub fn decode_clip(path: &Path, max_frames: Option<usize>) -> Result<Vec<GrayFra
     while let Some(frame) = source.next_frame()? {
         frames.push(frame);
     }
-    Ok(match max_frames {
-        Some(max) if frames.len() > max && max > 0 => evenly_spaced(frames, max),
-        _ => frames,
-    })
-}
-
-/// Keeps `count` items spread evenly over `items`, first and last included.
-fn evenly_spaced<T>(items: Vec<T>, count: usize) -> Vec<T> {
-    let n = items.len();
-    let keep: Vec<usize> = (0..count)
-        .map(|i| {
-            if count == 1 {
-                0
-            } else {
-                i * (n - 1) / (count - 1)
-            }
-        })
-        .collect();
-    items
+    let keep = evenly_spaced(frames.len(), max_frames);
+    Ok(frames
         .into_iter()
         .enumerate()
         .filter(|(i, _)| keep.binary_search(i).is_ok())
-        .map(|(_, item)| item)
-        .collect()
+        .map(|(_, frame)| frame)
+        .collect())
+}
+
+/// The indices, in order, of at most `max` of `n` items spread evenly over
+/// them, first and last included (all of them when `max` is `None`, 0 or at
+/// least `n`): the frames [`decode_clip`] keeps.
+pub fn evenly_spaced(n: usize, max: Option<usize>) -> Vec<usize> {
+    match max {
+        Some(count) if n > count && count > 0 => (0..count)
+            .map(|i| {
+                if count == 1 {
+                    0
+                } else {
+                    i * (n - 1) / (count - 1)
+                }
+            })
+            .collect(),
+        _ => (0..n).collect(),
+    }
 }
 
 fn probe(path: &Path) -> Result<ClipInfo, SourceError> {
@@ -247,8 +248,9 @@ mod tests {
 
     #[test]
     fn evenly_spaced_keeps_first_and_last() {
-        let kept = evenly_spaced((0..10).collect(), 4);
-        assert_eq!(kept, vec![0, 3, 6, 9]);
+        assert_eq!(evenly_spaced(10, Some(4)), vec![0, 3, 6, 9]);
+        assert_eq!(evenly_spaced(3, Some(4)), vec![0, 1, 2]);
+        assert_eq!(evenly_spaced(3, None), vec![0, 1, 2]);
     }
 
     #[test]

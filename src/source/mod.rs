@@ -17,7 +17,7 @@ mod playlist;
 mod v4l;
 
 pub use dir::DirSource;
-pub use file::{ClipInfo, FileSource, decode_clip};
+pub use file::{ClipInfo, FileSource, decode_clip, evenly_spaced};
 pub use phantom::PhantomSource;
 pub use playlist::Playlist;
 pub use v4l::{DeviceIdentity, DeviceListing, V4lOptions, V4lSource, list_devices};
