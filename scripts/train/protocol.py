@@ -268,8 +268,8 @@ def main():
                     help="v3 (finding and clip heads, every aggregation variant), v3ssl (v3 from pretrain.py's "
                          "encoder) or v2 (to reproduce it)")
     ap.add_argument("--compare", choices=sorted(RECIPES), nargs="+", default=[],
-                    help="also report these recipes' saved CV fits of the same folds, and each candidate minus "
-                         "the same variant of the first of them (paired)")
+                    help="also report these recipes' saved CV fits of the same folds; each later recipe's "
+                         "candidates are paired with the same variant of their base (PAIRED_BASE)")
     ap.add_argument("--cv-only", action="store_true",
                     help="the repeated CV only: no lockbox fit and no look at the lockbox")
     ap.add_argument("--jobs", type=int, default=1,
@@ -410,6 +410,9 @@ RECIPE_NOTES = {
 }
 DESCRIPTIONS |= {name.replace("v3-", f"{recipe}-", 1): DESCRIPTIONS[name].replace(V3_COMMON, f"{V3_COMMON}; {note}")
                  for recipe, note in RECIPE_NOTES.items() for name in V3_ORDER}
+# The recipe each later one changes, as its plan in the card names it: the paired differences
+# reference.
+PAIRED_BASE = {"v3ssl": "v3", "v3s160": "v3", "v3ssl25d": "v3ssl"}
 PUBLISHED = ROOT / "models" / "cv-report.json"
 
 
@@ -512,12 +515,12 @@ def build_report(args, rows, box_rows, box_meta, clips, timing):
             ships, amended = findings_amendment(summaries, v2)
             if amended:
                 selection |= {"findings_amendment": amended, "ships_for_findings": ships}
-    # Each later recipe against the same variant of the first compared one (v3): reported, not
-    # part of the rule.
+    # Each later recipe against the same variant of the base its plan names: reported, not part
+    # of the rule.
     paired = []
     for name in networks:
         recipe, variant = name.split("-", 1)
-        base = f"{args.compare[0]}-{variant}" if args.compare and recipe != args.compare[0] else None
+        base = f"{PAIRED_BASE[recipe]}-{variant}" if recipe in PAIRED_BASE else None
         if base in summaries:
             (a, sa), (b, sb) = summaries[name], summaries[base]
             paired.append({"candidate": name, "minus": base,
