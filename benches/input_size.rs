@@ -19,7 +19,7 @@ const RUNS: usize = 30;
 
 fn random_model(input_size: usize) -> candle_core::Result<ModelFile> {
     let mut tensors = BTreeMap::new();
-    let mut layers: Vec<(String, (usize, usize))> = conv_specs(WIDTHS, CLASSES)
+    let mut layers: Vec<(String, (usize, usize))> = conv_specs(1, WIDTHS, CLASSES)
         .into_iter()
         .map(|(name, spec)| (name.to_string(), spec.weight_shape()))
         .collect();
@@ -42,6 +42,7 @@ fn random_model(input_size: usize) -> candle_core::Result<ModelFile> {
             architecture: "lusnet".into(),
             version: 1,
             input_size,
+            history_step: 0,
             widths: WIDTHS,
             norm_mean: 0.2,
             norm_std: 0.2,
@@ -67,7 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for size in [96, 128, 160] {
         let mut row = format!(
             "| {size}² | {:.0} |",
-            macs_per_frame(size, WIDTHS, CLASSES) as f64 / 1e6
+            macs_per_frame(size, 1, WIDTHS, CLASSES) as f64 / 1e6
         );
         for precision in [Precision::F32, Precision::Quantized] {
             let net = LusNet::from_file(random_model(size)?, precision)?;

@@ -13,7 +13,7 @@
 //! Runtime on the very same frames.
 
 use pleura::model::{LusNet, Precision};
-use pleura::preprocess::{crop_resize, detect_sector};
+use pleura::preprocess::{clip_inputs, detect_sector};
 use pleura::source::decode_clip;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -49,15 +49,13 @@ fn main() {
         .map(|(_, p)| LusNet::load(&model_path, *p).expect("the model loads"))
         .collect();
     let size = models[0].meta().input_size;
-    let inputs: Vec<Vec<u8>> = frames
-        .iter()
-        .map(|f| crop_resize(f, roi, size).expect("crop"))
-        .collect();
+    let meta = models[0].meta();
+    let inputs = clip_inputs(&frames, roi, size, meta.history_step);
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     std::fs::create_dir_all(&dir).expect("target/bench");
     let frames_tensor = candle_core::Tensor::from_vec(
         inputs.concat(),
-        (inputs.len(), size, size),
+        (inputs.len(), meta.input_channels(), size, size),
         &candle_core::Device::Cpu,
     )
     .expect("frames tensor");

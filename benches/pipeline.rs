@@ -17,7 +17,7 @@ use pleura::display::{NoDisplay, PngDisplay, Renderer};
 use pleura::frame::GrayFrame;
 use pleura::model::{LusNet, Precision};
 use pleura::pipeline::{RunOptions, Stages, run};
-use pleura::preprocess::{SectorMode, crop_resize, detect_sector};
+use pleura::preprocess::{SectorMode, clip_inputs, detect_sector};
 use pleura::record::{Recorder, RunReport};
 use pleura::source::{FrameSource, SourceError, SourceSpec, decode_clip};
 use std::path::{Path, PathBuf};
@@ -82,8 +82,7 @@ fn model_only(model: &LusNet, clips: &[(String, Vec<GrayFrame>)]) -> f64 {
     let mut frames = 0;
     for (_, clip) in clips {
         let roi = detect_sector(clip).expect("sector");
-        for frame in clip {
-            let input = crop_resize(frame, roi, size).expect("crop");
+        for input in clip_inputs(clip, roi, size, model.meta().history_step) {
             model.predict(&[&input]).expect("predict");
             frames += 1;
         }

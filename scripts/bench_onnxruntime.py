@@ -48,7 +48,8 @@ def session(path, threads):
 
 def normalize(frames, meta):
     mean, std = float(meta["norm_mean"]), float(meta["norm_std"])
-    return ((frames.astype(np.float32) / 255.0 - mean) / std)[:, None]
+    x = (frames.astype(np.float32) / 255.0 - mean) / std
+    return x[:, None] if x.ndim == 3 else x  # [N, S, S] frames, or [N, C, S, S] 2.5D inputs
 
 
 def check_parity(sess, meta):

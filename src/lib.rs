@@ -17,7 +17,8 @@
 //! * [`source`] turns clips, folders of stills and capture devices into
 //!   [`frame::GrayFrame`]s.
 //! * [`preprocess`] finds the ultrasound sector, keeps it steady over a
-//!   stream, and crops and resizes every frame to the model's input square.
+//!   stream, and crops and resizes every frame to the model's input square;
+//!   for a 2.5D model it stacks the frame with two earlier ones.
 //! * [`model`] is LusNet, a small candle network with a score head and a
 //!   segmentation head, loaded from a GGUF file with Q8_0 weights.
 //! * [`scoring`] turns frame predictions into a live score, a clip score

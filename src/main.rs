@@ -466,8 +466,12 @@ fn run(cli: Cli) -> Result<()> {
                 let net = LusNet::load(&model, Precision::F32)?;
                 let meta = net.meta();
                 say!("{}", serde_json::to_string_pretty(meta)?);
-                let macs = macs_per_frame(meta.input_size, meta.widths, meta.seg_classes.len())
-                    + net.heads().map_or(0, Heads::macs);
+                let macs = macs_per_frame(
+                    meta.input_size,
+                    meta.input_channels(),
+                    meta.widths,
+                    meta.seg_classes.len(),
+                ) + net.heads().map_or(0, Heads::macs);
                 say!(
                     "cost: {:.1} M multiply-accumulates per frame",
                     macs as f64 / 1e6
@@ -891,7 +895,7 @@ fn model_path(args: &ModelArgs) -> &Path {
 fn score(clip: &Path, args: &ModelArgs) -> Result<()> {
     let model = load_model(model_path(args), args.precision_or_f32())?;
     let meta = model.meta();
-    let prepared = prepare_clip(clip, meta.input_size, None)?;
+    let prepared = prepare_clip(clip, meta.input_size, None, meta.history_step)?;
     let predictions = predict_clip(&model, &prepared)?;
     let (Some(clip_result), Some(roi)) = (clip_score(&predictions), prepared.roi) else {
         bail!(

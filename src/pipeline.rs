@@ -23,9 +23,9 @@
 
 use crate::display::{DisplayError, Renderer};
 use crate::frame::GrayFrame;
-use crate::model::LusNet;
+use crate::model::{LusNet, ModelMeta};
 use crate::preprocess::quality::{FrameGate, RejectedFrame, Rejection};
-use crate::preprocess::{Roi, SectorMode, SectorTracker};
+use crate::preprocess::{FrameHistory, Roi, SectorMode, SectorTracker};
 use crate::record::{
     EndReason, FrameCounts, Recorded, Recorder, RunReport, StageClock, StageClocks,
 };
@@ -414,13 +414,13 @@ fn inference_stage(
 ) -> InferenceEnd {
     let mut out = InferenceEnd::default();
     let meta = model.meta();
-    let mut clip = ClipState::new(Arc::from(""), sector, meta.seg_classes.len());
+    let mut clip = ClipState::new(Arc::from(""), sector, meta);
     let mut ready = Vec::new();
     for Captured { clip: name, frame } in frames.iter() {
         if name != clip.name {
             clip.tracker.finish(&mut ready);
             score_ready(model, &mut clip, &mut ready, &outcomes, &mut out);
-            clip = ClipState::new(name, sector, meta.seg_classes.len());
+            clip = ClipState::new(name, sector, meta);
         }
         let started = Instant::now();
         if let Err(mismatch) = clip.tracker.push(frame, &mut ready) {
@@ -498,16 +498,18 @@ struct ClipState {
     name: Arc<str>,
     tracker: SectorTracker,
     gate: FrameGate,
+    history: FrameHistory,
     scores: ClipTracker,
 }
 
 impl ClipState {
-    fn new(name: Arc<str>, sector: SectorMode, seg_classes: usize) -> Self {
+    fn new(name: Arc<str>, sector: SectorMode, meta: &ModelMeta) -> Self {
         Self {
             name,
             tracker: SectorTracker::new(sector),
             gate: FrameGate::new(),
-            scores: ClipTracker::new(seg_classes),
+            history: FrameHistory::new(meta.history_step),
+            scores: ClipTracker::new(meta.seg_classes.len()),
         }
     }
 }
@@ -523,11 +525,16 @@ fn score_frame(
 ) -> Result<Result<ScoredFrame, RejectedFrame>, crate::model::ModelError> {
     let started = Instant::now();
     let size = model.meta().input_size;
+    clip.history.push(&frame);
     let admitted = clip.gate.admit(&frame, sector, size);
-    out.preprocess.since(started);
     let (sector, input) = match admitted {
-        Ok(admitted) => admitted,
+        Ok((sector, input)) => {
+            let input = clip.history.input(input, sector, size);
+            out.preprocess.since(started);
+            (sector, input)
+        }
         Err(reason) => {
+            out.preprocess.since(started);
             return Ok(Err(RejectedFrame {
                 clip: clip.name.clone(),
                 frame,

@@ -49,8 +49,9 @@ const FRAMES: usize = 32;
 /// Every update of a demo clip played frame by frame through a tracker.
 fn play(model: &LusNet, clip: &str) -> Vec<ScoreUpdate> {
     let path = common::repo(&format!("tests/demo/{clip}"));
-    let prepared =
-        prepare_clip(&path, model.meta().input_size, Some(FRAMES)).expect("demo clip decodes");
+    let meta = model.meta();
+    let prepared = prepare_clip(&path, meta.input_size, Some(FRAMES), meta.history_step)
+        .expect("demo clip decodes");
     let predictions = predict_clip(model, &prepared).expect("frames score");
     let mut tracker = ClipTracker::new(model.meta().seg_classes.len());
     predictions.iter().map(|p| tracker.update(p)).collect()
@@ -70,7 +71,9 @@ fn a_frame_whose_finding_head_says_no_gets_no_tint_of_that_class() {
     let (mut gated, mut frames) = (0, 0);
     for &clip in demo_clips() {
         let path = common::repo(&format!("tests/demo/{clip}"));
-        let prepared = prepare_clip(&path, model.meta().input_size, Some(12)).expect("decodes");
+        let meta = model.meta();
+        let prepared =
+            prepare_clip(&path, meta.input_size, Some(12), meta.history_step).expect("decodes");
         for p in predict_clip(&model, &prepared).expect("frames score") {
             let probs = p
                 .heads

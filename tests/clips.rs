@@ -30,7 +30,13 @@ fn frame_subsampling_spreads_over_the_whole_clip() {
 
 #[test]
 fn prepared_clip_is_cropped_to_the_sector_and_resized() {
-    let clip = prepare_clip(&common::repo("tests/demo/covid-score2.mp4"), 128, Some(16)).unwrap();
+    let clip = prepare_clip(
+        &common::repo("tests/demo/covid-score2.mp4"),
+        128,
+        Some(16),
+        0,
+    )
+    .unwrap();
     assert_eq!(clip.frames.len(), 16);
     assert!(clip.frames.iter().all(|f| f.len() == 128 * 128));
     // The sector fills most of this pre-cropped clip but not the black rows above it.

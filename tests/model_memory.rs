@@ -8,7 +8,7 @@
 mod common;
 
 use pleura::model::{LusNet, Precision};
-use pleura::preprocess::{crop_resize, detect_sector};
+use pleura::preprocess::{clip_inputs, detect_sector};
 use pleura::source::decode_clip;
 
 #[path = "common/alloc.rs"]
@@ -52,10 +52,7 @@ fn the_int8_path_allocates_only_the_prediction_it_returns() {
     let frames = decode_clip(&clip, Some(70)).unwrap();
     let roi = detect_sector(&frames).unwrap();
     let size = one.meta().input_size;
-    let inputs: Vec<Vec<u8>> = frames
-        .iter()
-        .map(|f| crop_resize(f, roi, size).unwrap())
-        .collect();
+    let inputs = clip_inputs(&frames, roi, size, one.meta().history_step);
 
     let on_one_thread = blocks_per_frame(&one, &inputs);
     assert_eq!(

@@ -23,11 +23,13 @@ struct Fixture {
 fn fixture() -> Fixture {
     let path = common::repo("tests/fixtures/parity.safetensors");
     let tensors = candle_core::safetensors::load(&path, &Device::Cpu).expect("fixture loads");
+    // [N, S, S] frames, or a 2.5D model's [N, 3, S, S] inputs.
     let frames = tensors["frames"].clone();
-    let (n, s, _) = frames.dims3().unwrap();
+    let n = frames.dims()[0];
+    let per_input = frames.elem_count() / n;
     let flat = frames.flatten_all().unwrap().to_vec1::<u8>().unwrap();
     Fixture {
-        frames: flat.chunks(s * s).map(<[u8]>::to_vec).take(n).collect(),
+        frames: flat.chunks(per_input).map(<[u8]>::to_vec).collect(),
         score_logits: tensors["score_logits"].clone(),
         seg_logits: tensors["seg_logits"].clone(),
         heads: (

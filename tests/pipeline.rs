@@ -399,8 +399,7 @@ struct SlowDisplay(Duration);
 impl SlowDisplay {
     fn new() -> Self {
         let model = model();
-        let size = model.meta().input_size;
-        let frame = vec![128u8; size * size];
+        let frame = vec![128u8; model.meta().input_len()];
         let scoring = (0..3)
             .map(|_| {
                 let start = Instant::now();

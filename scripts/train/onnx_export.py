@@ -41,7 +41,8 @@ def from_export_state(path):
         meta = f.metadata()
         state = {k: f.get_tensor(k) for k in f.keys()}
     widths = tuple(int(w) for w in meta["widths"].split(","))
-    model = LusNet(widths, seg_classes=len(meta["seg_classes"].split(","))).eval()
+    model = LusNet(widths, seg_classes=len(meta["seg_classes"].split(",")),
+                   in_channels=state["stem.weight"].shape[1]).eval()
     with torch.no_grad():
         for name in CONV_LAYERS:
             block = getattr(model, name)
@@ -57,17 +58,18 @@ def from_export_state(path):
 
 
 def export_onnx(model, size, path):
-    """Writes the f32 graph of `model` (eval mode) for a [1, 1, size, size] input."""
-    x = torch.zeros(1, 1, size, size)
+    """Writes the f32 graph of `model` (eval mode) for a [1, C, size, size] input."""
+    x = torch.zeros(1, model.stem.conv.in_channels, size, size)
     torch.onnx.export(model.eval(), (x,), str(path), input_names=["frame"],
                       output_names=["score_logits", "seg_logits"], opset_version=18,
                       external_data=False, verbose=False)
 
 
 def normalize(frames, meta):
-    """u8 [N, S, S] -> f32 [N, 1, S, S] as the runtime normalizes them."""
+    """u8 [N, S, S] (or 2.5D [N, C, S, S]) -> f32 [N, C, S, S] as the runtime normalizes them."""
     mean, std = float(meta["norm_mean"]), float(meta["norm_std"])
-    return ((frames.astype(np.float32) / 255.0 - mean) / std)[:, None]
+    x = (frames.astype(np.float32) / 255.0 - mean) / std
+    return x[:, None] if x.ndim == 3 else x
 
 
 def quantize_int8(f32_path, int8_path, calibration):

@@ -339,7 +339,8 @@ def main():
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cv-report.json").write_text(json.dumps(report, indent=1) + "\n")
     (args.out / "cv-report.md").write_text(markdown(report))
-    shown = (report["selection"] or {}).get("kept")
+    # The plot shows the candidate that ships: the rule's, or the amendment's when it chose one.
+    shown = (report["selection"] or {}).get("ships_for_findings") or (report["selection"] or {}).get("kept")
     plot_confusions(rows, box_rows, args.out / "cv-confusion.png", shown if shown in rows else next(iter(rows)))
     (args.out / "cv-oof.json").write_text(json.dumps({n: {str(s): r for s, r in v.items()} for n, v in rows.items()}))
     print(markdown(report))
@@ -555,6 +556,11 @@ def build_report(args, rows, box_rows, box_meta, clips, timing):
                    "checked once here after the choice; intervals resample the lockbox patients",
             "results": [{"name": n, "blues": box_summaries[n][0]["blues"]} for n in box_rows],
         }
+        # The lockbox was opened once for each file that shipped; the earlier looks stay on record.
+        before = (published or {}).get("lockbox")
+        if before and {r["name"] for r in before["results"]} != set(box_rows):
+            report["lockbox"]["earlier"] = [{k: v for k, v in before.items() if k not in ("earlier", "carried")}] \
+                + before.get("earlier", [])
     elif published and published.get("lockbox"):
         # A CV-only run keeps the lockbox of the model that ships (opened once, for it).
         report["lockbox"] = published["lockbox"] | {"carried": "from the published report: the shipped model's "

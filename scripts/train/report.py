@@ -80,6 +80,10 @@ def markdown(report):
             out.append(f"| {label} | " + " | ".join(fmt(r["blues"].get(key)) for r in res) + " |")
         if box.get("carried"):
             out += ["", f"The lockbox results above are carried {box['carried']}."]
+        for earlier in box.get("earlier", []):
+            shipped = earlier["results"][0]
+            out += ["", f"Opened earlier, once, for `{shipped['name']}` (the file that shipped then): "
+                    + ", ".join(f"{label} {fmt(shipped['blues'].get(key))}" for key, label in METRICS[:2]) + "."]
     else:
         out += ["", "## Lockbox", "", "Not opened in this run (`--cv-only`)."]
     out += ["", "## Finding labels (yes / no / unknown)", "", "| finding | BLUES | POCUS (rated clips) |",

@@ -489,12 +489,13 @@ def main():
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     args.out.mkdir(parents=True, exist_ok=True)
-    args.cache = cache_dir(args.cache, args.size)
-    export_cache(args.cache, args.data, args.phantom_clips, args.size)
+    step = getattr(args, "history_step", 0)
+    args.cache = cache_dir(args.cache, args.size, step)
+    export_cache(args.cache, args.data, args.phantom_clips, args.size, step)
     lockbox, _ = load_lockbox()
     clips = [c for c in load_clips(args.cache, args.masks) if c["group"] not in lockbox]
-    phantom = load_phantom(args.cache, "phantom") if args.masks in ("phantom", "both") else []
-    phantom_test = load_phantom(args.cache, "phantom-test")
+    phantom = load_phantom(args.cache, "phantom", step) if args.masks in ("phantom", "both") else []
+    phantom_test = load_phantom(args.cache, "phantom-test", step)
     print(f"{len(clips)} clips outside the lockbox, {sum(len(c['frames']) for c in clips)} frames, "
           f"{len(phantom)} phantom training clips, device {device}")
     report_path = args.out / "cv-report.json"
@@ -502,7 +503,8 @@ def main():
     if report is None:
         print(f"note: {report_path} is missing; run protocol.py first for the accuracy numbers", flush=True)
     if args.weights:
-        model = LusNet(WIDTHS, weak_head=args.masks == "both", v3_heads=getattr(args, "v3_heads", False))
+        model = LusNet(WIDTHS, weak_head=args.masks == "both", v3_heads=getattr(args, "v3_heads", False),
+                       in_channels=input_channels(args))
         model.load_state_dict(torch.load(args.weights, map_location="cpu"))
         model.to(device)
         print(f"weights from {args.weights}")
@@ -544,7 +546,8 @@ def export(model, clips, cv_summary, args):
                 f"auxiliary head",
     }[args.masks]
     meta = {
-        "architecture": "lusnet", "input_size": str(args.size), "widths": ",".join(map(str, WIDTHS)),
+        "architecture": "lusnet", "input_size": str(args.size),
+        "history_step": str(getattr(args, "history_step", 0)), "widths": ",".join(map(str, WIDTHS)),
         "norm_mean": str(NORM_MEAN), "norm_std": str(NORM_STD), "seg_classes": ",".join(SEG_CLASSES),
         "aggregation": args.aggregation or ("attention_ordinal" if model.clip is not None else "mean_probability"),
         "training_data": f"COVID-BLUES dev split outside the lockbox "
@@ -561,15 +564,17 @@ def export(model, clips, cv_summary, args):
     export_onnx(model, args.size, onnx)
     print(f"wrote {onnx}")
 
-    # Parity fixture: a few real frames of different scores and the network's exact outputs.
+    # Parity fixture: a few real frames of different scores (a 2.5D model's [3, S, S] inputs) and the
+    # network's exact outputs.
     fixture_dir = ROOT / "tests" / "fixtures"
     fixture_dir.mkdir(parents=True, exist_ok=True)
     picks = []
     for score in range(4):
         c = next(c for c in clips if c["dataset"] == "pocus" and c["score"] == score)
-        picks.append(c["frames"][len(c["frames"]) // 2])
-    frames = np.stack(picks)
-    x = (torch.from_numpy(frames.astype(np.float32) / 255.0)[:, None] - NORM_MEAN) / NORM_STD
+        picks.append(model_input(c, [len(c["frames"]) // 2])[0])
+    inputs = np.stack(picks)
+    frames = inputs[:, 0] if inputs.shape[1] == 1 else inputs
+    x = (torch.from_numpy(inputs.astype(np.float32) / 255.0) - NORM_MEAN) / NORM_STD
     with torch.no_grad():
         score, features, emb = model.decode(x)
         seg = model.seg(features)

@@ -40,7 +40,7 @@ pub struct PreparedClip {
     pub frames: Vec<Vec<u8>>,
     /// For each frame of `frames`, the two earlier frames of a 2.5D input
     /// (`2 × size × size` bytes, oldest first); empty unless asked for
-    /// ([`prepare_clip_with_history`]).
+    /// ([`prepare_clip`]).
     pub history: Vec<Vec<u8>>,
     /// Frames decoded (of those, the ones kept when `max_frames` applies).
     pub decoded: usize,
@@ -72,21 +72,14 @@ impl PreparedClip {
 /// Decodes a clip (at most `max_frames`, evenly spaced), finds its sector
 /// and, for every frame that can be scored (see
 /// [`crate::preprocess::quality`]), crops and resizes it to `size × size`.
+///
+/// For a 2.5D model (`history_step` > 0, [`crate::model::ModelMeta`]) each
+/// kept frame also brings the decoded frames `2 × step` and `step` before
+/// it in the video, oldest first, cropped to the same sector (the clip's
+/// first frame stands in for those before it), in
+/// [`PreparedClip::history`]. The kept frames, their sector and their
+/// checks do not depend on the step.
 pub fn prepare_clip(
-    path: &Path,
-    size: usize,
-    max_frames: Option<usize>,
-) -> Result<PreparedClip, SourceError> {
-    prepare_clip_with_history(path, size, max_frames, 0)
-}
-
-/// [`prepare_clip`] for a 2.5D input: each kept frame also brings the
-/// decoded frames `2 × step` and `step` before it in the video, oldest
-/// first, cropped to the same sector (the clip's first frame stands in for
-/// those before it), in [`PreparedClip::history`]. The kept frames, their
-/// sector and their checks are exactly [`prepare_clip`]'s; `step` 0 gives
-/// no history.
-pub fn prepare_clip_with_history(
     path: &Path,
     size: usize,
     max_frames: Option<usize>,
@@ -143,7 +136,14 @@ pub fn predict_clip(
     model: &LusNet,
     clip: &PreparedClip,
 ) -> Result<Vec<FramePrediction>, ModelError> {
-    let views: Vec<&[u8]> = clip.frames.iter().map(Vec::as_slice).collect();
+    if clip.history.is_empty() {
+        let views: Vec<&[u8]> = clip.frames.iter().map(Vec::as_slice).collect();
+        return predict_frames(model, &views);
+    }
+    let inputs: Vec<Vec<u8>> = (clip.history.iter().zip(&clip.frames))
+        .map(|(earlier, frame)| [earlier.as_slice(), frame].concat())
+        .collect();
+    let views: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
     predict_frames(model, &views)
 }
 
@@ -361,18 +361,19 @@ pub fn evaluate(
     let mut skipped = Vec::new();
     for (i, record) in rated.iter().enumerate() {
         progress(i, rated.len(), &record.name);
-        let prepared = match prepare_clip(&record.path, meta.input_size, max_frames) {
-            Ok(p) if !p.frames.is_empty() => p,
-            Ok(p) => {
-                skipped.push(skip(record, p.rejections()));
-                continue;
-            }
-            Err(e) => {
-                log::debug!("skipping clip: {e}");
-                skipped.push(skip(record, e.to_string()));
-                continue;
-            }
-        };
+        let prepared =
+            match prepare_clip(&record.path, meta.input_size, max_frames, meta.history_step) {
+                Ok(p) if !p.frames.is_empty() => p,
+                Ok(p) => {
+                    skipped.push(skip(record, p.rejections()));
+                    continue;
+                }
+                Err(e) => {
+                    log::debug!("skipping clip: {e}");
+                    skipped.push(skip(record, e.to_string()));
+                    continue;
+                }
+            };
         let predictions = predict_clip(model, &prepared)?;
         let Some(clip) = clip_score(&predictions) else {
             skipped.push(skip(record, "no usable frame".into()));
@@ -540,7 +541,7 @@ pub struct ExportOptions {
     pub clips: ExportClips,
     /// With a value `step` > 0, each frame's 2.5D history too: the decoded
     /// frames `2 × step` and `step` before it
-    /// ([`prepare_clip_with_history`]).
+    /// ([`prepare_clip`]).
     pub history_step: usize,
 }
 
@@ -583,12 +584,7 @@ pub fn export_dataset(
     let mut skipped = Vec::new();
     for (i, record) in chosen.iter().enumerate() {
         progress(i, chosen.len(), &record.name);
-        match prepare_clip_with_history(
-            &record.path,
-            size,
-            options.max_frames,
-            options.history_step,
-        ) {
+        match prepare_clip(&record.path, size, options.max_frames, options.history_step) {
             Ok(PreparedClip {
                 roi: Some(roi),
                 frames,

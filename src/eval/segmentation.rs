@@ -77,7 +77,23 @@ pub fn phantom_dice(model: &LusNet, dir: &Path) -> Result<SegmentationDice, Eval
         let pixels = read(&clip.file, index.size * index.size)?;
         let cells = index.seg_size * index.seg_size;
         let masks = read(&clip.masks, cells)?;
-        let views: Vec<&[u8]> = pixels.chunks(index.size * index.size).collect();
+        let frames_of_clip: Vec<&[u8]> = pixels.chunks(index.size * index.size).collect();
+        // A 2.5D model's inputs: a phantom clip's frames are consecutive,
+        // so its earlier frames are its own (the first standing in before it).
+        let step = meta.history_step;
+        let inputs: Vec<Vec<u8>> = match step {
+            0 => Vec::new(),
+            _ => (0..frames_of_clip.len())
+                .map(|i| {
+                    let back = |n: usize| frames_of_clip[i.saturating_sub(n)];
+                    [back(2 * step), back(step), frames_of_clip[i]].concat()
+                })
+                .collect(),
+        };
+        let views: Vec<&[u8]> = match step {
+            0 => frames_of_clip,
+            _ => inputs.iter().map(Vec::as_slice).collect(),
+        };
         for (prediction, truth) in predict_frames(model, &views)?
             .iter()
             .zip(masks.chunks(cells))

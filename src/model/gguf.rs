@@ -1,7 +1,7 @@
 //! LusNet model files: GGUF with the model's description in the metadata.
 //!
 //! Metadata keys (all under `lusnet.` except `general.architecture`):
-//! `version`, `input_size`, `widths`, `norm_mean`, `norm_std`,
+//! `version`, `input_size`, `history_step` (absent before 2.5D input: 0), `widths`, `norm_mean`, `norm_std`,
 //! `seg_classes`, `aggregation`, `training_data`, `licenses`, `cv_metrics`,
 //! `tensors_sha256` and `content_sha256`. Each layer `L` stores `L.weight`
 //! (`[out, K]`, Q8_0 in shipped files, F32 in parity fixtures) and `L.bias`
@@ -304,6 +304,7 @@ fn meta_values(meta: &ModelMeta) -> Vec<(String, Value)> {
         ("general.architecture".into(), text(&meta.architecture)),
         (key("version"), Value::U32(meta.version)),
         (key("input_size"), Value::U32(meta.input_size as u32)),
+        (key("history_step"), Value::U32(meta.history_step as u32)),
         (
             key("widths"),
             Value::Array(meta.widths.iter().map(|&w| Value::U32(w as u32)).collect()),
@@ -393,6 +394,12 @@ fn read_meta(
         architecture,
         version: LUSNET_VERSION,
         input_size,
+        // Files from before 2.5D input have no history.
+        history_step: if metadata.contains_key(&format!("{ARCHITECTURE}.history_step")) {
+            number("history_step")?
+        } else {
+            0
+        },
         widths,
         norm_mean: float("norm_mean")?,
         norm_std,

@@ -89,7 +89,7 @@ pub fn import_safetensors(
         out.insert(name, Arc::new(QTensor::quantize(t, dtype)?));
         Ok(())
     };
-    for (layer, spec) in conv_specs(meta.widths, meta.seg_classes.len()) {
+    for (layer, spec) in conv_specs(meta.input_channels(), meta.widths, meta.seg_classes.len()) {
         let name = format!("{layer}.weight");
         let w = get(
             &name,
@@ -169,6 +169,10 @@ fn meta_from_strings(path: &Path, text: &HashMap<String, String>) -> Result<Mode
         input_size: get("input_size")?
             .parse()
             .map_err(|_| missing("input_size"))?,
+        history_step: match text.get("history_step") {
+            Some(step) => step.parse().map_err(|_| missing("history_step"))?,
+            None => 0,
+        },
         widths,
         norm_mean: get("norm_mean")?
             .parse()

@@ -265,40 +265,56 @@ impl Int8Conv {
 /// Output channels the stem computes together, in registers.
 const STEM_LANES: usize = 16;
 
-/// The f32 stem: a 3×3 convolution of the one-channel normalized frame.
+/// Most input channels the stem takes (a 2.5D input's three frames).
+const STEM_MAX_CHANNELS: usize = 3;
+
+/// The f32 stem: a 3×3 convolution of the normalized input (one frame, or
+/// a 2.5D input's three).
 #[derive(Debug)]
 struct Stem {
     /// Per block of [`STEM_LANES`] output channels (the last one padded
-    /// with zeros): `[9 taps][lanes]`.
-    weights: Vec<[[f32; STEM_LANES]; 9]>,
+    /// with zeros): `[taps][lanes]`, taps in the file's `(ky, kx, channel)`
+    /// order.
+    weights: Vec<Vec<[f32; STEM_LANES]>>,
     /// Per block, like the weights.
     bias: Vec<[f32; STEM_LANES]>,
     channels: usize,
+    in_channels: usize,
     stride: usize,
 }
 
 impl Stem {
-    /// From weights `[out][taps ≥ 9]` (the first 9 are the 3×3 kernel).
-    fn new(weights: &[Vec<f32>], bias: &[f32], stride: usize) -> Self {
+    /// From weights `[out][taps ≥ 9 · in_channels]` (the first ones are the
+    /// 3×3 kernel).
+    fn new(weights: &[Vec<f32>], bias: &[f32], spec: ConvSpec) -> Result<Self, ModelError> {
+        if spec.in_channels > STEM_MAX_CHANNELS {
+            return Err(ModelError::Input(format!(
+                "the int8 path's stem takes at most {STEM_MAX_CHANNELS} input channels, not {}",
+                spec.in_channels
+            )));
+        }
+        let taps = 9 * spec.in_channels;
         let blocks = weights.len().div_ceil(STEM_LANES);
-        let mut packed = vec![[[0f32; STEM_LANES]; 9]; blocks];
+        let mut packed = vec![vec![[0f32; STEM_LANES]; taps]; blocks];
         let mut packed_bias = vec![[0f32; STEM_LANES]; blocks];
         for (o, (row, &b)) in weights.iter().zip(bias).enumerate() {
             let (block, lane) = (o / STEM_LANES, o % STEM_LANES);
-            for (tap, &w) in row.iter().take(9).enumerate() {
+            for (tap, &w) in row.iter().take(taps).enumerate() {
                 packed[block][tap][lane] = w;
             }
             packed_bias[block][lane] = b;
         }
-        Self {
+        Ok(Self {
             weights: packed,
             bias: packed_bias,
             channels: weights.len(),
-            stride,
-        }
+            in_channels: spec.in_channels,
+            stride: spec.stride,
+        })
     }
 
-    /// `frame` (`(side + 2)²`, padded with zeros) into `out`, with ReLU.
+    /// `frame` (`(side + 2)²` pixels of `in_channels` values, padded with
+    /// zeros) into `out`, with ReLU.
     fn forward(&self, frame: &[f32], side: usize, out: &mut FeatureMap) {
         stem_forward(self, frame, side, out);
     }
@@ -307,12 +323,17 @@ impl Stem {
 /// [`Stem::forward`], built for AVX2 + FMA as well on x86-64 (see [`requantize`]).
 #[multiversion::multiversion(targets("x86_64+avx2+fma"))]
 fn stem_forward(stem: &Stem, frame: &[f32], side: usize, out: &mut FeatureMap) {
-    let padded = side + 2;
+    let (padded, c) = (side + 2, stem.in_channels);
     let out_side = out.side;
+    let mut taps = [0f32; 9 * STEM_MAX_CHANNELS];
+    let taps = &mut taps[..9 * c];
     for (index, pixel) in out.data.chunks_exact_mut(stem.channels).enumerate() {
         let (oy, ox) = (index / out_side, index % out_side);
         let corner = oy * stem.stride * padded + ox * stem.stride;
-        let taps: [f32; 9] = std::array::from_fn(|t| frame[corner + t / 3 * padded + t % 3]);
+        for (ky, row) in taps.chunks_exact_mut(3 * c).enumerate() {
+            let start = (corner + ky * padded) * c;
+            row.copy_from_slice(&frame[start..start + 3 * c]);
+        }
         for ((part, weights), bias) in pixel
             .chunks_mut(STEM_LANES)
             .zip(&stem.weights)
@@ -376,7 +397,8 @@ fn dense_forward(dense: &Dense, inputs: &[f32], outputs: &mut [f32]) {
 /// Every buffer a frame needs.
 #[derive(Debug)]
 struct Scratch {
-    /// The normalized frame, padded by one zero pixel.
+    /// The normalized input, padded by one zero pixel: `(S + 2)²` pixels of
+    /// `C` channels.
     frame: Vec<f32>,
     input: QuantizedInput,
     sums: Vec<i32>,
@@ -399,12 +421,13 @@ struct Scratch {
     seg_logits: Vec<f32>,
 }
 
-/// A frame for [`Int8LusNet::run`], `S×S`, row-major.
+/// An input for [`Int8LusNet::run`]: `C` channels of `S×S`, row-major.
 #[derive(Debug, Clone, Copy)]
 pub enum Frame<'a> {
-    /// Preprocessed pixels, normalized as the model file says.
+    /// Preprocessed pixels, normalized as the model file says: `C` planes,
+    /// oldest first.
     Pixels(&'a [u8]),
-    /// Already normalized.
+    /// Already normalized, channels interleaved (`[S, S, C]`).
     Normalized(&'a [f32]),
 }
 
@@ -412,6 +435,8 @@ pub enum Frame<'a> {
 #[derive(Debug)]
 pub struct Int8LusNet {
     side: usize,
+    /// Input channels: 1, or 3 for a 2.5D model.
+    channels: usize,
     /// The network's input for each pixel value.
     normalized: [f32; 256],
     /// Threads for the products, read once at load ([`crate::model::threads`]).
@@ -441,7 +466,7 @@ impl Int8LusNet {
         let mut convs = Vec::new();
         // The largest padded quantized input and i32 sums of any layer.
         let (mut input_len, mut sums_len) = (0, 0);
-        for ((name, spec), out_side) in conv_specs(meta.widths, classes)
+        for ((name, spec), out_side) in conv_specs(meta.input_channels(), meta.widths, classes)
             .into_iter()
             .zip(output_sides(s))
         {
@@ -453,7 +478,7 @@ impl Int8LusNet {
             let taps = spec.kernel * spec.kernel * spec.in_channels;
             let kept = || w.iter().flat_map(|row| row[..taps].iter().copied());
             match name {
-                "stem" => stem = Some(Stem::new(&w, &bias, spec.stride)),
+                "stem" => stem = Some(Stem::new(&w, &bias, spec)?),
                 "seg" => {
                     seg = Some(Dense {
                         weights: kept().collect(),
@@ -487,7 +512,7 @@ impl Int8LusNet {
         let (stem, seg) = (stem.ok_or_else(layers)?, seg.ok_or_else(layers)?);
         let [w0, w1, w2, w3] = meta.widths;
         let scratch = Scratch {
-            frame: vec![0.0; (s + 2) * (s + 2)],
+            frame: vec![0.0; (s + 2) * (s + 2) * meta.input_channels()],
             input: QuantizedInput::with_capacity(input_len),
             sums: vec![0; sums_len],
             t2: FeatureMap::new(s / 2, w0),
@@ -506,6 +531,7 @@ impl Int8LusNet {
         };
         Ok(Self {
             side: s,
+            channels: meta.input_channels(),
             threads: crate::model::threads(),
             normalized: std::array::from_fn(|p| {
                 (p as f32 / 255.0 - meta.norm_mean) / meta.norm_std
@@ -546,20 +572,25 @@ impl Int8LusNet {
         // next frame: each frame overwrites all of them before reading.
         let mut guard = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
         let x = &mut *guard;
-        let (s, threads) = (self.side, self.threads);
-        let padded = s + 2;
-        let rows = x.frame[padded..(s + 1) * padded].chunks_exact_mut(padded);
+        let (s, c, threads) = (self.side, self.channels, self.threads);
+        let padded = (s + 2) * c;
+        let inside = padded..(s + 1) * padded;
         match frame {
             Frame::Pixels(pixels) => {
-                for (row, pixels) in rows.zip(pixels.chunks_exact(s)) {
-                    for (cell, &p) in row[1..=s].iter_mut().zip(pixels) {
-                        *cell = self.normalized[usize::from(p)];
+                for (k, plane) in pixels.chunks_exact(s * s).enumerate() {
+                    let rows = x.frame[inside.clone()].chunks_exact_mut(padded);
+                    for (row, pixels) in rows.zip(plane.chunks_exact(s)) {
+                        let cells = row[c + k..].iter_mut().step_by(c);
+                        for (cell, &p) in cells.zip(pixels) {
+                            *cell = self.normalized[usize::from(p)];
+                        }
                     }
                 }
             }
             Frame::Normalized(values) => {
-                for (row, values) in rows.zip(values.chunks_exact(s)) {
-                    row[1..=s].copy_from_slice(values);
+                let rows = x.frame[inside].chunks_exact_mut(padded);
+                for (row, values) in rows.zip(values.chunks_exact(s * c)) {
+                    row[c..(s + 1) * c].copy_from_slice(values);
                 }
             }
         }

@@ -31,8 +31,13 @@ use super::{ModelError, ModelMeta, Precision, SCORE_CLASSES};
 use candle_core::{D, Device, Tensor};
 use std::path::Path;
 
-/// The convolution layers of LusNet v1 in forward order.
-pub fn conv_specs(widths: [usize; 4], seg_classes: usize) -> Vec<(&'static str, ConvSpec)> {
+/// The convolution layers of LusNet in forward order, for an input of
+/// `input_channels` planes (1, or 3 for a 2.5D model).
+pub fn conv_specs(
+    input_channels: usize,
+    widths: [usize; 4],
+    seg_classes: usize,
+) -> Vec<(&'static str, ConvSpec)> {
     let [w0, w1, w2, w3] = widths;
     let conv3 = |in_channels, out_channels, stride| ConvSpec {
         in_channels,
@@ -42,7 +47,7 @@ pub fn conv_specs(widths: [usize; 4], seg_classes: usize) -> Vec<(&'static str, 
         relu: true,
     };
     vec![
-        ("stem", conv3(1, w0, 2)),
+        ("stem", conv3(input_channels, w0, 2)),
         ("stem2", conv3(w0, w0, 1)),
         ("down1", conv3(w0, w1, 2)),
         ("block1", conv3(w1, w1, 1)),
@@ -77,8 +82,13 @@ pub fn output_sides(input_size: usize) -> [usize; 11] {
 }
 
 /// Multiply-accumulates for one frame, for cost budgets.
-pub fn macs_per_frame(input_size: usize, widths: [usize; 4], seg_classes: usize) -> u64 {
-    let convs: u64 = conv_specs(widths, seg_classes)
+pub fn macs_per_frame(
+    input_size: usize,
+    input_channels: usize,
+    widths: [usize; 4],
+    seg_classes: usize,
+) -> u64 {
+    let convs: u64 = conv_specs(input_channels, widths, seg_classes)
         .iter()
         .zip(output_sides(input_size))
         .map(|((_, s), side)| {
@@ -162,7 +172,8 @@ impl LusNet {
         let layers = if precision == Precision::Int8 {
             Layers::Int8(Box::new(Int8LusNet::new(&file)?))
         } else {
-            let convs = conv_specs(file.meta.widths, file.meta.seg_classes.len())
+            let meta = &file.meta;
+            let convs = conv_specs(meta.input_channels(), meta.widths, meta.seg_classes.len())
                 .into_iter()
                 .map(|(name, spec)| {
                     let (weight, bias) = file.layer(name, spec.weight_shape())?;
@@ -199,31 +210,39 @@ impl LusNet {
         &self.meta
     }
 
-    /// Turns preprocessed `S×S` frames into the normalized `[N, S, S, 1]` input.
+    /// Turns preprocessed inputs ([`ModelMeta::input_len`] bytes each: `C`
+    /// planes of `S×S`, oldest first) into the normalized `[N, S, S, C]` input.
     pub fn input_tensor(&self, frames: &[&[u8]]) -> Result<Tensor, ModelError> {
-        let s = self.meta.input_size;
+        let (s, c) = (self.meta.input_size, self.meta.input_channels());
         let (mean, std) = (self.meta.norm_mean, self.meta.norm_std);
-        let mut data = Vec::with_capacity(frames.len() * s * s);
+        let mut data = Vec::with_capacity(frames.len() * s * s * c);
         for frame in frames {
-            if frame.len() != s * s {
-                return Err(frame_size_error(frame.len(), s));
+            if frame.len() != self.meta.input_len() {
+                return Err(frame_size_error(frame.len(), &self.meta));
             }
-            data.extend(frame.iter().map(|&p| (f32::from(p) / 255.0 - mean) / std));
+            let (planes, plane) = (frame.chunks_exact(s * s), s * s);
+            let normalize = |p: u8| (f32::from(p) / 255.0 - mean) / std;
+            match c {
+                1 => data.extend(frame.iter().map(|&p| normalize(p))),
+                _ => data.extend(
+                    (0..plane).flat_map(|i| planes.clone().map(move |plane| normalize(plane[i]))),
+                ),
+            }
         }
         Ok(Tensor::from_vec(
             data,
-            (frames.len(), s, s, 1),
+            (frames.len(), s, s, c),
             &self.device,
         )?)
     }
 
-    /// The forward pass on a normalized `[N, S, S, 1]` batch.
+    /// The forward pass on a normalized `[N, S, S, C]` batch.
     pub fn forward(&self, x: &Tensor) -> Result<ModelOutput, ModelError> {
-        let s = self.meta.input_size;
-        let (_, h, w, _) = x.dims4()?;
-        if (h, w) != (s, s) {
+        let (s, c) = (self.meta.input_size, self.meta.input_channels());
+        let (_, h, w, channels) = x.dims4()?;
+        if (h, w, channels) != (s, s, c) {
             return Err(ModelError::Input(format!(
-                "input is {h}×{w}, the model takes {s}×{s}"
+                "input is {h}×{w}×{channels}, the model takes {s}×{s}×{c}"
             )));
         }
         let (convs, score) = match &self.layers {
@@ -268,11 +287,11 @@ impl LusNet {
 
     /// [`LusNet::forward`] on the integer path, frame by frame.
     fn forward_int8(&self, net: &Int8LusNet, x: &Tensor) -> Result<ModelOutput, ModelError> {
-        let (n, s, _, _) = x.dims4()?;
+        let (n, s, _, c) = x.dims4()?;
         let side = s / 4;
         let classes = self.meta.seg_classes.len();
         let (mut score, mut seg, mut embedding) = (Vec::new(), Vec::new(), Vec::new());
-        for frame in x.flatten_all()?.to_vec1::<f32>()?.chunks_exact(s * s) {
+        for frame in x.flatten_all()?.to_vec1::<f32>()?.chunks_exact(s * s * c) {
             net.run(
                 Frame::Normalized(frame),
                 |score_logits, seg_logits, pooled| {
@@ -290,23 +309,23 @@ impl LusNet {
         })
     }
 
-    /// Runs preprocessed `S×S` frames through the network.
+    /// Runs preprocessed inputs ([`ModelMeta::input_len`] bytes each) through
+    /// the network.
     pub fn predict(&self, frames: &[&[u8]]) -> Result<Vec<FramePrediction>, ModelError> {
         if frames.is_empty() {
             return Ok(Vec::new());
         }
         let side = self.meta.input_size / 4;
         if let Layers::Int8(net) = &self.layers {
-            let s = self.meta.input_size;
             return frames
                 .iter()
-                .map(|frame| match frame.len() == s * s {
+                .map(|frame| match frame.len() == self.meta.input_len() {
                     true => Ok(net.run(Frame::Pixels(frame), |score, seg, pooled| {
                         let classes = self.meta.seg_classes.len();
                         let labels = seg.chunks_exact(classes).map(|l| argmax(l) as u8);
                         self.prediction(softmax(score), side, labels.collect(), pooled)
                     })),
-                    false => Err(frame_size_error(frame.len(), s)),
+                    false => Err(frame_size_error(frame.len(), &self.meta)),
                 })
                 .collect();
         }
@@ -364,10 +383,12 @@ pub(crate) fn softmax(logits: &[f32; SCORE_CLASSES]) -> [f32; SCORE_CLASSES] {
 }
 
 /// The error for a frame that is not `side × side`.
-fn frame_size_error(pixels: usize, side: usize) -> ModelError {
-    ModelError::Input(format!(
-        "frame has {pixels} pixels, the model takes {side}×{side}"
-    ))
+fn frame_size_error(pixels: usize, meta: &ModelMeta) -> ModelError {
+    let side = meta.input_size;
+    ModelError::Input(match meta.input_channels() {
+        1 => format!("frame has {pixels} pixels, the model takes {side}×{side}"),
+        c => format!("input has {pixels} pixels, the model takes {c} frames of {side}×{side}"),
+    })
 }
 
 /// Nearest-neighbour ×2 upsampling of an NHWC tensor.
@@ -395,7 +416,7 @@ mod tests {
 
     #[test]
     fn v1_at_128_costs_well_under_half_a_gigamac() {
-        let macs = macs_per_frame(128, [16, 32, 64, 128], 3);
+        let macs = macs_per_frame(128, 1, [16, 32, 64, 128], 3);
         assert!(macs < 500_000_000, "{macs}");
         assert!(macs > 50_000_000, "{macs}");
     }

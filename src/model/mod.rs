@@ -139,6 +139,10 @@ pub struct ModelMeta {
     pub version: u32,
     /// Side of the square input, in pixels.
     pub input_size: usize,
+    /// 2.5D input: each frame enters the network with the frames
+    /// `2 × history_step` and `history_step` before it as earlier channels
+    /// ([`crate::preprocess::FrameHistory`]); 0: the frame alone.
+    pub history_step: usize,
     /// Channel widths of the four encoder stages.
     pub widths: [usize; 4],
     /// Input normalization: `(pixel / 255 - norm_mean) / norm_std`.
@@ -176,6 +180,9 @@ pub fn check_input_size(side: usize) -> Result<(), String> {
         INPUT_SIZES.end()
     ))
 }
+/// Largest `history_step` this build accepts: a third of a second at
+/// 25 frames a second reaches back 16 frames.
+pub const MAX_HISTORY_STEP: usize = 8;
 /// Widest encoder stage this build accepts (LusNet v2 uses 64).
 pub const MAX_WIDTH: usize = 1024;
 /// Range accepted for `norm_std`: a standard deviation of pixel values in
@@ -200,6 +207,13 @@ impl ModelMeta {
         };
         if let Err(rule) = check_input_size(self.input_size) {
             return bad("input_size", self.input_size.to_string(), &rule);
+        }
+        if self.history_step > MAX_HISTORY_STEP {
+            return bad(
+                "history_step",
+                self.history_step.to_string(),
+                &format!("from 0 (no history) to {MAX_HISTORY_STEP} frames"),
+            );
         }
         if self.widths.iter().any(|&w| w == 0 || w > MAX_WIDTH)
             || !(2 * self.widths[3]).is_multiple_of(32)
@@ -247,6 +261,18 @@ impl ModelMeta {
             );
         }
         Ok(())
+    }
+
+    /// Channels of the network's input: 3 for a 2.5D model (the frames
+    /// `2 × history_step` and `history_step` before, then the frame), else 1.
+    pub fn input_channels(&self) -> usize {
+        if self.history_step > 0 { 3 } else { 1 }
+    }
+
+    /// Bytes of one network input: [`Self::input_channels`] planes of
+    /// `input_size²` pixels, oldest first.
+    pub fn input_len(&self) -> usize {
+        self.input_channels() * self.input_size * self.input_size
     }
 
     /// Index of a segmentation class by name.

@@ -6,9 +6,13 @@
 //! an exact area average: every source pixel contributes in proportion to
 //! the part of it an output pixel covers. The training script reads frames
 //! produced by this very code (`pleura dataset export`), so training and
-//! inference see identical pixels.
+//! inference see identical pixels. A 2.5D model's input adds two earlier
+//! frames of the clip ([`FrameHistory`]).
 
+mod history;
 pub mod quality;
+
+pub use history::{FrameHistory, clip_inputs};
 
 use crate::frame::GrayFrame;
 

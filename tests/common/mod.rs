@@ -175,10 +175,16 @@ pub fn compare_paths(
         ..Agreement::default()
     };
     for clip in clips {
-        let prepared =
-            pleura::eval::prepare_clip(clip, a.meta().input_size, Some(frames_per_clip)).unwrap();
-        let views: Vec<&[u8]> = prepared.frames.iter().map(Vec::as_slice).collect();
-        let (pa, pb) = (a.predict(&views).unwrap(), b.predict(&views).unwrap());
+        let meta = a.meta();
+        let prepared = pleura::eval::prepare_clip(
+            clip,
+            meta.input_size,
+            Some(frames_per_clip),
+            meta.history_step,
+        )
+        .unwrap();
+        let predict = |net| pleura::eval::predict_clip(net, &prepared).unwrap();
+        let (pa, pb) = (predict(a), predict(b));
         for (x, y) in pa.iter().zip(&pb) {
             agreement.frames += 1;
             agreement.frames_agreeing += usize::from(x.score() == y.score());
