@@ -288,7 +288,7 @@ fn a_resealed_file_with_impossible_values_is_refused_by_key() {
     let dir = tempfile::tempdir().unwrap();
     let shipped = ModelFile::read(&common::shipped_model()).unwrap();
     type Damage = fn(&mut pleura::model::ModelMeta);
-    let cases: [(&str, Damage); 9] = [
+    let cases: [(&str, Damage); 10] = [
         ("input_size", |m| m.input_size = (1 << 30) + 128),
         ("input_size", |m| m.input_size = 4096),
         ("input_size", |m| m.input_size = 136),
@@ -298,6 +298,7 @@ fn a_resealed_file_with_impossible_values_is_refused_by_key() {
         ("norm_std", |m| m.norm_std = f32::INFINITY),
         ("seg_classes", |m| m.seg_classes[1] = "b_lime".into()),
         ("widths", |m| m.widths[2] = 1 << 20),
+        ("history_step", |m| m.history_step = 1 << 20),
     ];
     for (key, damage) in cases {
         let mut file = ModelFile {
@@ -408,4 +409,27 @@ fn a_device_or_a_file_larger_than_any_model_is_refused_before_reading() {
             "{message}"
         );
     }
+}
+
+#[test]
+fn trainer_weights_whose_stem_does_not_fit_their_history_step_are_refused() {
+    // The fixture's weights take three frames (history_step 2). Told that
+    // they take one, the stem's shape gives them away at import, before a
+    // model file could run them on the wrong input.
+    let dir = tempfile::tempdir().unwrap();
+    let bytes =
+        std::fs::read(common::repo("tests/fixtures/lusnet-parity-f32.safetensors")).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut metadata = header.metadata().clone().expect("the trainer's metadata");
+    assert_eq!(metadata.get("history_step").map(String::as_str), Some("2"));
+    metadata.insert("history_step".into(), "0".into());
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let path = dir.path().join("one-frame.safetensors");
+    safetensors::serialize_to_file(tensors.tensors(), Some(metadata), &path).unwrap();
+    let err = import_safetensors(&path, Quantization::F32).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("one-frame.safetensors") && message.contains("stem.weight"),
+        "{message}"
+    );
 }

@@ -513,3 +513,43 @@ fn sigterm_stops_a_live_run_and_flushes_every_output() {
     assert!(scored < 400, "the demo (500 frames, 20 s) was cut short");
     assert_eq!(line_count(&log) as u64, scored);
 }
+
+#[test]
+fn the_live_pipeline_feeds_a_2_5d_model_the_frames_the_trainer_saw() {
+    // Every frame of a clip, live and unpaced, with the sector the export
+    // finds: each frame's probabilities equal those of the trainer's path
+    // (`pleura dataset export --history-step`, the same code as `eval`), so
+    // the live history holds the same earlier frames.
+    let model = LusNet::load(&common::shipped_model(), Precision::Int8).unwrap();
+    let meta = model.meta();
+    assert!(meta.history_step > 0, "the shipped model is 2.5D");
+    let clip = common::repo("tests/demo/covid-score2.mp4");
+    let prepared =
+        pleura::eval::prepare_clip(&clip, meta.input_size, None, meta.history_step).unwrap();
+    let expected = pleura::eval::predict_clip(&model, &prepared).unwrap();
+    let roi = prepared.roi.expect("a sector");
+    let out = tempfile::tempdir().unwrap();
+    let report = out.path().join("r.json");
+    let output = pleura()
+        .args(["run", "--source", "file:tests/demo/covid-score2.mp4"])
+        .args(["--no-pace", "--display", "none", "--precision", "int8"])
+        .arg(format!("--roi={},{},{},{}", roi.x, roi.y, roi.w, roi.h))
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let series = read_json(&report)["clips"][0]["series"].clone();
+    let series = series.as_array().unwrap();
+    assert_eq!(series.len(), expected.len());
+    for (i, (live, exported)) in series.iter().zip(&expected).enumerate() {
+        let live: Vec<f64> = serde_json::from_value(live["probs"].clone()).unwrap();
+        for (a, b) in live.iter().zip(exported.score_probs) {
+            assert!(
+                (a - f64::from(b)).abs() < 1e-4,
+                "frame {i}: {live:?} vs {:?}",
+                exported.score_probs
+            );
+        }
+    }
+}
