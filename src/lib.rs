@@ -34,7 +34,8 @@
 //! * [`update`] installs signed firmware bundles into A/B slots, puts a
 //!   new version on trial and rolls it back if it never proves healthy.
 //! * [`pipeline`] wires the stages into threads joined by bounded
-//!   channels; it holds no stage logic.
+//!   channels; it holds no stage logic. [`bedside`] assembles a live run
+//!   from a board profile: model, source, exam journal, display, inputs.
 //! * [`eval`] runs the same path over labelled datasets to measure agreement
 //!   with experts, and exports preprocessed frames for the PyTorch trainer.
 //! * [`phantom`] synthesizes lung-ultrasound clips with pixel-exact masks,
@@ -43,6 +44,7 @@
 //! Pleura is decision support for research settings, not a diagnostic device.
 
 pub mod atomic_write;
+pub mod bedside;
 pub mod board;
 pub mod display;
 pub mod eval;

@@ -21,11 +21,12 @@
 //! score can be recorded.
 
 use crate::frame::GrayFrame;
+use crate::model::FramePrediction;
 use crate::model::SCORE_CLASSES;
 #[cfg(test)]
 use crate::model::heads::ClipTerms;
 use crate::model::heads::{self, FINDINGS, HeadOutputs};
-use crate::model::lusnet::{FramePrediction, argmax};
+use crate::model::lusnet::argmax;
 use crate::preprocess::Roi;
 use std::collections::VecDeque;
 use std::sync::Arc;

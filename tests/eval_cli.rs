@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn pleura(args: &[&str]) -> std::process::Output {
     common::pleura().args(args).output().expect("pleura runs")
@@ -270,42 +270,51 @@ fn eval_reports_finding_aucs_and_the_false_tint_on_b_line_negative_clips() {
     );
 }
 
+/// A POCUS-layout folder holding the demo clips `clips` as (file, score;
+/// empty for none).
+fn pocus_folder(clips: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("videos")).unwrap();
+    let mut labels = String::from("file,probe,severity\n");
+    for (name, score) in clips {
+        let to = dir.path().join("videos").join(name);
+        std::fs::copy(common::repo(&format!("tests/demo/{name}")), to).unwrap();
+        labels += &format!("videos/{name},convex,{score}\n");
+    }
+    std::fs::write(dir.path().join("labels.csv"), labels).unwrap();
+    dir
+}
+
+/// `pleura dataset export` of the POCUS-layout `dir` into `dir/name`, with
+/// `max_frames` and `extra` flags; returns the output folder and its index.
+fn export(
+    dir: &Path,
+    name: &str,
+    max_frames: &str,
+    extra: &[&str],
+) -> (PathBuf, serde_json::Value) {
+    let out = dir.join(name);
+    let mut args = vec![
+        "dataset",
+        "export",
+        "--dataset",
+        "pocus",
+        dir.to_str().unwrap(),
+    ];
+    args.extend(["--out", out.to_str().unwrap(), "--max-frames", max_frames]);
+    args.extend_from_slice(extra);
+    let output = pleura(&args);
+    assert!(output.status.success(), "{output:?}");
+    let index = serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    (out, index)
+}
+
 #[test]
 fn export_writes_the_rated_clips_and_with_unrated_every_clip() {
-    // A POCUS-layout folder: one rated clip, one that nobody scored.
-    let dir = tempfile::tempdir().unwrap();
-    let videos = dir.path().join("videos");
-    std::fs::create_dir_all(&videos).unwrap();
-    for name in ["healthy-score0.mp4", "h1n1-whitelung.mp4"] {
-        std::fs::copy(
-            common::repo(&format!("tests/demo/{name}")),
-            videos.join(name),
-        )
-        .unwrap();
-    }
-    std::fs::write(
-        dir.path().join("labels.csv"),
-        "file,probe,severity\nvideos/healthy-score0.mp4,convex,0\nvideos/h1n1-whitelung.mp4,convex,\n",
-    )
-    .unwrap();
-    let export = |extra: &[&str]| {
-        let out = dir.path().join(format!("out{}", extra.len()));
-        let mut args = vec![
-            "dataset",
-            "export",
-            "--dataset",
-            "pocus",
-            dir.path().to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--max-frames",
-            "4",
-        ];
-        args.extend_from_slice(extra);
-        let output = pleura(&args);
-        assert!(output.status.success(), "{output:?}");
-        let index: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    // One rated clip, one that nobody scored.
+    let dir = pocus_folder(&[("healthy-score0.mp4", "0"), ("h1n1-whitelung.mp4", "")]);
+    let clips = |name: &str, extra: &[&str]| {
+        let (_, index) = export(dir.path(), name, "4", extra);
         index["clips"]
             .as_array()
             .unwrap()
@@ -314,12 +323,12 @@ fn export_writes_the_rated_clips_and_with_unrated_every_clip() {
             .collect::<Vec<_>>()
     };
     assert_eq!(
-        export(&[]),
+        clips("rated", &[]),
         [("healthy-score0".to_string(), serde_json::json!(0))],
         "the training set holds rated clips only"
     );
     assert_eq!(
-        export(&["--unrated"]),
+        clips("all", &["--unrated"]),
         [
             ("healthy-score0".to_string(), serde_json::json!(0)),
             ("h1n1-whitelung".to_string(), serde_json::Value::Null),
@@ -330,36 +339,9 @@ fn export_writes_the_rated_clips_and_with_unrated_every_clip() {
 
 #[test]
 fn export_with_a_history_step_adds_each_frames_two_earlier_frames() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("videos")).unwrap();
-    std::fs::copy(
-        common::repo("tests/demo/healthy-score0.mp4"),
-        dir.path().join("videos/healthy-score0.mp4"),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("labels.csv"),
-        "file,probe,severity\nvideos/healthy-score0.mp4,convex,0\n",
-    )
-    .unwrap();
-    let export = |name: &str, extra: &[&str]| {
-        let out = dir.path().join(name);
-        let mut args = vec![
-            "dataset",
-            "export",
-            "--dataset",
-            "pocus",
-            dir.path().to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--max-frames",
-            "6",
-        ];
-        args.extend_from_slice(extra);
-        let output = pleura(&args);
-        assert!(output.status.success(), "{output:?}");
-        let index: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    let dir = pocus_folder(&[("healthy-score0.mp4", "0")]);
+    let frames_of = |name: &str, extra: &[&str]| {
+        let (out, index) = export(dir.path(), name, "6", extra);
         let clip = index["clips"][0].clone();
         let frames = std::fs::read(out.join(clip["file"].as_str().unwrap())).unwrap();
         let history = clip["history"]
@@ -367,8 +349,8 @@ fn export_with_a_history_step_adds_each_frames_two_earlier_frames() {
             .map(|file| std::fs::read(out.join(file)).unwrap());
         (frames, history)
     };
-    let (plain, none) = export("plain", &[]);
-    let (frames, history) = export("history", &["--history-step", "2"]);
+    let (plain, none) = frames_of("plain", &[]);
+    let (frames, history) = frames_of("history", &["--history-step", "2"]);
     assert!(none.is_none(), "no history unless asked for");
     assert_eq!(frames, plain, "the kept frames do not change");
     let history = history.expect("a history file");

@@ -14,8 +14,7 @@ pub mod segmentation;
 
 use crate::frame::GrayFrame;
 use crate::model::heads;
-use crate::model::lusnet::FramePrediction;
-use crate::model::{LusNet, ModelError};
+use crate::model::{FramePrediction, LusNet, ModelError};
 use crate::preprocess::quality::FrameGate;
 use crate::preprocess::{Roi, crop_resize, detect_sector};
 use crate::scoring::{clip_findings, clip_score, mean_class_fraction};

@@ -11,10 +11,10 @@
 //! finding and clip heads ([`super::heads`]), kept in f32: they are small
 //! and run once per frame on the embedding.
 
+use super::arch::{conv_specs, score_shape};
 use super::conv::padded_k;
 use super::gguf::ModelFile;
 use super::heads::{CLIP_ATTENTION, FINDINGS};
-use super::lusnet::{conv_specs, score_shape};
 use super::{ARCHITECTURE, LUSNET_VERSION, ModelError, ModelMeta};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};

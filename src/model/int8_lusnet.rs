@@ -22,10 +22,10 @@
 //! segmentation head and the score head stay f32: together under 1 % of
 //! the work. A frame allocates nothing but the prediction it returns.
 
+use super::arch::{conv_specs, output_sides, score_shape};
 use super::conv::ConvSpec;
 use super::gguf::ModelFile;
 use super::int8::{Int8Weights, Kernel, activation_scale, quantize_activation, requantize};
-use super::lusnet::{conv_specs, output_sides, score_shape};
 use super::{ModelError, ModelMeta, SCORE_CLASSES};
 use std::cell::RefCell;
 use std::sync::Mutex;

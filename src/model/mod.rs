@@ -4,6 +4,7 @@
 //! The model knows frames only as normalized square tensors. It never sees
 //! a capture device, a clip or a screen.
 
+pub mod arch;
 pub mod conv;
 pub mod gguf;
 pub mod heads;
@@ -12,7 +13,7 @@ pub mod int8;
 pub mod int8_lusnet;
 pub mod lusnet;
 
-pub use lusnet::{LusNet, ModelOutput};
+pub use lusnet::{FramePrediction, LusNet, ModelOutput};
 
 use std::path::PathBuf;
 

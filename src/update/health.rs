@@ -8,7 +8,9 @@
 //! network cannot run on this CPU (an illegal instruction, a model it
 //! cannot read) must not be confirmed.
 
-use crate::board::UpdateProfile;
+use super::unit::Unit;
+use super::{UpdateError, confirm, running_trial};
+use crate::board::{BoardProfile, UpdateProfile};
 use crate::display::NoDisplay;
 use crate::model::LusNet;
 use crate::phantom::PhantomParams;
@@ -78,4 +80,43 @@ pub fn self_test(
         frames: report.frames.scored,
         after,
     })
+}
+
+/// On a version's trial start, proves it healthy with [`self_test`] and
+/// confirms it; otherwise fails, and the next start counts toward
+/// rollback. Does nothing when no version is on trial (or the update state
+/// cannot be read, which is logged: scoring must not stop for it).
+pub fn prove_trial(
+    model: &LusNet,
+    board: &BoardProfile,
+    started: Instant,
+) -> Result<(), UpdateError> {
+    let unit = Unit::new(&board.paths.slots);
+    let trial = match running_trial(&unit) {
+        Ok(Some(trial)) => trial,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            log::warn!("cannot read the update state: {e}");
+            return Ok(());
+        }
+    };
+    eprintln!("pleura: version {} is on trial; self-test", trial.version);
+    let heartbeat = Box::new(crate::service::Watchdog::new());
+    match self_test(model, &board.update, started, Some(heartbeat)) {
+        Ok(healthy) => {
+            confirm(&unit)?;
+            eprintln!(
+                "pleura: version {} confirmed: {} frames scored {:.1} s after start",
+                trial.version,
+                healthy.frames,
+                healthy.after.as_secs_f64()
+            );
+            Ok(())
+        }
+        Err(reason) => Err(UpdateError::SelfTestFailed {
+            version: trial.version,
+            reason,
+            previous: trial.previous,
+        }),
+    }
 }

@@ -162,6 +162,20 @@ pub enum UpdateError {
         /// How long this step waited, if it waited.
         waited: Option<Duration>,
     },
+    /// The version on trial did not prove healthy at this start.
+    #[error(
+        "version {version} on trial failed its self-test: {reason}; the next start counts \
+         toward rolling back to {}",
+        .previous.as_ref().map_or("the previous version".to_string(), |v| v.to_string())
+    )]
+    SelfTestFailed {
+        /// The version on trial.
+        version: Version,
+        /// Why the self-test failed.
+        reason: String,
+        /// The version a rollback returns to, if known.
+        previous: Option<Version>,
+    },
     /// An install failed after it began writing the inactive slot; `left`
     /// says truthfully what is on the unit now.
     #[error("{cause}; {left}")]

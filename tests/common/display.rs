@@ -6,8 +6,8 @@
 //! stands in for a framebuffer device.
 
 use pleura::display::{FbGeometry, Framebuffer, Rotation};
+use pleura::model::FramePrediction;
 use pleura::model::heads::{ClipTerms, HeadOutputs};
-use pleura::model::lusnet::FramePrediction;
 use pleura::phantom::{Phantom, PhantomParams, Probe};
 use pleura::preprocess::Roi;
 use pleura::scoring::{ClipTracker, ScoredFrame};

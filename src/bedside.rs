@@ -1,0 +1,207 @@
+//! A live run at the bedside, assembled from a board profile: the model
+//! (and, on a version's trial start, its self-test), the source, the exam
+//! journal, the display, the clinician's inputs and the recorder, wired by
+//! [`crate::pipeline`].
+//!
+//! The command line (`pleura run`) only turns its flags into
+//! [`LiveOptions`]; whatever a flag leaves out comes from the board.
+
+use crate::board::BoardProfile;
+use crate::display::{DisplayError, DisplaySetup, DisplaySpec, ExamOptions};
+use crate::exam::{ExamError, Journal, Protocol};
+use crate::input::{KeyMapError, spawn_evdev, spawn_stdin_keys};
+use crate::model::{LusNet, ModelError, Precision};
+use crate::pipeline::{RunOptions, Stages};
+use crate::preprocess::{Roi, SectorMode};
+use crate::record::{FrameLog, OutputError, Recorder, RunReport};
+use crate::source::{SourceError, SourceSpec};
+use crate::update::UpdateError;
+use crate::update::health::prove_trial;
+use embedded_graphics::prelude::Size;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+/// What a live run is asked for; `None` takes the board's.
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    /// Where frames come from.
+    pub source: Option<SourceSpec>,
+    /// Folder of the demo clips (`--source demo`).
+    pub demo_dir: PathBuf,
+    /// The model file.
+    pub model: Option<PathBuf>,
+    /// The inference path.
+    pub precision: Option<Precision>,
+    /// A fixed sector instead of the one found.
+    pub roi: Option<Roi>,
+    /// Replay recordings in real time (frames may be dropped).
+    pub pace: bool,
+    /// Where frames are shown.
+    pub display: Option<DisplaySpec>,
+    /// Draw one frame in this many (the file displays).
+    pub every: u64,
+    /// Size of the PNG or window bedside screen.
+    pub screen: Option<(usize, usize)>,
+    /// The exam protocol, when exams may be run.
+    pub exam: Option<Protocol>,
+    /// The exam journal.
+    pub journal: Option<PathBuf>,
+    /// Input devices (buttons, keypads, touchscreens).
+    pub inputs: Vec<PathBuf>,
+    /// Where the run report will be written: checked before the run.
+    pub report: Option<PathBuf>,
+    /// Write one JSON line per scored frame here.
+    pub log: Option<PathBuf>,
+    /// Set from another thread (a signal handler) to stop the run.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Why a live run could not start or go on.
+#[derive(Debug, thiserror::Error)]
+pub enum BedsideError {
+    /// The display, or an option that only the bedside screen takes.
+    #[error(transparent)]
+    Display(#[from] DisplayError),
+    /// A screen size asked of a display that has its panel's.
+    #[error(
+        "--screen sizes the png: and window screens; a framebuffer or DRM display has the \
+         size of its panel"
+    )]
+    ScreenSizeFixed,
+    /// The run report or the frame log cannot be written.
+    #[error("cannot write the run report: {0}")]
+    Report(OutputError),
+    /// The frame log cannot be written.
+    #[error(transparent)]
+    Log(OutputError),
+    /// The model file.
+    #[error("cannot load the model: {0}")]
+    Model(#[from] ModelError),
+    /// The version on trial did not prove healthy, or could not be confirmed.
+    #[error(transparent)]
+    Update(#[from] UpdateError),
+    /// The source.
+    #[error("cannot open the source {spec}: {cause}")]
+    Source {
+        /// The source asked for.
+        spec: String,
+        /// Why it cannot be opened.
+        cause: Box<SourceError>,
+    },
+    /// The exam journal.
+    #[error(transparent)]
+    Exam(#[from] ExamError),
+    /// The board's key map.
+    #[error(transparent)]
+    Keys(#[from] KeyMapError),
+}
+
+/// Runs the board's bedside program with `options` until the source ends
+/// or `options.stop` is set; returns the run's report (not yet written).
+pub fn run(board: &BoardProfile, options: LiveOptions) -> Result<RunReport, BedsideError> {
+    let started = Instant::now();
+    let display = match &options.display {
+        Some(display) => display.clone(),
+        None => board.display_spec()?,
+    };
+    if options.exam.is_some() {
+        display.check_bedside("--exam")?;
+    }
+    if !options.inputs.is_empty() {
+        display.check_bedside("--input")?;
+    }
+    if options.screen.is_some() {
+        display.check_bedside("--screen")?;
+        if matches!(
+            display,
+            DisplaySpec::Framebuffer { .. } | DisplaySpec::Kms { .. }
+        ) {
+            return Err(BedsideError::ScreenSizeFixed);
+        }
+    }
+    if let Some(path) = &options.report {
+        RunReport::check_destination(path).map_err(BedsideError::Report)?;
+    }
+    let log = options
+        .log
+        .as_deref()
+        .map(FrameLog::create)
+        .transpose()
+        .map_err(BedsideError::Log)?;
+    crate::model::set_threads(board.threads);
+    let model_path = options.model.clone().unwrap_or(board.model.clone());
+    let model = LusNet::load(&model_path, options.precision.unwrap_or(board.precision))?;
+    prove_trial(&model, board, started)?;
+    let classes = model.meta().seg_classes.clone();
+    let spec = options
+        .source
+        .clone()
+        .unwrap_or_else(|| board.source_spec());
+    let source = spec
+        .open(&options.demo_dir)
+        .map_err(|cause| BedsideError::Source {
+            spec: spec.to_string(),
+            cause: Box::new(cause),
+        })?;
+    let (input_sender, inputs) = crossbeam_channel::unbounded();
+    let exam = match options.exam {
+        Some(protocol) => Some(ExamOptions {
+            protocol,
+            journal: Journal::open(&options.journal.clone().unwrap_or_else(|| board.journal()))?,
+        }),
+        None => None,
+    };
+    let (width, height) = options.screen.unwrap_or((
+        board.display.size[0] as usize,
+        board.display.size[1] as usize,
+    ));
+    let renderer = display.open(DisplaySetup {
+        classes: classes.clone(),
+        every: options.every,
+        screen: Size::new(width as u32, height as u32),
+        exam,
+        inputs,
+        input_sender: input_sender.clone(),
+    })?;
+    if display.check_bedside("keys").is_ok() {
+        let keys = board.key_map()?;
+        spawn_stdin_keys(keys.clone(), input_sender.clone());
+        let devices = match options.inputs.is_empty() {
+            true => &board.input.devices,
+            false => &options.inputs,
+        };
+        for device in devices {
+            if let Err(e) = spawn_evdev(device, keys.clone(), input_sender.clone()) {
+                log::warn!(
+                    "input device {}: {e}; going on without it",
+                    device.display()
+                );
+            }
+        }
+    }
+    let run_options = RunOptions {
+        pace: options.pace,
+        sector: options.roi.map_or(SectorMode::Auto, SectorMode::Fixed),
+        stop: options.stop,
+    };
+    let recorder = match options.report {
+        Some(_) => Recorder::new(classes, log),
+        None => Recorder::new(classes, log).without_series(),
+    };
+    let stages = Stages {
+        source,
+        model: &model,
+        renderer,
+        recorder,
+        heartbeat: Some(Box::new(crate::service::Watchdog::new())),
+    };
+    crate::service::ready(&format!("scoring {spec}"));
+    Ok(crate::pipeline::run(
+        stages,
+        &run_options,
+        &spec.to_string(),
+        &model_path.display().to_string(),
+    ))
+}
