@@ -31,6 +31,35 @@ pub struct Healthy {
     pub after: Duration,
 }
 
+/// Why a self-test failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Unhealthy {
+    /// The pipeline ended before the phantom clip did.
+    #[error("the self-test stopped: {0}")]
+    Stopped(EndReason),
+    /// Fewer frames were scored than the profile asks.
+    #[error("the self-test scored {scored} of {wanted} frames")]
+    TooFewFrames {
+        /// Frames scored.
+        scored: u64,
+        /// Frames the profile asks for.
+        wanted: u64,
+    },
+    /// The frames were scored too late after the start.
+    #[error(
+        "{frames} frames took until {:.1} s after start; the limit is {limit_s} s",
+        .after.as_secs_f64()
+    )]
+    TooSlow {
+        /// Frames scored.
+        frames: u64,
+        /// Time since the program started.
+        after: Duration,
+        /// The profile's limit, in seconds.
+        limit_s: u64,
+    },
+}
+
 /// Scores `profile.health_frames` phantom frames; `started` is when the
 /// program started. Fails, with the reason, if fewer were scored or it took
 /// longer than `profile.health_timeout_s`.
@@ -39,7 +68,7 @@ pub fn self_test(
     profile: &UpdateProfile,
     started: Instant,
     heartbeat: Option<Box<dyn Heartbeat>>,
-) -> Result<Healthy, String> {
+) -> Result<Healthy, Unhealthy> {
     let params = PhantomParams {
         score: 2,
         frames: profile.health_frames,
@@ -60,21 +89,20 @@ pub fn self_test(
     let report = crate::pipeline::run(stages, &options, "self-test phantom", "model");
     let after = started.elapsed();
     if report.end != EndReason::EndOfStream {
-        return Err(format!("the self-test stopped: {}", report.end));
+        return Err(Unhealthy::Stopped(report.end));
     }
     if report.frames.scored < profile.health_frames {
-        return Err(format!(
-            "the self-test scored {} of {} frames",
-            report.frames.scored, profile.health_frames
-        ));
+        return Err(Unhealthy::TooFewFrames {
+            scored: report.frames.scored,
+            wanted: profile.health_frames,
+        });
     }
     if after > Duration::from_secs(profile.health_timeout_s) {
-        return Err(format!(
-            "{} frames took until {:.1} s after start; the limit is {} s",
-            report.frames.scored,
-            after.as_secs_f64(),
-            profile.health_timeout_s
-        ));
+        return Err(Unhealthy::TooSlow {
+            frames: report.frames.scored,
+            after,
+            limit_s: profile.health_timeout_s,
+        });
     }
     Ok(Healthy {
         frames: report.frames.scored,
@@ -115,8 +143,56 @@ pub fn prove_trial(
         }
         Err(reason) => Err(UpdateError::SelfTestFailed {
             version: trial.version,
-            reason,
+            reason: Box::new(reason),
             previous: trial.previous,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Precision;
+
+    fn shipped_model() -> LusNet {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/lusnet-v3.gguf");
+        LusNet::load(&path, Precision::Int8).expect("the shipped model")
+    }
+
+    #[test]
+    fn a_version_that_scores_its_frames_in_time_is_healthy() {
+        let profile = UpdateProfile {
+            health_frames: 4,
+            health_timeout_s: 600,
+            ..UpdateProfile::default()
+        };
+        let healthy = self_test(&shipped_model(), &profile, Instant::now(), None).unwrap();
+        assert_eq!(healthy.frames, 4);
+    }
+
+    #[test]
+    fn a_version_that_scores_too_long_after_its_start_is_unhealthy_and_says_so() {
+        let profile = UpdateProfile {
+            health_frames: 4,
+            health_timeout_s: 1,
+            ..UpdateProfile::default()
+        };
+        let long_ago = Instant::now() - Duration::from_secs(5);
+        let unhealthy = self_test(&shipped_model(), &profile, long_ago, None).unwrap_err();
+        assert!(
+            matches!(
+                unhealthy,
+                Unhealthy::TooSlow {
+                    frames: 4,
+                    limit_s: 1,
+                    ..
+                }
+            ),
+            "{unhealthy:?}"
+        );
+        assert!(
+            unhealthy.to_string().ends_with("the limit is 1 s"),
+            "{unhealthy}"
+        );
     }
 }

@@ -172,7 +172,7 @@ pub enum UpdateError {
         /// The version on trial.
         version: Version,
         /// Why the self-test failed.
-        reason: String,
+        reason: Box<health::Unhealthy>,
         /// The version a rollback returns to, if known.
         previous: Option<Version>,
     },
