@@ -11,32 +11,16 @@ use std::path::Path;
 /// A profile in `dir` whose screen is PNG files in `screens` and whose data
 /// folder is `data`.
 fn write_profile(dir: &Path, model: &Path, screens: &Path, data: &Path) {
-    let text = format!(
-        r#"name = "bench"
-target = "x86_64-unknown-linux-gnu"
-threads = 1
-model = "{model}"
-
-[cpu]
-cores = ["x86-64"]
-features = []
-
-[display]
-backend = "png:{screens}"
-size = [480, 320]
-
-[capture]
-device = "/dev/pleura-no-such-grabber"
-formats = ["YUYV"]
-
-[paths]
-data = "{data}"
-slots = "{data}/slots"
-"#,
-        model = model.display(),
-        screens = screens.display(),
-        data = data.display(),
-    );
+    let display = format!("png:{}", screens.display());
+    let text = common::TestBoard {
+        name: "bench",
+        model: &model.display().to_string(),
+        display: &display,
+        grabber: ("/dev/pleura-no-such-grabber", "YUYV"),
+        folders: (data, &data.join("slots")),
+        update: None,
+    }
+    .toml();
     std::fs::write(dir.join("bench.toml"), text).unwrap();
 }
 

@@ -29,6 +29,38 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
+/// The display double of these tests: it takes `delay` to show a frame,
+/// fails like a buggy backend (a panic) from frame `panic_from` on, and
+/// remembers each report that no frame came in `idle`.
+#[derive(Default)]
+struct TestDisplay {
+    delay: Duration,
+    panic_from: Option<u64>,
+    idle: Option<Arc<std::sync::Mutex<Vec<Duration>>>>,
+}
+
+impl Renderer for TestDisplay {
+    fn show(&mut self, frame: &ScoredFrame) -> Result<bool, DisplayError> {
+        if let Some(from) = self.panic_from {
+            assert!(frame.frame.seq < from, "a bug in a display backend");
+        }
+        std::thread::sleep(self.delay);
+        Ok(true)
+    }
+
+    fn idle(&mut self, since_last: Duration) -> Result<bool, DisplayError> {
+        let Some(idle) = &self.idle else {
+            return Ok(false);
+        };
+        idle.lock().unwrap().push(since_last);
+        Ok(true)
+    }
+
+    fn finish(&mut self) -> Result<(), DisplayError> {
+        Ok(())
+    }
+}
+
 fn demo_frames(count: usize) -> Vec<GrayFrame> {
     let clip = common::repo("tests/demo/healthy-score0.mp4");
     decode_clip(&clip, None)
@@ -261,24 +293,6 @@ impl FrameSource for LostAndBack {
     }
 }
 
-/// Remembers how long the display was told it had no frame.
-struct IdleWatcher(Arc<std::sync::Mutex<Vec<Duration>>>);
-
-impl Renderer for IdleWatcher {
-    fn show(&mut self, _frame: &ScoredFrame) -> Result<bool, DisplayError> {
-        Ok(true)
-    }
-
-    fn idle(&mut self, since_last: Duration) -> Result<bool, DisplayError> {
-        self.0.lock().unwrap().push(since_last);
-        Ok(true)
-    }
-
-    fn finish(&mut self) -> Result<(), DisplayError> {
-        Ok(())
-    }
-}
-
 #[test]
 fn a_grabber_that_loses_its_signal_is_waited_for_and_the_run_goes_on() {
     let mut steps: VecDeque<_> = demo_frames(40).into_iter().map(Ok).collect();
@@ -297,7 +311,10 @@ fn a_grabber_that_loses_its_signal_is_waited_for_and_the_run_goes_on() {
             script: Scripted { steps, rate: None },
         }),
         model: &model,
-        renderer: Box::new(IdleWatcher(idle.clone())),
+        renderer: Box::new(TestDisplay {
+            idle: Some(idle.clone()),
+            ..TestDisplay::default()
+        }),
         recorder: Recorder::new(classes, None),
         heartbeat: None,
     };
@@ -391,36 +408,21 @@ fn a_missing_clip_or_model_a_bad_spec_or_a_wrong_roi_is_named() {
     }
 }
 
-/// A display much slower than the scorer: per frame, four times what
-/// scoring a frame takes on this machine, and at least 30 ms. (A fixed
-/// 30 ms is faster than the scorer under emulation or on a small board.)
-struct SlowDisplay(Duration);
-
-impl SlowDisplay {
-    fn new() -> Self {
-        let model = model();
-        let frame = vec![128u8; model.meta().input_len()];
-        let scoring = (0..3)
-            .map(|_| {
-                let start = Instant::now();
-                model.predict(&[frame.as_slice()]).unwrap();
-                start.elapsed()
-            })
-            .min()
-            .unwrap();
-        Self((4 * scoring).max(Duration::from_millis(30)))
-    }
-}
-
-impl Renderer for SlowDisplay {
-    fn show(&mut self, _frame: &ScoredFrame) -> Result<bool, DisplayError> {
-        std::thread::sleep(self.0);
-        Ok(true)
-    }
-
-    fn finish(&mut self) -> Result<(), DisplayError> {
-        Ok(())
-    }
+/// A per-frame delay much longer than scoring: four times what scoring a
+/// frame takes on this machine, and at least 30 ms. (A fixed 30 ms is
+/// faster than the scorer under emulation or on a small board.)
+fn slow_display_delay() -> Duration {
+    let model = model();
+    let frame = vec![128u8; model.meta().input_len()];
+    let scoring = (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            model.predict(&[frame.as_slice()]).unwrap();
+            start.elapsed()
+        })
+        .min()
+        .unwrap();
+    (4 * scoring).max(Duration::from_millis(30))
 }
 
 #[test]
@@ -433,7 +435,10 @@ fn a_slow_display_shows_the_newest_frames_but_every_frame_is_recorded() {
             steps,
             rate: Some(25.0),
         },
-        Box::new(SlowDisplay::new()),
+        Box::new(TestDisplay {
+            delay: slow_display_delay(),
+            ..TestDisplay::default()
+        }),
         Some(&log),
     );
     assert_eq!(report.end, EndReason::EndOfStream);
@@ -449,20 +454,6 @@ fn a_slow_display_shows_the_newest_frames_but_every_frame_is_recorded() {
     );
 }
 
-/// A display backend with a bug.
-struct PanickingDisplay;
-
-impl Renderer for PanickingDisplay {
-    fn show(&mut self, frame: &ScoredFrame) -> Result<bool, DisplayError> {
-        assert!(frame.frame.seq < 20, "a bug in a display backend");
-        Ok(true)
-    }
-
-    fn finish(&mut self) -> Result<(), DisplayError> {
-        Ok(())
-    }
-}
-
 #[test]
 fn a_display_that_panics_is_switched_off_and_recording_goes_on() {
     let steps = demo_frames(60).into_iter().map(Ok).collect();
@@ -472,7 +463,12 @@ fn a_display_that_panics_is_switched_off_and_recording_goes_on() {
         steps,
         rate: Some(25.0),
     };
-    let report = play(source, Box::new(PanickingDisplay), Some(&log));
+    // A display backend with a bug.
+    let buggy = TestDisplay {
+        panic_from: Some(20),
+        ..TestDisplay::default()
+    };
+    let report = play(source, Box::new(buggy), Some(&log));
     assert_eq!(report.end, EndReason::EndOfStream);
     assert_eq!(report.frames.scored, 60, "{:?}", report.frames);
     assert_eq!(line_count(&log), 60);

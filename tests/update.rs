@@ -113,35 +113,16 @@ fn write_bundle(path: &Path, manifest: &[u8], signature: &[u8], entries: &[Entry
 /// A version's payload: the real pleura binary, the shipped model (or
 /// `model` instead) and the test unit's board profile.
 fn payload(root: &Path, model: Option<Vec<u8>>) -> Vec<Entry> {
-    let profile = format!(
-        r#"name = "{BOARD}"
-target = "x86_64-unknown-linux-gnu"
-threads = 1
-model = "models/lusnet-v3.gguf"
-
-[cpu]
-cores = ["x86-64"]
-features = []
-
-[display]
-backend = "none"
-size = [480, 320]
-
-[capture]
-device = "/dev/pleura-no-grabber"
-formats = ["GREY"]
-
-[paths]
-data = "{root}/data"
-slots = "{root}"
-
-[update]
-health_frames = 5
-health_timeout_s = 600
-max_starts = 2
-"#,
-        root = root.display()
-    );
+    let data = root.join("data");
+    let profile = common::TestBoard {
+        name: BOARD,
+        model: "models/lusnet-v3.gguf",
+        display: "none",
+        grabber: ("/dev/pleura-no-grabber", "GREY"),
+        folders: (&data, root),
+        update: Some((5, 600, 2)),
+    }
+    .toml();
     vec![
         Entry::File(
             "bin/pleura".into(),

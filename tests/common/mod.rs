@@ -207,3 +207,63 @@ pub fn compare_paths(
     }
     agreement
 }
+
+/// A board profile for the tests: one x86-64 core and one thread, with
+/// the model, screen, grabber and folders given ([`TestBoard::toml`]).
+pub struct TestBoard<'a> {
+    /// The profile's name.
+    pub name: &'a str,
+    /// The model file, as the profile writes it.
+    pub model: &'a str,
+    /// The display backend (`none`, `png:DIR`…).
+    pub display: &'a str,
+    /// The grabber's device and its pixel format.
+    pub grabber: (&'a str, &'a str),
+    /// The data folder and the update slots' folder.
+    pub folders: (&'a std::path::Path, &'a std::path::Path),
+    /// `[update]`: the self-test's frames and time limit, and the trial's
+    /// starts; the defaults when `None`.
+    pub update: Option<(u64, u64, u32)>,
+}
+
+impl TestBoard<'_> {
+    /// The profile as `boards/*.toml` holds it.
+    pub fn toml(&self) -> String {
+        let (device, format) = self.grabber;
+        let (data, slots) = self.folders;
+        let mut text = format!(
+            r#"name = "{name}"
+target = "x86_64-unknown-linux-gnu"
+threads = 1
+model = "{model}"
+
+[cpu]
+cores = ["x86-64"]
+features = []
+
+[display]
+backend = "{display}"
+size = [480, 320]
+
+[capture]
+device = "{device}"
+formats = ["{format}"]
+
+[paths]
+data = "{data}"
+slots = "{slots}"
+"#,
+            name = self.name,
+            model = self.model,
+            display = self.display,
+            data = data.display(),
+            slots = slots.display(),
+        );
+        if let Some((frames, timeout_s, starts)) = self.update {
+            text += &format!(
+                "\n[update]\nhealth_frames = {frames}\nhealth_timeout_s = {timeout_s}\nmax_starts = {starts}\n"
+            );
+        }
+        text
+    }
+}
