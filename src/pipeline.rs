@@ -544,7 +544,7 @@ fn score_frame(
     };
     let started = Instant::now();
     let prediction = model.predict(&[&input])?.pop().ok_or_else(|| {
-        crate::model::ModelError::Input("the model returned no prediction".into())
+        crate::model::ModelError::Invariant("the model returned no prediction".into())
     })?;
     out.inference.since(started);
     let started = Instant::now();

@@ -39,7 +39,7 @@ impl Product {
             }
             Precision::Quantized => Product::Quantized(QMatMul::from_arc(weight)?),
             Precision::Int8 => {
-                return Err(ModelError::Input(
+                return Err(ModelError::Invariant(
                     "candle layers run f32 or q8; int8 runs in int8_lusnet".into(),
                 ));
             }
@@ -148,7 +148,7 @@ impl Conv2d {
         let ConvSpec { kernel, stride, .. } = self.spec;
         let (n, h, w, c) = x.dims4()?;
         if c != self.spec.in_channels {
-            return Err(ModelError::Input(format!(
+            return Err(ModelError::Invariant(format!(
                 "layer expects {} channels, got {c}",
                 self.spec.in_channels
             )));

@@ -227,7 +227,7 @@ impl Heads {
             findings,
             findings_bias: findings_bias
                 .try_into()
-                .map_err(|_| ModelError::Input("findings.bias has the wrong length".into()))?,
+                .map_err(|_| ModelError::Invariant("findings.bias has the wrong length".into()))?,
             attention,
             attention_bias,
             attention_out,

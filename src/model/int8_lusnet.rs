@@ -288,7 +288,7 @@ impl Stem {
     /// 3×3 kernel).
     fn new(weights: &[Vec<f32>], bias: &[f32], spec: ConvSpec) -> Result<Self, ModelError> {
         if spec.in_channels > STEM_MAX_CHANNELS {
-            return Err(ModelError::Input(format!(
+            return Err(ModelError::Invariant(format!(
                 "the int8 path's stem takes at most {STEM_MAX_CHANNELS} input channels, not {}",
                 spec.in_channels
             )));
@@ -457,7 +457,7 @@ impl Int8LusNet {
         let kernel = Kernel::detect();
         let s = meta.input_size;
         if !s.is_multiple_of(16) {
-            return Err(ModelError::Input(format!(
+            return Err(ModelError::Invariant(format!(
                 "the int8 path needs an input side divisible by 16, not {s}"
             )));
         }
@@ -507,7 +507,7 @@ impl Int8LusNet {
                 .to_vec1()?,
             bias: bias.to_vec1()?,
         };
-        let layers = || ModelError::Input("model has the wrong number of layers".into());
+        let layers = || ModelError::Invariant("model has the wrong number of layers".into());
         let convs: [Int8Conv; 9] = convs.try_into().map_err(|_| layers())?;
         let (stem, seg) = (stem.ok_or_else(layers)?, seg.ok_or_else(layers)?);
         let [w0, w1, w2, w3] = meta.widths;

@@ -198,7 +198,7 @@ impl LusNet {
             seg,
         ] = convs.as_slice()
         else {
-            return Err(ModelError::Input(
+            return Err(ModelError::Invariant(
                 "model has the wrong number of layers".into(),
             ));
         };

@@ -368,6 +368,10 @@ pub enum ModelError {
     /// The input does not fit the model.
     #[error("model input: {0}")]
     Input(String),
+    /// The network code broke one of its own rules: a bug in Pleura, not
+    /// bad input or a bad file (those are checked before).
+    #[error("model invariant broken (a bug in Pleura): {0}")]
+    Invariant(String),
     /// A tensor operation failed while running the network.
     #[error("model inference: {}", candle_message(.0))]
     Candle(#[from] candle_core::Error),
