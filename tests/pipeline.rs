@@ -271,13 +271,15 @@ fn a_source_that_dies_mid_stream_is_reported_and_outputs_are_flushed() {
 /// frames again.
 struct LostAndBack {
     script: Scripted,
+    /// How long each no-signal report takes.
+    wait: Duration,
 }
 
 impl FrameSource for LostAndBack {
     fn next_frame(&mut self) -> Result<Option<GrayFrame>, SourceError> {
         let next = self.script.next_frame();
         if matches!(&next, Err(e) if e.is_signal_loss()) {
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(self.wait);
         }
         next
     }
@@ -306,9 +308,14 @@ fn a_grabber_that_loses_its_signal_is_waited_for_and_the_run_goes_on() {
     let idle = Arc::new(std::sync::Mutex::new(Vec::new()));
     let model = model();
     let classes = model.meta().seg_classes.clone();
+    // Six reports of at least 200 ms: a gap of 1.2 s, and long against
+    // scoring a frame (under emulation a frame takes about half a second, and
+    // the frames still queued when the signal goes are scored during it).
+    let wait = (3 * scoring_time(&model)).max(Duration::from_millis(200));
     let stages = Stages {
         source: Box::new(LostAndBack {
             script: Scripted { steps, rate: None },
+            wait,
         }),
         model: &model,
         renderer: Box::new(TestDisplay {
@@ -408,21 +415,25 @@ fn a_missing_clip_or_model_a_bad_spec_or_a_wrong_roi_is_named() {
     }
 }
 
-/// A per-frame delay much longer than scoring: four times what scoring a
-/// frame takes on this machine, and at least 30 ms. (A fixed 30 ms is
-/// faster than the scorer under emulation or on a small board.)
-fn slow_display_delay() -> Duration {
-    let model = model();
+/// What scoring one frame takes `model` on this machine (the best of
+/// three).
+fn scoring_time(model: &LusNet) -> Duration {
     let frame = vec![128u8; model.meta().input_len()];
-    let scoring = (0..3)
+    (0..3)
         .map(|_| {
             let start = Instant::now();
             model.predict(&[frame.as_slice()]).unwrap();
             start.elapsed()
         })
         .min()
-        .unwrap();
-    (4 * scoring).max(Duration::from_millis(30))
+        .unwrap()
+}
+
+/// A per-frame delay much longer than scoring: four times what scoring a
+/// frame takes on this machine, and at least 30 ms. (A fixed 30 ms is
+/// faster than the scorer under emulation or on a small board.)
+fn slow_display_delay() -> Duration {
+    (4 * scoring_time(&model())).max(Duration::from_millis(30))
 }
 
 #[test]
