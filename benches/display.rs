@@ -6,9 +6,10 @@
 //! the frame and tints the segmentation.
 
 use pleura::display::{
-    Bedside, Canvas, FbGeometry, PixelFormat, Renderer, Rotation, ScreenRenderer, ScreenState,
+    Bedside, Canvas, FbGeometry, PixelFormat, Renderer, Rotation, ScreenPainter, ScreenState,
     annotate,
 };
+use pleura::exam::Session;
 use std::time::Instant;
 
 #[path = "../tests/common/display.rs"]
@@ -47,7 +48,7 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     let dir = std::env::temp_dir();
     for (w, h) in [(480u32, 320u32), (800, 480), (1024, 600), (1280, 720)] {
-        let mut renderer = ScreenRenderer::new();
+        let mut renderer = ScreenPainter::new();
         let mut canvas = Canvas::new(w, h);
         let mut state = ScreenState::default();
         let draw = median_ms(|i| {
@@ -64,10 +65,10 @@ fn main() {
                 format,
             };
             let fb = fixtures::fake_framebuffer(&path, geometry, Rotation::R0);
-            let (_inputs, inputs) = crossbeam_channel::unbounded();
-            let mut bedside = Bedside::new(Box::new(fb), &classes, None, inputs);
+            let mut bedside = Bedside::new(Box::new(fb), &classes);
+            let session = Session::default();
             let ms = median_ms(|i| {
-                bedside.show(&frames[i]).expect("show");
+                bedside.show(&frames[i], &session).expect("show");
             });
             let _ = std::fs::remove_file(&path);
             ms

@@ -6,8 +6,8 @@
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
+use pleura::model::ModelFile;
 use pleura::model::arch::{conv_specs, macs_per_frame, score_shape};
-use pleura::model::gguf::ModelFile;
 use pleura::model::{LusNet, ModelMeta, Precision};
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -13,7 +13,8 @@
 //! Then one real-time run of the demo clips (paced at 25 fps, as at the
 //! bedside) gives the capture-to-output latency and the frames dropped.
 
-use pleura::display::{NoDisplay, PngDisplay, Renderer};
+use pleura::display::{AnnotatedFrames, NoDisplay, Renderer};
+use pleura::exam::Session;
 use pleura::frame::GrayFrame;
 use pleura::model::{LusNet, Precision};
 use pleura::pipeline::{RunOptions, Stages, run};
@@ -106,6 +107,8 @@ fn pipeline(
         model,
         renderer,
         recorder: Recorder::new(model.meta().seg_classes.clone(), None),
+        session: &mut Session::default(),
+        inputs: crossbeam_channel::never(),
         heartbeat: None,
     };
     run(stages, &options, "bench", "shipped")
@@ -151,7 +154,8 @@ fn main() {
         last_files = Some(report);
         let source = SourceSpec::Demo.open(&demo).expect("demo source");
         let renderer = Box::new(
-            PngDisplay::create(&out.join("png"), &classes, 1).expect("annotated-frame display"),
+            AnnotatedFrames::create(&out.join("png"), &classes, 1)
+                .expect("annotated-frame display"),
         );
         let report = pipeline(&model, source, renderer, false);
         png.push(report.fps);

@@ -7,8 +7,8 @@
 //! [`LiveOptions`]; whatever a flag leaves out comes from the board.
 
 use crate::board::BoardProfile;
-use crate::display::{DisplayError, DisplaySetup, DisplaySpec, ExamOptions};
-use crate::exam::{ExamError, Journal, Protocol};
+use crate::display::{DisplayError, DisplaySetup, DisplaySpec};
+use crate::exam::{ExamError, Journal, Protocol, Session};
 use crate::input::{KeyMapError, spawn_evdev, spawn_stdin_keys};
 use crate::model::{LusNet, ModelError, Precision};
 use crate::pipeline::{RunOptions, Stages};
@@ -146,12 +146,12 @@ pub fn run(board: &BoardProfile, options: LiveOptions) -> Result<RunReport, Beds
             cause: Box::new(cause),
         })?;
     let (input_sender, inputs) = crossbeam_channel::unbounded();
-    let exam = match options.exam {
-        Some(protocol) => Some(ExamOptions {
-            protocol,
-            journal: Journal::open(&options.journal.clone().unwrap_or_else(|| board.journal()))?,
-        }),
-        None => None,
+    let mut session = match options.exam {
+        Some(protocol) => {
+            let journal = options.journal.clone().unwrap_or_else(|| board.journal());
+            Session::with_exam(protocol, Journal::open(&journal)?)
+        }
+        None => Session::default(),
     };
     let (width, height) = options.screen.unwrap_or((
         board.display.size[0] as usize,
@@ -161,8 +161,7 @@ pub fn run(board: &BoardProfile, options: LiveOptions) -> Result<RunReport, Beds
         classes: classes.clone(),
         every: options.every,
         screen: Size::new(width as u32, height as u32),
-        exam,
-        inputs,
+        exam: options.exam.is_some(),
         input_sender: input_sender.clone(),
     })?;
     if display.check_bedside("keys").is_ok() {
@@ -194,6 +193,8 @@ pub fn run(board: &BoardProfile, options: LiveOptions) -> Result<RunReport, Beds
         source,
         model: &model,
         renderer,
+        session: &mut session,
+        inputs,
         recorder,
         heartbeat: Some(Box::new(crate::service::Watchdog::new())),
     };

@@ -20,6 +20,7 @@ use crate::input::{KeyMap, KeyMapError};
 use crate::model::Precision;
 use crate::source::pixels::PixelFormat;
 use crate::source::{SourceSpec, V4lOptions};
+use crate::spec::Named;
 use serde::{Deserialize, Deserializer, de::Error as _};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -145,7 +146,7 @@ pub struct DisplayProfile {
     pub backend: String,
     /// Mounting rotation, degrees clockwise: 0, 90, 180 or 270.
     #[serde(default, deserialize_with = "rotation")]
-    pub rotation: u16,
+    pub rotation: Rotation,
     /// Screen size for headless pictures, `[width, height]`, each side in
     /// [`crate::frame::SIDES`] (the rule of `--screen`).
     #[serde(deserialize_with = "size")]
@@ -161,7 +162,7 @@ pub struct CaptureProfile {
     /// Pixel formats in order of preference (`GREY`, `YUYV`, `MJPG`, …);
     /// at least one.
     #[serde(deserialize_with = "capture_formats")]
-    pub formats: Vec<String>,
+    pub formats: Vec<PixelFormat>,
     /// Frame size `[width, height]`, each side in [`crate::frame::SIDES`];
     /// the device's own when absent.
     #[serde(default, deserialize_with = "optional_size")]
@@ -255,7 +256,7 @@ impl BoardProfile {
 
     /// The screen: the backend, turned by the mounting rotation.
     pub fn display_spec(&self) -> Result<DisplaySpec, crate::display::DisplayError> {
-        let rotation: Rotation = self.display.rotation.to_string().parse()?;
+        let rotation = self.display.rotation;
         Ok(match self.display.backend.parse()? {
             DisplaySpec::Framebuffer { path, .. } => DisplaySpec::Framebuffer { path, rotation },
             DisplaySpec::Kms { path, .. } => DisplaySpec::Kms { path, rotation },
@@ -266,7 +267,7 @@ impl BoardProfile {
     /// The grabber, with the board's format preferences, size and rate.
     pub fn source_spec(&self) -> SourceSpec {
         let options = V4lOptions {
-            formats: self.capture_formats().unwrap_or_default(),
+            formats: self.capture.formats.clone(),
             size: self.capture.size.map(|[w, h]| (w, h)),
             fps: self.capture.fps,
         };
@@ -276,10 +277,6 @@ impl BoardProfile {
     /// The exam journal, in the data folder.
     pub fn journal(&self) -> PathBuf {
         self.paths.data.join("exam.jsonl")
-    }
-
-    fn capture_formats(&self) -> Result<Vec<PixelFormat>, String> {
-        self.capture.formats.iter().map(|f| f.parse()).collect()
     }
 
     /// The key map of the board's buttons (the default map when the
@@ -372,13 +369,14 @@ fn max_starts<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     within(d, "update.max_starts", MAX_STARTS).map(|n| n as u32)
 }
 
-fn rotation<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
-    match u64::deserialize(d)? {
-        degrees @ (0 | 90 | 180 | 270) => Ok(degrees as u16),
-        other => Err(D::Error::custom(format!(
-            "field `display.rotation` is {other}, not 0, 90, 180 or 270"
-        ))),
-    }
+fn rotation<'de, D: Deserializer<'de>>(d: D) -> Result<Rotation, D::Error> {
+    let degrees = u64::deserialize(d)?;
+    Rotation::from_name(&degrees.to_string()).map_err(|_| {
+        D::Error::custom(format!(
+            "field `display.rotation` is {degrees}, not {}",
+            Rotation::choices()
+        ))
+    })
 }
 
 /// `[width, height]`, exactly two numbers, each side in [`crate::frame::SIDES`].
@@ -418,19 +416,18 @@ fn display_backend<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> 
     }
 }
 
-fn capture_formats<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+fn capture_formats<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PixelFormat>, D::Error> {
     let formats = Vec::<String>::deserialize(d)?;
     if formats.is_empty() {
         return Err(D::Error::custom(
             "field `capture.formats` is empty: name at least one pixel format",
         ));
     }
-    for format in &formats {
-        if let Err(e) = format.parse::<PixelFormat>() {
-            return Err(D::Error::custom(format!("field `capture.formats`: {e}")));
-        }
-    }
-    Ok(formats)
+    formats
+        .iter()
+        .map(|format| format.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e| D::Error::custom(format!("field `capture.formats`: {e}")))
 }
 
 fn model_prefixes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {

@@ -29,35 +29,43 @@ pub const MAX_SIDE: u64 = *SIDES.end();
 /// declare a huge picture (a decompression bomb). Only the upper bound
 /// applies here; a picture too small to score is the scorer's to refuse.
 /// The error says the declared size and the limit.
-pub fn check_declared_size(width: u64, height: u64) -> Result<(), String> {
+pub fn check_declared_size(width: u64, height: u64) -> Result<(), SizeError> {
     if width <= MAX_SIDE && height <= MAX_SIDE {
         Ok(())
     } else {
-        Err(format!(
-            "declares {width}x{height} pixels, more than the {MAX_SIDE}x{MAX_SIDE} Pleura reads"
-        ))
+        Err(SizeError::Declared { width, height })
     }
 }
 
 /// Checks a size `width`×`height` against [`SIDES`]; the error says which
 /// size and the rule.
-pub fn check_size(width: u64, height: u64) -> Result<(usize, usize), String> {
+pub fn check_size(width: u64, height: u64) -> Result<(usize, usize), SizeError> {
     if SIDES.contains(&width) && SIDES.contains(&height) {
         Ok((width as usize, height as usize))
     } else {
-        Err(format!(
-            "size {width}x{height}: each side must be {} to {}",
-            SIDES.start(),
-            SIDES.end()
-        ))
+        Err(SizeError::Sides { width, height })
     }
 }
 
-/// Parses `WxH` and checks it against [`SIDES`].
-pub fn parse_size(text: &str) -> Result<(usize, usize), String> {
-    let bad = || format!("'{text}' is not a size WxH");
-    let (w, h) = text.split_once('x').ok_or_else(bad)?;
-    check_size(w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?)
+/// A picture size Pleura does not take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    /// An input declares a picture larger than any Pleura reads.
+    #[error("declares {width}x{height} pixels, more than the {MAX_SIDE}x{MAX_SIDE} Pleura reads")]
+    Declared {
+        /// The declared width.
+        width: u64,
+        /// The declared height.
+        height: u64,
+    },
+    /// A size asked for (a screen, a grabber's frames) outside [`SIDES`].
+    #[error("size {width}x{height}: each side must be {} to {}", SIDES.start(), SIDES.end())]
+    Sides {
+        /// The width asked for.
+        width: u64,
+        /// The height asked for.
+        height: u64,
+    },
 }
 
 /// One 8-bit grayscale frame, rows packed without padding.
@@ -94,16 +102,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_size_is_wxh_with_each_side_16_to_4096() {
-        assert_eq!(parse_size("800x480"), Ok((800, 480)));
-        assert_eq!(parse_size("16x4096"), Ok((16, 4096)));
-        for bad in ["100000x100000", "15x480", "800x4097", "0x0"] {
-            let err = parse_size(bad).unwrap_err();
-            assert!(err.contains("16 to 4096"), "{bad}: {err}");
-        }
-        for bad in ["800", "800x", "x480", "-800x480", "800x480x3"] {
-            let err = parse_size(bad).unwrap_err();
-            assert!(err.contains("not a size WxH"), "{bad}: {err}");
+    fn a_size_has_each_side_16_to_4096() {
+        assert_eq!(check_size(800, 480), Ok((800, 480)));
+        assert_eq!(check_size(16, 4096), Ok((16, 4096)));
+        for bad in [(100000, 100000), (15, 480), (800, 4097), (0, 0)] {
+            let err = check_size(bad.0, bad.1).unwrap_err().to_string();
+            assert!(err.contains("16 to 4096"), "{bad:?}: {err}");
         }
     }
 
@@ -114,7 +118,7 @@ mod tests {
             assert_eq!(check_declared_size(ok.0, ok.1), Ok(()), "{ok:?}");
         }
         for bad in [(20000, 20000), (4097, 16), (16, 4097), (u64::MAX, 1)] {
-            let err = check_declared_size(bad.0, bad.1).unwrap_err();
+            let err = check_declared_size(bad.0, bad.1).unwrap_err().to_string();
             let size = format!("{}x{}", bad.0, bad.1);
             assert!(err.contains(&size) && err.contains("4096x4096"), "{err}");
         }

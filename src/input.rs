@@ -40,26 +40,26 @@ pub struct KeyMap {
 
 /// Linux key codes of the default map.
 mod code {
-    pub const KEY_ENTER: u16 = 28;
-    pub const KEY_SPACE: u16 = 57;
-    pub const KEY_S: u16 = 31;
-    pub const KEY_R: u16 = 19;
-    pub const KEY_F: u16 = 33;
-    pub const KEY_N: u16 = 49;
-    pub const KEY_P: u16 = 25;
-    pub const KEY_D: u16 = 32;
-    pub const KEY_X: u16 = 45;
-    pub const KEY_UP: u16 = 103;
-    pub const KEY_LEFT: u16 = 105;
-    pub const KEY_RIGHT: u16 = 106;
-    pub const KEY_DOWN: u16 = 108;
-    pub const KEY_PAUSE: u16 = 119;
-    pub const KEY_RECORD: u16 = 167;
-    pub const KEY_NEXT: u16 = 407;
-    pub const KEY_PREVIOUS: u16 = 412;
-    pub const BTN_TOUCH: u16 = 0x14a;
+    pub(super) const KEY_ENTER: u16 = 28;
+    pub(super) const KEY_SPACE: u16 = 57;
+    pub(super) const KEY_S: u16 = 31;
+    pub(super) const KEY_R: u16 = 19;
+    pub(super) const KEY_F: u16 = 33;
+    pub(super) const KEY_N: u16 = 49;
+    pub(super) const KEY_P: u16 = 25;
+    pub(super) const KEY_D: u16 = 32;
+    pub(super) const KEY_X: u16 = 45;
+    pub(super) const KEY_UP: u16 = 103;
+    pub(super) const KEY_LEFT: u16 = 105;
+    pub(super) const KEY_RIGHT: u16 = 106;
+    pub(super) const KEY_DOWN: u16 = 108;
+    pub(super) const KEY_PAUSE: u16 = 119;
+    pub(super) const KEY_RECORD: u16 = 167;
+    pub(super) const KEY_NEXT: u16 = 407;
+    pub(super) const KEY_PREVIOUS: u16 = 412;
+    pub(super) const BTN_TOUCH: u16 = 0x14a;
     /// The highest key code (`KEY_MAX`); 0 is `KEY_RESERVED`, never sent.
-    pub const KEY_MAX: u16 = 0x2ff;
+    pub(super) const KEY_MAX: u16 = 0x2ff;
 }
 
 impl Default for KeyMap {

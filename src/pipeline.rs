@@ -3,7 +3,10 @@
 //! ```text
 //!  capture ──[newest wins]──► inference ──[bounded]──► output
 //!  source,                     sector, crop, LusNet,    record every frame,
-//!  pacing                      scores                   display the newest
+//!  pacing                      scores                   exam session gets
+//!                                                       every frame and the
+//!                                                       clinician's inputs;
+//!                                                       display the newest
 //! ```
 //!
 //! This module only wires the stages together; each stage's logic lives in
@@ -14,15 +17,19 @@
 //!   the oldest waiting frame is dropped and counted, and the newest goes in.
 //! * A recording played with `pace: false` is not real time, so nothing is
 //!   dropped: capture waits for inference (every frame is scored).
-//! * The output stage records every scored frame, but when it falls behind
-//!   it displays only the newest one.
+//! * The output stage records every scored frame and hands it to the exam
+//!   [`Session`], but when it falls behind it displays only the newest one.
+//!   A display that fails is turned off; recording, the exam and its
+//!   journal go on.
 //!
 //! A stop request (Ctrl-C, SIGTERM) or the end of the stream ends capture;
 //! the frames already captured are still scored, and every output is
 //! flushed before [`run`] returns.
 
 use crate::display::{DisplayError, Renderer};
+use crate::exam::Session;
 use crate::frame::GrayFrame;
+use crate::input::Input;
 use crate::model::{LusNet, ModelMeta};
 use crate::preprocess::quality::{FrameGate, RejectedFrame, Rejection};
 use crate::preprocess::{FrameHistory, Roi, SectorMode, SectorTracker};
@@ -75,6 +82,12 @@ pub struct Stages<'a> {
     pub model: &'a LusNet,
     /// Where frames are shown.
     pub renderer: Box<dyn Renderer>,
+    /// The exam at the bedside: it sees every scored frame and every
+    /// command ([`Session::default`] when no exam is run).
+    pub session: &'a mut Session,
+    /// The clinician's keys, buttons and taps
+    /// ([`crossbeam_channel::never`] when nobody is there).
+    pub inputs: Receiver<Input>,
     /// Where results are kept.
     pub recorder: Recorder,
     /// Who hears that the run is alive (a service manager's watchdog).
@@ -157,6 +170,8 @@ pub fn run(
         source,
         model,
         renderer,
+        session,
+        inputs,
         recorder,
         heartbeat,
     } = stages;
@@ -179,7 +194,14 @@ pub fn run(
             let _raise = RaiseOnDrop(&inference_done);
             inference_stage(model, frame_rx, scored_tx, options.sector)
         });
-        let output = scope.spawn(|| output_stage(scored_rx, renderer, recorder, heartbeat));
+        let output = Output {
+            session,
+            inputs,
+            renderer,
+            display_ok: true,
+            errors: Vec::new(),
+        };
+        let output = scope.spawn(|| output_stage(scored_rx, output, recorder, heartbeat));
         (
             capture.join().unwrap_or_else(|_| CaptureEnd {
                 end: Some(EndReason::SourceFailed {
@@ -560,18 +582,17 @@ fn score_frame(
     }))
 }
 
-/// Records every scored frame; displays the newest of those waiting.
+/// Records every scored frame and hands it to the exam session; carries
+/// out the clinician's inputs; displays the newest of the frames waiting.
 fn output_stage(
     scored: Receiver<Outcome>,
-    mut renderer: Box<dyn Renderer>,
+    mut output: Output<'_>,
     mut recorder: Recorder,
     mut heartbeat: Option<Box<dyn Heartbeat>>,
 ) -> OutputEnd {
     let mut render = StageClock::default();
     let mut end_to_end = StageClock::default();
     let mut rendered = 0;
-    let mut errors = Vec::new();
-    let mut display_ok = true;
     let mut waiting = Vec::with_capacity(OUTPUT_QUEUE + 1);
     let mut last_frame = Instant::now();
     let mut recorded = 0;
@@ -582,11 +603,9 @@ fn output_stage(
         let first = match scored.recv_timeout(IDLE_TICK) {
             Ok(frame) => frame,
             Err(RecvTimeoutError::Timeout) => {
-                if display_ok && let Err(e) = guarded(|| renderer.idle(last_frame.elapsed())) {
-                    log::error!("display stopped: {e}");
-                    errors.push(format!("display: {e}"));
-                    display_ok = false;
-                }
+                output.take_inputs();
+                let since_last = last_frame.elapsed();
+                output.display(|renderer, session| renderer.idle(since_last, session));
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => break,
@@ -594,46 +613,92 @@ fn output_stage(
         last_frame = Instant::now();
         waiting.push(first);
         waiting.extend(scored.try_iter());
+        output.take_inputs();
         for outcome in &waiting {
             match outcome {
-                Outcome::Scored(frame) => recorder.record(frame),
+                Outcome::Scored(frame) => {
+                    recorder.record(frame);
+                    output.session.observe(&frame.prediction);
+                }
                 Outcome::Rejected(frame) => recorder.reject(frame),
             }
         }
         recorded += waiting.len() as u64;
-        if let Some(newest) = waiting.last().filter(|_| display_ok) {
+        if let Some(newest) = waiting.last() {
             let started = Instant::now();
-            let shown = match newest {
-                Outcome::Scored(frame) => guarded(|| renderer.show(frame)),
-                Outcome::Rejected(frame) => guarded(|| renderer.reject(frame)),
-            };
-            match shown {
-                Ok(true) => {
-                    render.since(started);
-                    rendered += 1;
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    log::error!("display stopped: {e}");
-                    errors.push(format!("display: {e}"));
-                    display_ok = false;
-                }
+            let shown = output.display(|renderer, session| match newest {
+                Outcome::Scored(frame) => renderer.show(frame, session),
+                Outcome::Rejected(frame) => renderer.reject(frame, session),
+            });
+            if shown {
+                render.since(started);
+                rendered += 1;
             }
         }
         for outcome in waiting.drain(..) {
             end_to_end.since(outcome.frame().captured);
         }
     }
-    if display_ok && let Err(e) = guarded(|| renderer.finish()) {
-        log::error!("display: {e}");
-        errors.push(format!("display: {e}"));
-    }
+    output.take_inputs();
+    output.display(|renderer, session| renderer.finish(session));
     OutputEnd {
         recorder,
         rendered,
         render,
         end_to_end,
-        errors,
+        errors: output.errors,
+    }
+}
+
+/// The exam session and the display, as the output thread drives them.
+struct Output<'s> {
+    session: &'s mut Session,
+    inputs: Receiver<Input>,
+    renderer: Box<dyn Renderer>,
+    /// Cleared when the display fails: it is not called again, and the
+    /// session goes on without it.
+    display_ok: bool,
+    errors: Vec<String>,
+}
+
+impl Output<'_> {
+    /// Carries out the clinician's inputs that are waiting. A tap means
+    /// what the screen shows where it landed, so without a working display
+    /// only keys and buttons count.
+    fn take_inputs(&mut self) {
+        while let Ok(input) = self.inputs.try_recv() {
+            let command = match input {
+                Input::Command(command) => Some(command),
+                Input::Tap { x, y } => {
+                    self.display(|renderer, session| Ok(renderer.tap(x, y, session)))
+                }
+            };
+            if let Some(command) = command {
+                self.session.command(command);
+            }
+        }
+    }
+
+    /// Calls the display unless it has failed; the first error or panic
+    /// turns it off and is reported. Returns what the call did, or the
+    /// default (nothing drawn, no command) without a display.
+    fn display<T: Default>(
+        &mut self,
+        call: impl FnOnce(&mut dyn Renderer, &Session) -> Result<T, DisplayError>,
+    ) -> T {
+        if !self.display_ok {
+            return T::default();
+        }
+        let (renderer, session) = (self.renderer.as_mut(), &*self.session);
+        match guarded(|| call(renderer, session)) {
+            Ok(done) => done,
+            Err(e) => {
+                log::error!("display stopped: {e}");
+                self.errors.push(format!("display: {e}"));
+                self.display_ok = false;
+                T::default()
+            }
+        }
     }
 }
 

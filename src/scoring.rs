@@ -23,10 +23,10 @@
 use crate::frame::GrayFrame;
 use crate::model::FramePrediction;
 use crate::model::SCORE_CLASSES;
+use crate::model::argmax;
 #[cfg(test)]
 use crate::model::heads::ClipTerms;
 use crate::model::heads::{self, FINDINGS, HeadOutputs};
-use crate::model::lusnet::argmax;
 use crate::preprocess::Roi;
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -5,6 +5,7 @@
 mod common;
 
 use pleura::display::NoDisplay;
+use pleura::exam::Session;
 use pleura::frame::GrayFrame;
 use pleura::model::{LusNet, Precision};
 use pleura::pipeline::{RunOptions, Stages, run};
@@ -65,6 +66,8 @@ fn a_slow_consumer_drops_frames_and_memory_stays_flat() {
         model: &model,
         renderer: Box::new(NoDisplay),
         recorder: Recorder::new(model.meta().seg_classes.clone(), None),
+        session: &mut Session::default(),
+        inputs: crossbeam_channel::never(),
         heartbeat: None,
     };
     let options = RunOptions {

@@ -14,7 +14,7 @@
 mod common;
 
 use pleura::eval::{predict_clip, prepare_clip};
-use pleura::model::gguf::ModelFile;
+use pleura::model::ModelFile;
 use pleura::model::heads::{self, B_LINES, CONSOLIDATION, FINDING_THRESHOLD};
 use pleura::model::{LusNet, Precision};
 use pleura::scoring::{ClipTracker, ScoreUpdate};

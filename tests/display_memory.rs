@@ -3,6 +3,7 @@
 //! global allocator that sees only this test's thread.
 
 use pleura::display::{Bedside, FbGeometry, PixelFormat, Renderer, Rotation};
+use pleura::exam::Session;
 
 #[path = "common/alloc.rs"]
 mod alloc;
@@ -25,14 +26,14 @@ fn showing_frames_on_a_framebuffer_allocates_nothing_in_steady_state() {
     };
     let fb = fixtures::fake_framebuffer(&path, geometry, Rotation::R0);
     let classes = ["background", "b_line", "consolidation"].map(String::from);
-    let (_inputs, inputs) = crossbeam_channel::unbounded();
-    let mut display = Bedside::new(Box::new(fb), &classes, None, inputs);
+    let mut display = Bedside::new(Box::new(fb), &classes);
+    let session = Session::default();
     for frame in &frames[..10] {
-        display.show(frame).unwrap(); // warm-up: buffers reach their size
+        display.show(frame, &session).unwrap(); // warm-up: buffers reach their size
     }
     let allocations = alloc::on_this_thread(|| {
         for frame in &frames[10..] {
-            display.show(frame).unwrap();
+            display.show(frame, &session).unwrap();
         }
     });
     assert_eq!(allocations, 0, "heap allocations while showing 50 frames");

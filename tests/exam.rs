@@ -147,7 +147,7 @@ fn a_scripted_exam_records_zones_by_stability_and_by_key_and_finishes() {
     wait_for(&journal, "started", 1);
     wait_for(&journal, "recorded", 1); // held still until the score was stable
     assert!(
-        pressed.elapsed() >= pleura::display::MIN_ZONE_HOLD,
+        pressed.elapsed() >= pleura::exam::MIN_ZONE_HOLD,
         "recorded before the probe was held"
     );
     press_and_settle(&mut keys, "n", &frame_log); // next zone, armed

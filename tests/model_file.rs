@@ -5,7 +5,7 @@ mod common;
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
-use pleura::model::gguf::ModelFile;
+use pleura::model::ModelFile;
 use pleura::model::import::{Quantization, import_safetensors};
 use pleura::model::{LusNet, ModelError, Precision};
 use std::path::Path;

@@ -8,7 +8,7 @@
 mod common;
 
 use candle_core::{D, Device, Tensor};
-use pleura::model::gguf::ModelFile;
+use pleura::model::ModelFile;
 use pleura::model::import::{Quantization, import_safetensors};
 use pleura::model::{LusNet, Precision};
 

@@ -5,9 +5,11 @@ mod common;
 
 use common::pleura;
 use pleura::display::{DisplayError, NoDisplay, Renderer};
+use pleura::exam::{Command, Journal, Protocol, Session};
 use pleura::frame::GrayFrame;
+use pleura::input::Input;
 use pleura::model::{LusNet, Precision};
-use pleura::pipeline::{RunOptions, Stages, run};
+use pleura::pipeline::{Heartbeat, RunOptions, Stages, run};
 use pleura::preprocess::SectorMode;
 use pleura::record::{EndReason, FrameLog, Recorder, RunReport};
 use pleura::scoring::ScoredFrame;
@@ -15,7 +17,6 @@ use pleura::source::{FrameSource, SourceError, decode_clip};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -40,7 +41,7 @@ struct TestDisplay {
 }
 
 impl Renderer for TestDisplay {
-    fn show(&mut self, frame: &ScoredFrame) -> Result<bool, DisplayError> {
+    fn show(&mut self, frame: &ScoredFrame, _: &Session) -> Result<bool, DisplayError> {
         if let Some(from) = self.panic_from {
             assert!(frame.frame.seq < from, "a bug in a display backend");
         }
@@ -48,7 +49,7 @@ impl Renderer for TestDisplay {
         Ok(true)
     }
 
-    fn idle(&mut self, since_last: Duration) -> Result<bool, DisplayError> {
+    fn idle(&mut self, since_last: Duration, _: &Session) -> Result<bool, DisplayError> {
         let Some(idle) = &self.idle else {
             return Ok(false);
         };
@@ -56,7 +57,7 @@ impl Renderer for TestDisplay {
         Ok(true)
     }
 
-    fn finish(&mut self) -> Result<(), DisplayError> {
+    fn finish(&mut self, _: &Session) -> Result<(), DisplayError> {
         Ok(())
     }
 }
@@ -99,17 +100,68 @@ fn options(pace: bool) -> RunOptions {
 }
 
 fn play(source: Scripted, renderer: Box<dyn Renderer>, log: Option<&Path>) -> RunReport {
+    play_exam(source, renderer, log, &mut Session::default(), None)
+}
+
+/// Plays `source` with an exam `session`, and a `clinician` at the keys.
+fn play_exam(
+    source: Scripted,
+    renderer: Box<dyn Renderer>,
+    log: Option<&Path>,
+    session: &mut Session,
+    clinician: Option<Clinician>,
+) -> RunReport {
     let model = model();
     let classes = model.meta().seg_classes.clone();
     let log = log.map(|p| FrameLog::create(p).unwrap());
+    let (keys, inputs) = crossbeam_channel::unbounded();
+    let heartbeat = clinician.map(|mut clinician| {
+        clinician.keys = Some(keys);
+        Box::new(clinician) as Box<dyn Heartbeat>
+    });
     let stages = Stages {
         source: Box::new(source),
         model: &model,
         renderer,
         recorder: Recorder::new(classes, log),
-        heartbeat: None,
+        session,
+        inputs,
+        heartbeat,
     };
     run(stages, &options(false), "scripted", "shipped")
+}
+
+/// The clinician of these tests: presses each key of a script once the run
+/// has recorded its number of frames, one key per heartbeat, and only after
+/// a frame came since the last key (so that the zone has seen a frame).
+#[derive(Default)]
+struct Clinician {
+    script: VecDeque<(u64, Command)>,
+    keys: Option<crossbeam_channel::Sender<Input>>,
+    last_key_at: Option<u64>,
+}
+
+impl Heartbeat for Clinician {
+    fn beat(&mut self, recorded: u64) {
+        let Some(&(after, command)) = self.script.front() else {
+            return;
+        };
+        if recorded >= after
+            && self.last_key_at.is_none_or(|at| recorded > at)
+            && let Some(keys) = &self.keys
+        {
+            keys.send(Input::Command(command)).unwrap();
+            self.script.pop_front();
+            self.last_key_at = Some(recorded);
+        }
+    }
+}
+
+/// A BLUE exam journaled in a temporary folder.
+fn blue_exam(dir: &Path) -> (Session, PathBuf) {
+    let path = dir.join("exam.jsonl");
+    let session = Session::with_exam(Protocol::Blue6, Journal::open(&path).unwrap());
+    (session, path)
 }
 
 fn line_count(path: &Path) -> usize {
@@ -323,6 +375,8 @@ fn a_grabber_that_loses_its_signal_is_waited_for_and_the_run_goes_on() {
             ..TestDisplay::default()
         }),
         recorder: Recorder::new(classes, None),
+        session: &mut Session::default(),
+        inputs: crossbeam_channel::never(),
         heartbeat: None,
     };
     let report = run(stages, &options(false), "v4l:/dev/video0", "shipped");
@@ -346,7 +400,7 @@ fn a_truncated_clip_is_scored_as_far_as_it_decodes() {
     let report = dir.path().join("r.json");
     // The first half of an MPEG-TS: its decoder stops half-way.
     let ts = dir.path().join("cut.ts");
-    let status = Command::new("ffmpeg")
+    let status = std::process::Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-i"])
         .arg(common::repo("tests/demo/healthy-score0.mp4"))
         .args(["-c", "copy"])
@@ -492,6 +546,87 @@ fn a_display_that_panics_is_switched_off_and_recording_goes_on() {
 }
 
 #[test]
+fn a_zone_is_scored_on_every_scored_frame_even_when_the_display_drops_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut session, _) = blue_exam(dir.path());
+    session.command(Command::Start);
+    let source = Scripted {
+        steps: demo_frames(80).into_iter().map(Ok).collect(),
+        rate: Some(25.0),
+    };
+    let slow = TestDisplay {
+        delay: slow_display_delay(),
+        ..TestDisplay::default()
+    };
+    let report = play_exam(source, Box::new(slow), None, &mut session, None);
+    assert_eq!(report.frames.scored, 80, "{:?}", report.frames);
+    assert!(
+        report.frames.rendered < 50,
+        "the display skipped frames: {} shown",
+        report.frames.rendered
+    );
+    let zone = session.zone().expect("the zone saw frames");
+    assert_eq!(zone.frames, 80, "every scored frame counts for the zone");
+    let clip = &report.clips[0];
+    assert_eq!(
+        (zone.score.score, zone.score.confidence),
+        (clip.score, clip.confidence),
+        "the zone's score is its clip's"
+    );
+}
+
+#[test]
+fn exam_keys_and_the_journal_go_on_after_the_display_has_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut session, journal) = blue_exam(dir.path());
+    let source = Scripted {
+        steps: demo_frames(100).into_iter().map(Ok).collect(),
+        rate: Some(25.0),
+    };
+    let broken = TestDisplay {
+        panic_from: Some(0),
+        ..TestDisplay::default()
+    };
+    // Every key comes after the display broke on the first frame it got.
+    let clinician = Clinician {
+        script: [
+            (1, Command::Start),
+            (1, Command::Record),
+            (1, Command::NextZone),
+            (1, Command::Record),
+            (1, Command::Finish),
+        ]
+        .into(),
+        ..Clinician::default()
+    };
+    let report = play_exam(
+        source,
+        Box::new(broken),
+        None,
+        &mut session,
+        Some(clinician),
+    );
+    assert_eq!(report.frames.scored, 100, "{:?}", report.frames);
+    assert_eq!(report.frames.rendered, 0);
+    assert!(
+        report.output_errors.iter().any(|e| e.contains("panicked")),
+        "{:?}",
+        report.output_errors
+    );
+    let exam = Journal::read(&journal)
+        .unwrap()
+        .expect("an exam was journaled");
+    assert!(exam.finished, "{exam:?}");
+    assert_eq!(exam.recorded(), 2, "{exam:?}");
+    assert!(exam.zones[..2].iter().flatten().all(|zone| zone.manual));
+    assert_eq!(
+        Some(&exam),
+        session.exam(),
+        "the journal holds what was shown"
+    );
+}
+
+#[test]
 fn sigterm_stops_a_live_run_and_flushes_every_output() {
     let dir = tempfile::tempdir().unwrap();
     let (report, log) = (dir.path().join("r.json"), dir.path().join("f.jsonl"));
@@ -506,7 +641,7 @@ fn sigterm_stops_a_live_run_and_flushes_every_output() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(2500));
-    let killed = Command::new("kill")
+    let killed = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();

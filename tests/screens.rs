@@ -6,7 +6,7 @@
 //! After an intended change of the screens, regenerate the goldens with
 //! `PLEURA_BLESS=1 cargo test --release --test screens` and look at them.
 
-use pleura::display::{Canvas, ScreenKind, ScreenRenderer, ScreenState};
+use pleura::display::{Canvas, ScreenKind, ScreenPainter, ScreenState};
 use pleura::exam::{Command, Exam, Journal, Protocol, ZoneScore};
 use std::path::PathBuf;
 
@@ -98,7 +98,7 @@ fn golden(name: &str) -> PathBuf {
 
 /// Renders one screen at each size and compares it with its golden.
 fn check(screen: &str, state: &ScreenState, exam: Option<&Exam>) {
-    let mut renderer = ScreenRenderer::new();
+    let mut renderer = ScreenPainter::new();
     for (w, h) in SIZES {
         let mut canvas = Canvas::new(w, h);
         renderer.draw(&mut canvas, state, exam, &classes());
@@ -166,7 +166,7 @@ fn summary_screen_lists_every_zone_and_the_total() {
 #[test]
 fn low_confidence_is_flagged_on_the_live_screen() {
     let mut state = phantom_state(ScreenKind::Live);
-    let mut renderer = ScreenRenderer::new();
+    let mut renderer = ScreenPainter::new();
     let mut confident = Canvas::new(800, 480);
     renderer.draw(&mut confident, &state, None, &classes());
     state.clip.1 = 0.30;

@@ -5,6 +5,7 @@
 
 use embedded_graphics::prelude::Size;
 use pleura::display::{Bedside, Renderer, WindowSurface};
+use pleura::exam::Session;
 
 #[path = "common/display.rs"]
 #[allow(dead_code)]
@@ -15,13 +16,14 @@ fn the_window_shows_the_bedside_screen_on_a_headless_sdl() {
     // SAFETY: this test binary runs this one test; nothing reads the
     // environment concurrently.
     unsafe { std::env::set_var("SDL_VIDEODRIVER", "dummy") };
-    let (input_sender, inputs) = crossbeam_channel::unbounded();
+    let (input_sender, _inputs) = crossbeam_channel::unbounded();
     let window =
         WindowSurface::open(Size::new(480, 320), input_sender).expect("window on the dummy driver");
     let classes = ["background", "b_line", "consolidation"].map(String::from);
-    let mut display = Bedside::new(Box::new(window), &classes, None, inputs);
+    let mut display = Bedside::new(Box::new(window), &classes);
+    let session = Session::default();
     for frame in fixtures::phantom_scored_frames(30, 320, 256).iter() {
-        assert!(display.show(frame).expect("shown"));
+        assert!(display.show(frame, &session).expect("shown"));
     }
-    display.finish().expect("finished");
+    display.finish(&session).expect("finished");
 }

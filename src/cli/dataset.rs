@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use pleura::eval::dataset::DatasetKind;
 use pleura::eval::{ExportClips, ExportOptions, export_dataset};
-use pleura::phantom::{PhantomParams, Probe, parse_size, write_clip};
+use pleura::phantom::{PhantomParams, Probe, write_clip};
 use std::path::PathBuf;
 
 /// `pleura phantom`: one synthetic clip with pixel-exact masks.
@@ -23,7 +23,7 @@ pub(crate) struct PhantomArgs {
     #[arg(long, default_value_t = 100)]
     frames: u64,
     /// Image size WxH.
-    #[arg(long, default_value = "256x256", value_parser = parse_size)]
+    #[arg(long, default_value = "256x256", value_parser = pleura::spec::size)]
     size: (usize, usize),
     /// Random seed; the same seed gives the same clip.
     #[arg(long, default_value_t = 1)]

@@ -8,7 +8,6 @@ use pleura::bedside::LiveOptions;
 use pleura::board::BoardProfile;
 use pleura::display::DisplaySpec;
 use pleura::exam::Protocol;
-use pleura::phantom::parse_size;
 use pleura::preprocess::Roi;
 use pleura::record::EndReason;
 use pleura::source::SourceSpec;
@@ -45,7 +44,7 @@ pub(crate) struct RunArgs {
     every: u64,
     /// Size of the PNG or window bedside screen, WxH; the board's screen
     /// size when not given.
-    #[arg(long, value_parser = parse_size)]
+    #[arg(long, value_parser = pleura::spec::size)]
     screen: Option<(usize, usize)>,
     /// Exam protocol (12, 14 or blue): keys then start an exam (s), record
     /// (r or space), freeze (f), go to the next (n) or previous (p) zone,

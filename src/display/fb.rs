@@ -13,6 +13,8 @@
 
 use super::DisplayError;
 use super::annotate::Canvas;
+use super::bedside::Surface;
+use crate::spec::{Named, SpecError};
 use embedded_graphics::prelude::*;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -68,19 +70,21 @@ impl Rotation {
     }
 }
 
+impl Named for Rotation {
+    const WHAT: &'static str = "rotation";
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("0", Rotation::R0),
+        ("90", Rotation::R90),
+        ("180", Rotation::R180),
+        ("270", Rotation::R270),
+    ];
+}
+
 impl std::str::FromStr for Rotation {
-    type Err = DisplayError;
+    type Err = SpecError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "0" => Ok(Rotation::R0),
-            "90" => Ok(Rotation::R90),
-            "180" => Ok(Rotation::R180),
-            "270" => Ok(Rotation::R270),
-            _ => Err(DisplayError::Spec(format!(
-                "rotation {s} (use 0, 90, 180 or 270)"
-            ))),
-        }
+        Self::from_name(s)
     }
 }
 
@@ -110,10 +114,7 @@ impl Framebuffer {
     /// Opens a framebuffer device and reads its geometry from the kernel.
     pub fn open(path: &Path, rotation: Rotation) -> Result<Self, DisplayError> {
         let file = open_device(path)?;
-        let geometry = query_geometry(&file).map_err(|reason| DisplayError::Device {
-            path: path.to_path_buf(),
-            reason,
-        })?;
+        let geometry = query_geometry(&file, path)?;
         Self::with_geometry(file, path, geometry, rotation)
     }
 
@@ -308,8 +309,13 @@ struct FbFixScreeninfo {
 const FBIOGET_VSCREENINFO: libc::c_ulong = 0x4600;
 const FBIOGET_FSCREENINFO: libc::c_ulong = 0x4602;
 
-fn query_geometry(file: &File) -> Result<FbGeometry, String> {
+/// The geometry the kernel reports for the framebuffer `file` (at `path`).
+fn query_geometry(file: &File, path: &Path) -> Result<FbGeometry, DisplayError> {
     use std::os::fd::AsRawFd;
+    let device = |reason| DisplayError::Device {
+        path: path.to_path_buf(),
+        reason,
+    };
     let mut var = FbVarScreeninfo::default();
     let mut fix = FbFixScreeninfo::default();
     let fd = file.as_raw_fd();
@@ -328,19 +334,19 @@ fn query_geometry(file: &File) -> Result<FbGeometry, String> {
             ) == 0
     };
     if !ok {
-        return Err(format!(
+        return Err(device(format!(
             "not a framebuffer ({})",
             std::io::Error::last_os_error()
-        ));
+        )));
     }
     let format = match (var.bits_per_pixel, var.red.offset, var.blue.offset) {
         (16, 11, 0) => PixelFormat::Rgb565,
         (32, 16, 0) => PixelFormat::Xrgb8888,
         (bits, red, blue) => {
-            return Err(format!(
+            return Err(device(format!(
                 "unsupported pixel format: {bits} bits per pixel, red at bit {red}, blue at bit {blue} \
                  (Pleura drives RGB565 and XRGB8888)"
-            ));
+            )));
         }
     };
     Ok(FbGeometry {
@@ -349,6 +355,20 @@ fn query_geometry(file: &File) -> Result<FbGeometry, String> {
         line_length: fix.line_length as usize,
         format,
     })
+}
+
+impl Surface for Framebuffer {
+    fn size(&self) -> Size {
+        self.logical_size()
+    }
+
+    fn rotation(&self) -> Rotation {
+        Framebuffer::rotation(self)
+    }
+
+    fn present(&mut self, canvas: &Canvas) -> Result<(), DisplayError> {
+        Framebuffer::present(self, canvas)
+    }
 }
 
 #[cfg(test)]

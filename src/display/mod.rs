@@ -5,19 +5,21 @@
 //! `embedded-graphics` on a [`Canvas`] (an in-memory `DrawTarget`); a
 //! [`Surface`] then shows the finished picture.
 //!
-//! * [`Bedside`] is the clinician's screen and exam workflow
-//!   ([`ScreenRenderer`] draws it). Its surfaces: the Linux framebuffer
-//!   (`fb:/dev/fb0`, [`Framebuffer`]), DRM/KMS dumb buffers
+//! * [`Bedside`] is the clinician's screen ([`ScreenPainter`] draws it):
+//!   the live frame with the exam [`Session`]'s zones and scores. Its
+//!   surfaces: the Linux framebuffer (`fb:/dev/fb0`, [`Framebuffer`]),
+//!   DRM/KMS dumb buffers
 //!   (`drm:/dev/dri/card0`, [`Kms`]) and PNG files (`png:DIR`,
 //!   [`PngScreens`]), and with the `window` feature a desktop window
 //!   (`window`, `WindowSurface`); `auto` takes the first that opens of
 //!   card0, fb0 and a window.
 //! * `frames:DIR` writes annotated frames and a contact sheet
-//!   ([`PngDisplay`]); `none` shows nothing.
+//!   ([`AnnotatedFrames`]); `none` shows nothing.
 
 mod annotate;
 mod bedside;
 mod fb;
+mod frames;
 mod kms;
 mod png;
 mod screen;
@@ -25,18 +27,21 @@ mod screen;
 mod window;
 
 pub use annotate::{Canvas, annotate, class_colour, score_colour};
-pub use bedside::{Bedside, ExamOptions, MIN_ZONE_HOLD, NO_SIGNAL_AFTER, PngScreens, Surface};
+pub use bedside::{Bedside, NO_SIGNAL_AFTER, Surface};
 pub use fb::{FbGeometry, Framebuffer, PixelFormat, Rotation};
+pub use frames::AnnotatedFrames;
 pub use kms::Kms;
-pub use png::PngDisplay;
-pub use screen::{LOW_CONFIDENCE, ScreenKind, ScreenRenderer, ScreenState, tap_command};
+pub use png::PngScreens;
+pub use screen::{LOW_CONFIDENCE, ScreenKind, ScreenPainter, ScreenState, tap_command};
 #[cfg(feature = "window")]
 pub use window::WindowSurface;
 
+use crate::exam::{Command, Session};
 use crate::input::Input;
 use crate::preprocess::quality::RejectedFrame;
 use crate::scoring::ScoredFrame;
-use crossbeam_channel::{Receiver, Sender};
+use crate::spec::{self, SpecError};
+use crossbeam_channel::Sender;
 use embedded_graphics::prelude::Size;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -66,6 +71,14 @@ pub enum DisplayError {
          drm:/dev/dri/cardN, optionally with ,rotate=90|180|270)"
     )]
     Spec(String),
+    /// A display whose options are wrong.
+    #[error("display '{spec}': {cause}")]
+    Options {
+        /// The `--display` specification.
+        spec: String,
+        /// What is wrong with its options.
+        cause: SpecError,
+    },
     /// Something that only the bedside screen does (an exam, keys) was
     /// asked of a display that is not it.
     #[error(
@@ -88,37 +101,45 @@ fn create_dir(dir: &Path) -> Result<(), DisplayError> {
     })
 }
 
-/// Something that shows scored frames.
+/// Something that shows scored frames. Each call gets the exam
+/// [`Session`], whose state a bedside screen paints.
 pub trait Renderer: Send {
     /// Shows one frame. Returns whether it drew anything: a backend may
     /// show only some frames (every Nth, or none at all).
-    fn show(&mut self, frame: &ScoredFrame) -> Result<bool, DisplayError>;
+    fn show(&mut self, frame: &ScoredFrame, session: &Session) -> Result<bool, DisplayError>;
 
     /// Shows a frame that gets no score, and why (a live screen says NO
     /// IMAGE and shows no score). Returns whether it drew.
-    fn reject(&mut self, _frame: &RejectedFrame) -> Result<bool, DisplayError> {
+    fn reject(&mut self, _frame: &RejectedFrame, _session: &Session) -> Result<bool, DisplayError> {
         Ok(false)
     }
 
     /// Called regularly while no frame arrives, with the time since the
     /// last one (a live screen says NO SIGNAL). Returns whether it drew.
-    fn idle(&mut self, _since_last: Duration) -> Result<bool, DisplayError> {
+    fn idle(&mut self, _since_last: Duration, _session: &Session) -> Result<bool, DisplayError> {
         Ok(false)
     }
 
+    /// What a tap at (`x`, `y`), as fractions of the panel's width and
+    /// height, asks for: what the screen shows there. None on a display
+    /// without a screen.
+    fn tap(&mut self, _x: f32, _y: f32, _session: &Session) -> Option<Command> {
+        None
+    }
+
     /// Called once after the last frame, to finish any output.
-    fn finish(&mut self) -> Result<(), DisplayError>;
+    fn finish(&mut self, session: &Session) -> Result<(), DisplayError>;
 }
 
 /// The display that shows nothing (a terminal summary is printed instead).
 pub struct NoDisplay;
 
 impl Renderer for NoDisplay {
-    fn show(&mut self, _frame: &ScoredFrame) -> Result<bool, DisplayError> {
+    fn show(&mut self, _frame: &ScoredFrame, _session: &Session) -> Result<bool, DisplayError> {
         Ok(false)
     }
 
-    fn finish(&mut self) -> Result<(), DisplayError> {
+    fn finish(&mut self, _session: &Session) -> Result<(), DisplayError> {
         Ok(())
     }
 }
@@ -167,11 +188,16 @@ impl std::str::FromStr for DisplaySpec {
             Some(("frames", dir)) if !dir.is_empty() => Ok(DisplaySpec::Frames(dir.into())),
             Some((kind @ ("fb" | "drm"), rest)) if !rest.is_empty() => {
                 let (path, options) = rest.split_once(',').unwrap_or((rest, ""));
-                let rotation = match options.split_once('=') {
-                    None if options.is_empty() => Rotation::R0,
-                    Some(("rotate", angle)) => angle.parse()?,
-                    _ => return Err(DisplayError::Spec(spec.to_string())),
-                };
+                let mut rotation = Rotation::R0;
+                for option in spec::options("display", options, &["rotate"]) {
+                    rotation =
+                        option
+                            .and_then(|o| o.name())
+                            .map_err(|cause| DisplayError::Options {
+                                spec: spec.to_string(),
+                                cause,
+                            })?;
+                }
                 let path = path.into();
                 Ok(if kind == "fb" {
                     DisplaySpec::Framebuffer { path, rotation }
@@ -211,11 +237,9 @@ pub struct DisplaySetup {
     pub every: u64,
     /// Size of the screen for the PNG backend.
     pub screen: Size,
-    /// The exam protocol and journal, if an exam may be run.
-    pub exam: Option<ExamOptions>,
-    /// The clinician's keys, buttons and taps.
-    pub inputs: Receiver<Input>,
-    /// Where a window sends its keys and clicks (the sender of `inputs`).
+    /// Whether an exam is run: `auto` then refuses to show nothing.
+    pub exam: bool,
+    /// Where a window sends its keys and clicks.
     pub input_sender: Sender<Input>,
 }
 
@@ -243,17 +267,12 @@ impl DisplaySpec {
     /// Opens the display.
     pub fn open(&self, setup: DisplaySetup) -> Result<Box<dyn Renderer>, DisplayError> {
         let bedside = |surface: Box<dyn Surface>, setup: DisplaySetup| -> Box<dyn Renderer> {
-            Box::new(Bedside::new(
-                surface,
-                &setup.classes,
-                setup.exam,
-                setup.inputs,
-            ))
+            Box::new(Bedside::new(surface, &setup.classes))
         };
         Ok(match self {
             DisplaySpec::None => Box::new(NoDisplay),
             DisplaySpec::Frames(dir) => {
-                Box::new(PngDisplay::create(dir, &setup.classes, setup.every)?)
+                Box::new(AnnotatedFrames::create(dir, &setup.classes, setup.every)?)
             }
             DisplaySpec::Png(dir) => {
                 let surface = PngScreens::create(dir, setup.screen, setup.every)?;
@@ -281,7 +300,7 @@ impl DisplaySpec {
                     });
                 match surface {
                     Ok(surface) => bedside(surface, setup),
-                    Err(e) if setup.exam.is_some() => {
+                    Err(e) if setup.exam => {
                         return Err(DisplayError::NotBedside {
                             what: "--exam".into(),
                             display: format!("--display auto found no screen ({e})"),

@@ -18,7 +18,7 @@
 //! model gets the plain legend). On a 480×320 panel the chips wrap to a
 //! second line.
 //!
-//! [`ScreenRenderer::draw`] paints one [`ScreenState`] onto a [`Canvas`]
+//! [`ScreenPainter::draw`] paints one [`ScreenState`] onto a [`Canvas`]
 //! (an `embedded-graphics` draw target). The layout adapts to the canvas
 //! size, from a 480×320 SPI panel to 1280×720; scores are drawn as large
 //! seven-segment digits so they can be read from across a bed. Drawing
@@ -373,12 +373,12 @@ const TINT_ALPHA: u16 = 115; // of 256
 
 /// Draws screens, keeping its scratch buffers between frames.
 #[derive(Debug, Default)]
-pub struct ScreenRenderer {
+pub struct ScreenPainter {
     text: String,
     column_map: Vec<usize>,
 }
 
-impl ScreenRenderer {
+impl ScreenPainter {
     /// A renderer with empty buffers.
     pub fn new() -> Self {
         Self::default()

@@ -11,6 +11,7 @@
 //! stem) is ever on both sides of a train/test split.
 
 use super::findings::{self, Findings};
+use crate::spec::{Named, SpecError};
 use std::path::{Path, PathBuf};
 
 /// Which dataset layout to read.
@@ -23,14 +24,16 @@ pub enum DatasetKind {
     Pocus,
 }
 
+impl Named for DatasetKind {
+    const WHAT: &'static str = "dataset";
+    const NAMES: &'static [(&'static str, Self)] =
+        &[("blues", Self::Blues), ("pocus", Self::Pocus)];
+}
+
 impl std::str::FromStr for DatasetKind {
-    type Err = String;
+    type Err = SpecError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "blues" => Ok(Self::Blues),
-            "pocus" => Ok(Self::Pocus),
-            other => Err(format!("unknown dataset '{other}' (use blues or pocus)")),
-        }
+        Self::from_name(s)
     }
 }
 

@@ -16,7 +16,7 @@ use crate::frame::GrayFrame;
 use crate::model::heads;
 use crate::model::{FramePrediction, LusNet, ModelError};
 use crate::preprocess::quality::FrameGate;
-use crate::preprocess::{Roi, crop_resize, detect_sector};
+use crate::preprocess::{Roi, crop_resize, detect_sector, earlier_offsets};
 use crate::scoring::{clip_findings, clip_score, mean_class_fraction};
 use crate::source::{SourceError, decode_clip, evenly_spaced};
 use dataset::{ClipRecord, DatasetKind};
@@ -114,7 +114,7 @@ pub fn prepare_clip(
                         crop_resize(&decoded[index.saturating_sub(back)], sector, size)
                             .unwrap_or_else(|| input.clone())
                     };
-                    history.push([earlier(2 * step), earlier(step)].concat());
+                    history.push(earlier_offsets(step).map(earlier).concat());
                 }
                 frames.push(input);
             }

@@ -4,6 +4,7 @@
 
 use super::{EvalError, predict_frames};
 use crate::model::LusNet;
+use crate::preprocess::stack_cropped;
 use std::path::Path;
 
 /// Per-class Dice of a model's segmentation against phantom masks.
@@ -43,17 +44,16 @@ pub fn phantom_dice(model: &LusNet, dir: &Path) -> Result<SegmentationDice, Eval
     let index: Index =
         serde_json::from_slice(&text).map_err(|e| unreadable(&index_path, e.to_string()))?;
     let meta = model.meta();
-    if index.size != meta.input_size {
+    // The segmentation is a quarter of the input's side.
+    let (side, seg_side) = (meta.input_size, meta.input_size / 4);
+    if (index.size, index.seg_size) != (side, seg_side) {
+        let (size, seg) = (index.size, index.seg_size);
         return Err(unreadable(
             &index_path,
             format!(
-                "frames of {} px, the model takes {}",
-                index.size, meta.input_size
+                "frames of {size} px and masks of {seg} cells, the model takes {side} and gives {seg_side}"
             ),
         ));
-    }
-    if index.seg_size == 0 {
-        return Err(unreadable(&index_path, "masks of 0 cells a side".into()));
     }
     let classes = meta.seg_classes.len();
     let (mut overlap, mut total) = (vec![0u64; classes], vec![0u64; classes]);
@@ -78,35 +78,14 @@ pub fn phantom_dice(model: &LusNet, dir: &Path) -> Result<SegmentationDice, Eval
         let cells = index.seg_size * index.seg_size;
         let masks = read(&clip.masks, cells)?;
         let frames_of_clip: Vec<&[u8]> = pixels.chunks(index.size * index.size).collect();
-        // A 2.5D model's inputs: a phantom clip's frames are consecutive,
-        // so its earlier frames are its own (the first standing in before it).
-        let step = meta.history_step;
-        let inputs: Vec<Vec<u8>> = match step {
-            0 => Vec::new(),
-            _ => (0..frames_of_clip.len())
-                .map(|i| {
-                    let back = |n: usize| frames_of_clip[i.saturating_sub(n)];
-                    [back(2 * step), back(step), frames_of_clip[i]].concat()
-                })
-                .collect(),
-        };
-        let views: Vec<&[u8]> = match step {
-            0 => frames_of_clip,
-            _ => inputs.iter().map(Vec::as_slice).collect(),
-        };
+        // A phantom clip's frames are consecutive, so a 2.5D model's
+        // earlier frames are its own.
+        let inputs = stack_cropped(&frames_of_clip, meta.history_step);
+        let views: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
         for (prediction, truth) in predict_frames(model, &views)?
             .iter()
             .zip(masks.chunks(cells))
         {
-            if prediction.seg_size != index.seg_size {
-                return Err(unreadable(
-                    &index_path,
-                    format!(
-                        "masks of {} cells, the model gives {}",
-                        index.seg_size, prediction.seg_size
-                    ),
-                ));
-            }
             for (&p, &t) in prediction.seg_labels.iter().zip(truth) {
                 let (p, t) = (usize::from(p), usize::from(t));
                 if p < classes {

@@ -1,11 +1,43 @@
 //! LusNet's architecture as numbers: each convolution's shape, each
 //! layer's output side, the score head's shape and the cost of a frame.
-//! The candle path ([`super::lusnet`]), the integer path
-//! ([`super::int8_lusnet`]) and the importer ([`super::import`]) all build
+//! The candle path (`lusnet.rs`), the integer path
+//! (`int8_lusnet.rs`) and the importer ([`super::import`]) all build
 //! from these.
 
 use super::SCORE_CLASSES;
-use super::conv::ConvSpec;
+
+/// Q8_0 quantizes blocks of this many weights.
+pub(crate) const BLOCK: usize = 32;
+
+/// `k` rounded up to a multiple of [`BLOCK`].
+pub(crate) fn padded_k(k: usize) -> usize {
+    k.div_ceil(BLOCK) * BLOCK
+}
+
+/// The geometry of one convolution layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvSpec {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Kernel side (1 or 3).
+    pub kernel: usize,
+    /// Stride (1 or 2).
+    pub stride: usize,
+    /// Whether a ReLU follows.
+    pub relu: bool,
+}
+
+impl ConvSpec {
+    /// The `[out, K]` shape its stored weight has.
+    pub fn weight_shape(&self) -> (usize, usize) {
+        (
+            self.out_channels,
+            padded_k(self.kernel * self.kernel * self.in_channels),
+        )
+    }
+}
 
 /// The convolution layers of LusNet in forward order, for an input of
 /// `input_channels` planes (1, or 3 for a 2.5D model).
@@ -77,6 +109,13 @@ pub fn macs_per_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn padded_k_rounds_up_to_the_q8_block() {
+        assert_eq!(padded_k(9), 32);
+        assert_eq!(padded_k(144), 160);
+        assert_eq!(padded_k(288), 288);
+    }
 
     #[test]
     fn v1_at_128_costs_well_under_half_a_gigamac() {

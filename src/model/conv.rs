@@ -6,18 +6,11 @@
 //! stored `[out, K]` with K ordered `(ky, kx, in)` and zero-padded to a
 //! multiple of 32, the Q8_0 block size, so every layer can be quantized.
 
+use super::arch::{ConvSpec, padded_k};
 use super::{ModelError, Precision};
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{Module, Tensor};
 use std::sync::Arc;
-
-/// Q8_0 quantizes blocks of this many weights.
-pub const BLOCK: usize = 32;
-
-/// `k` rounded up to a multiple of [`BLOCK`].
-pub fn padded_k(k: usize) -> usize {
-    k.div_ceil(BLOCK) * BLOCK
-}
 
 /// A weight matrix `[out, K]` and the product with it.
 #[derive(Debug)]
@@ -95,34 +88,9 @@ fn quantized_product(q: &QMatMul, rows: &Tensor) -> candle_core::Result<Tensor> 
     Tensor::cat(&parts, 0)
 }
 
-/// The geometry of one convolution layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConvSpec {
-    /// Input channels.
-    pub in_channels: usize,
-    /// Output channels.
-    pub out_channels: usize,
-    /// Kernel side (1 or 3).
-    pub kernel: usize,
-    /// Stride (1 or 2).
-    pub stride: usize,
-    /// Whether a ReLU follows.
-    pub relu: bool,
-}
-
-impl ConvSpec {
-    /// The `[out, K]` shape its stored weight has.
-    pub fn weight_shape(&self) -> (usize, usize) {
-        (
-            self.out_channels,
-            padded_k(self.kernel * self.kernel * self.in_channels),
-        )
-    }
-}
-
 /// A square convolution with "same" padding, bias and optional ReLU.
 #[derive(Debug)]
-pub struct Conv2d {
+pub(super) struct Conv2d {
     spec: ConvSpec,
     product: Product,
     bias: Tensor,
@@ -130,7 +98,7 @@ pub struct Conv2d {
 
 impl Conv2d {
     /// Builds a layer from its stored weight (`spec.weight_shape()`) and bias `[out]`.
-    pub fn new(
+    pub(super) fn new(
         spec: ConvSpec,
         weight: Arc<QTensor>,
         bias: Tensor,
@@ -144,7 +112,7 @@ impl Conv2d {
     }
 
     /// `x [N, H, W, in] → [N, H', W', out]`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor, ModelError> {
+    pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor, ModelError> {
         let ConvSpec { kernel, stride, .. } = self.spec;
         let (n, h, w, c) = x.dims4()?;
         if c != self.spec.in_channels {
@@ -169,7 +137,7 @@ impl Conv2d {
 /// Unfolds NHWC `data` into one row per output pixel holding its
 /// `kernel × kernel × C` neighbourhood (zeros outside the image), each row
 /// zero-padded to `k` values.
-pub fn im2col(
+pub(super) fn im2col(
     data: &[f32],
     [n, h, w, c]: [usize; 4],
     kernel: usize,
@@ -204,14 +172,14 @@ pub fn im2col(
 
 /// A dense layer `[N, in] → [N, out]`.
 #[derive(Debug)]
-pub struct Linear {
+pub(super) struct Linear {
     product: Product,
     bias: Tensor,
 }
 
 impl Linear {
     /// Builds a layer from its weight `[out, in]` (in a multiple of 32) and bias `[out]`.
-    pub fn new(
+    pub(super) fn new(
         weight: Arc<QTensor>,
         bias: Tensor,
         precision: Precision,
@@ -223,7 +191,7 @@ impl Linear {
     }
 
     /// `x [N, in] → [N, out]`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor, ModelError> {
+    pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor, ModelError> {
         Ok(self.product.apply(x)?.broadcast_add(&self.bias)?)
     }
 }
@@ -312,12 +280,5 @@ mod tests {
             }
         }
         Ok(())
-    }
-
-    #[test]
-    fn padded_k_rounds_up_to_the_q8_block() {
-        assert_eq!(padded_k(9), 32);
-        assert_eq!(padded_k(144), 160);
-        assert_eq!(padded_k(288), 288);
     }
 }

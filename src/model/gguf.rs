@@ -213,7 +213,9 @@ impl ModelFile {
 }
 
 /// sha256 over every tensor in name order: name, type, shape and bytes.
-pub fn tensors_sha256(tensors: &BTreeMap<String, Arc<QTensor>>) -> Result<String, ModelError> {
+pub(super) fn tensors_sha256(
+    tensors: &BTreeMap<String, Arc<QTensor>>,
+) -> Result<String, ModelError> {
     let mut hasher = Sha256::new();
     for (name, tensor) in tensors {
         hasher.update((name.len() as u64).to_le_bytes());

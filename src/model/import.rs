@@ -11,11 +11,11 @@
 //! finding and clip heads ([`super::heads`]), kept in f32: they are small
 //! and run once per frame on the embedding.
 
-use super::arch::{conv_specs, score_shape};
-use super::conv::padded_k;
+use super::arch::{conv_specs, padded_k, score_shape};
 use super::gguf::ModelFile;
 use super::heads::{CLIP_ATTENTION, FINDINGS};
 use super::{ARCHITECTURE, LUSNET_VERSION, ModelError, ModelMeta};
+use crate::spec::{Named, SpecError};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 use std::collections::{BTreeMap, HashMap};
@@ -31,14 +31,16 @@ pub enum Quantization {
     F32,
 }
 
+impl Named for Quantization {
+    const WHAT: &'static str = "quantization";
+    const NAMES: &'static [(&'static str, Self)] = &[("q8_0", Self::Q8_0), ("f32", Self::F32)];
+}
+
 impl std::str::FromStr for Quantization {
-    type Err = String;
+    type Err = SpecError;
+    /// A name of [`Named::NAMES`], in any case.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "q8_0" => Ok(Self::Q8_0),
-            "f32" => Ok(Self::F32),
-            other => Err(format!("unknown quantization '{other}' (use q8_0 or f32)")),
-        }
+        Self::from_name(&s.to_ascii_lowercase())
     }
 }
 

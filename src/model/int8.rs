@@ -20,33 +20,38 @@
 //! at once, reusing each activation load four times.
 
 /// Row lengths are multiples of this (the widest kernel's step).
-pub const K_STEP: usize = 16;
+pub(super) const K_STEP: usize = 16;
 /// Output channels computed together.
 const COLUMNS: usize = 4;
 
-/// One of the integer product implementations.
+/// One of the integer product implementations built for this
+/// architecture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kernel {
+pub(super) enum Kernel {
     /// Portable i32 loop.
     Scalar,
     /// x86-64 AVX2.
+    #[cfg(target_arch = "x86_64")]
     Avx2,
     /// x86-64 AVX512-VNNI (with AVX512-VL and BW).
+    #[cfg(target_arch = "x86_64")]
     Avx512Vnni,
     /// AArch64 NEON without dot products (ARMv8.0).
+    #[cfg(target_arch = "aarch64")]
     Neon,
     /// AArch64 NEON with `sdot` (ARMv8.2 dotprod).
+    #[cfg(target_arch = "aarch64")]
     NeonDot,
 }
 
 impl Kernel {
     /// The fastest kernel this CPU runs.
-    pub fn detect() -> Self {
+    pub(super) fn detect() -> Self {
         Self::available().last().copied().unwrap_or(Kernel::Scalar)
     }
 
     /// Every kernel this CPU runs, slowest first (the scalar one always).
-    pub fn available() -> Vec<Self> {
+    pub(super) fn available() -> Vec<Self> {
         let mut kernels = vec![Kernel::Scalar];
         #[cfg(target_arch = "x86_64")]
         {
@@ -79,7 +84,7 @@ impl Kernel {
     /// # Panics
     /// If the shapes disagree, the weights were packed for another kernel,
     /// or the kernel does not run on this CPU.
-    pub fn product(self, a: &[u8], weights: &Int8Weights, out: &mut [i32]) {
+    pub(super) fn product(self, a: &[u8], weights: &Int8Weights, out: &mut [i32]) {
         let k = weights.k;
         assert!(a.len().is_multiple_of(k), "rows are not {k} long");
         let m = a.len() / k;
@@ -178,7 +183,7 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-    pub unsafe fn product_vnni(a: &[u8], weights: &Int8Weights, out: &mut [i32]) {
+    pub(super) unsafe fn product_vnni(a: &[u8], weights: &Int8Weights, out: &mut [i32]) {
         let (k, stride) = (weights.k, weights.stride());
         let m = a.len() / k;
         tiles(m, stride / 16, 4, |rows, columns, row, block| {
@@ -234,7 +239,7 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2")]
-    pub unsafe fn product_avx2(a: &[u8], weights: &Int8Weights, out: &mut [i32]) {
+    pub(super) unsafe fn product_avx2(a: &[u8], weights: &Int8Weights, out: &mut [i32]) {
         let (k, stride) = (weights.k, weights.stride());
         let m = a.len() / k;
         tiles(m, stride / 8, 2, |rows, columns, row, block| {
@@ -295,7 +300,7 @@ mod arm {
     use std::arch::aarch64::*;
 
     #[target_feature(enable = "neon")]
-    pub unsafe fn dot4_neon(row: &[u8], block: &[i8], k: usize) -> [i32; COLUMNS] {
+    pub(super) unsafe fn dot4_neon(row: &[u8], block: &[i8], k: usize) -> [i32; COLUMNS] {
         let mut acc = [vdupq_n_s32(0); COLUMNS];
         let (a, w) = (row.as_ptr() as *const i8, block.as_ptr());
         let mut i = 0;
@@ -315,7 +320,7 @@ mod arm {
     }
 
     #[target_feature(enable = "neon,dotprod")]
-    pub unsafe fn dot4_sdot(row: &[u8], block: &[i8], k: usize) -> [i32; COLUMNS] {
+    pub(super) unsafe fn dot4_sdot(row: &[u8], block: &[i8], k: usize) -> [i32; COLUMNS] {
         let mut acc = [vdupq_n_s32(0); COLUMNS];
         let (a, w) = (row.as_ptr() as *const i8, block.as_ptr());
         let mut i = 0;
@@ -345,7 +350,7 @@ mod arm {
 /// per output channel (`weight ≈ scale · value`), rows zero-padded to a
 /// multiple of [`K_STEP`], laid out for one [`Kernel`].
 #[derive(Debug, Clone)]
-pub struct Int8Weights {
+pub(super) struct Int8Weights {
     kernel: Kernel,
     /// `[out, k]`, row-major (scalar and NEON kernels).
     values: Vec<i8>,
@@ -360,7 +365,7 @@ pub struct Int8Weights {
 impl Int8Weights {
     /// Quantizes `[out, k_in]` f32 weights symmetrically per output
     /// channel, for `kernel`.
-    pub fn quantize(weights: &[f32], out: usize, kernel: Kernel) -> Self {
+    pub(super) fn quantize(weights: &[f32], out: usize, kernel: Kernel) -> Self {
         let k_in = weights.len() / out.max(1);
         let k = k_in.div_ceil(K_STEP).max(1) * K_STEP;
         let mut values = vec![0i8; out * k];
@@ -374,7 +379,9 @@ impl Int8Weights {
             scales.push(scale);
         }
         let lanes = match kernel {
+            #[cfg(target_arch = "x86_64")]
             Kernel::Avx512Vnni => 16,
+            #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => 8,
             _ => 0,
         };
@@ -404,29 +411,29 @@ impl Int8Weights {
     }
 
     /// Padded row length of the activations.
-    pub fn k(&self) -> usize {
+    pub(super) fn k(&self) -> usize {
         self.k
     }
 
     /// Output channels.
-    pub fn out(&self) -> usize {
+    pub(super) fn out(&self) -> usize {
         self.scales.len()
     }
 
     /// Row length of the sums (output channels, padded for the kernel).
-    pub fn stride(&self) -> usize {
+    pub(super) fn stride(&self) -> usize {
         self.stride
     }
 
     /// The kernel these weights are laid out for.
-    pub fn kernel(&self) -> Kernel {
+    pub(super) fn kernel(&self) -> Kernel {
         self.kernel
     }
 }
 
 /// Quantizes non-negative activations to 0..=127: returns the scale
 /// (`value ≈ scale · q`) to pass to [`requantize`]. `max` is their maximum.
-pub fn activation_scale(max: f32) -> f32 {
+pub(super) fn activation_scale(max: f32) -> f32 {
     if max > 0.0 { max / 127.0 } else { 1.0 }
 }
 
@@ -436,7 +443,7 @@ pub fn activation_scale(max: f32) -> f32 {
 /// of a saturating conversion.
 #[inline]
 #[allow(clippy::manual_clamp)] // `clamp` keeps NaN, `max` turns it into 0
-pub fn quantize_activation(value: f32, inverse_scale: f32) -> u8 {
+pub(super) fn quantize_activation(value: f32, inverse_scale: f32) -> u8 {
     let q = (value * inverse_scale + 0.5).max(0.0).min(127.0);
     // SAFETY: `max` turns NaN into 0, so q is a finite value in 0..=127.
     unsafe { q.to_int_unchecked::<i32>() as u8 }
@@ -450,7 +457,7 @@ pub fn quantize_activation(value: f32, inverse_scale: f32) -> u8 {
 /// SSE2, scalarizes the conversions): for AVX2 + FMA, chosen at run time,
 /// and for the baseline. AArch64's baseline has NEON.
 #[multiversion::multiversion(targets("x86_64+avx2+fma"))]
-pub fn requantize(
+pub(crate) fn requantize(
     sums: &[i32],
     weights: &Int8Weights,
     a_scale: f32,

@@ -22,11 +22,10 @@
 //! segmentation head and the score head stay f32: together under 1 % of
 //! the work. A frame allocates nothing but the prediction it returns.
 
-use super::arch::{conv_specs, output_sides, score_shape};
-use super::conv::ConvSpec;
-use super::gguf::ModelFile;
+use super::arch::{ConvSpec, conv_specs, output_sides, score_shape};
 use super::int8::{Int8Weights, Kernel, activation_scale, quantize_activation, requantize};
-use super::{ModelError, ModelMeta, SCORE_CLASSES};
+use super::{ModelError, ModelFile, ModelMeta, ModelOutput, SCORE_CLASSES};
+use candle_core::Tensor;
 use std::cell::RefCell;
 use std::sync::Mutex;
 
@@ -423,7 +422,7 @@ struct Scratch {
 
 /// An input for [`Int8LusNet::run`]: `C` channels of `S×S`, row-major.
 #[derive(Debug, Clone, Copy)]
-pub enum Frame<'a> {
+pub(super) enum Frame<'a> {
     /// Preprocessed pixels, normalized as the model file says: `C` planes,
     /// oldest first.
     Pixels(&'a [u8]),
@@ -433,7 +432,7 @@ pub enum Frame<'a> {
 
 /// LusNet with integer convolutions and its buffers.
 #[derive(Debug)]
-pub struct Int8LusNet {
+pub(super) struct Int8LusNet {
     side: usize,
     /// Input channels: 1, or 3 for a 2.5D model.
     channels: usize,
@@ -451,7 +450,7 @@ pub struct Int8LusNet {
 
 impl Int8LusNet {
     /// Quantizes the model file's weights for the fastest kernel this CPU runs.
-    pub fn new(file: &ModelFile) -> Result<Self, ModelError> {
+    pub(super) fn new(file: &ModelFile) -> Result<Self, ModelError> {
         let meta: &ModelMeta = &file.meta;
         let classes = meta.seg_classes.len();
         let kernel = Kernel::detect();
@@ -544,13 +543,39 @@ impl Int8LusNet {
         })
     }
 
+    /// [`super::LusNet::forward`] on the integer path: a normalized
+    /// `[N, S, S, C]` batch, frame by frame.
+    pub(crate) fn forward(&self, x: &Tensor, meta: &ModelMeta) -> Result<ModelOutput, ModelError> {
+        let (n, s, _, c) = x.dims4()?;
+        let side = s / 4;
+        let classes = meta.seg_classes.len();
+        let (mut score, mut seg, mut embedding) = (Vec::new(), Vec::new(), Vec::new());
+        for frame in x.flatten_all()?.to_vec1::<f32>()?.chunks_exact(s * s * c) {
+            self.run(
+                Frame::Normalized(frame),
+                |score_logits, seg_logits, pooled| {
+                    score.extend_from_slice(score_logits);
+                    seg.extend_from_slice(seg_logits);
+                    embedding.extend_from_slice(pooled);
+                },
+            );
+        }
+        let dim = 2 * meta.widths[3];
+        let device = x.device();
+        Ok(ModelOutput {
+            score_logits: Tensor::from_vec(score, (n, SCORE_CLASSES), device)?,
+            seg_logits: Tensor::from_vec(seg, (n, side, side, classes), device)?,
+            embedding: Tensor::from_vec(embedding, (n, dim), device)?,
+        })
+    }
+
     /// Runs one `S×S` frame and hands `visit` the score logits, the
     /// `[S/4 · S/4][classes]` segmentation logits and the frame embedding
     /// (`2·w3` values) while the buffers are held.
     ///
     /// On several threads the whole frame runs inside rayon's pool, so that
     /// the calling thread does not sleep and wake around every layer.
-    pub fn run<T: Send>(
+    pub(super) fn run<T: Send>(
         &self,
         frame: Frame<'_>,
         visit: impl FnOnce(&[f32; SCORE_CLASSES], &[f32], &[f32]) -> T + Send,

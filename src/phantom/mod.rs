@@ -19,6 +19,7 @@ pub use render::{FrameRenderer, ScanConverter};
 pub use scene::Scene;
 
 use crate::frame::GrayFrame;
+use crate::spec::{self, Named, SpecError};
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use std::path::{Path, PathBuf};
@@ -42,15 +43,17 @@ pub enum Probe {
     Linear,
 }
 
+impl Named for Probe {
+    const WHAT: &'static str = "probe";
+    const NAMES: &'static [(&'static str, Self)] =
+        &[("convex", Probe::Convex), ("linear", Probe::Linear)];
+}
+
 impl std::str::FromStr for Probe {
-    type Err = String;
+    type Err = SpecError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "convex" => Ok(Probe::Convex),
-            "linear" => Ok(Probe::Linear),
-            other => Err(format!("unknown probe '{other}' (use convex or linear)")),
-        }
+        Self::from_name(s)
     }
 }
 
@@ -160,39 +163,29 @@ impl Iterator for Phantom {
 }
 
 /// Parses the options of `phantom[:score=N,probe=P,frames=N,seed=S,size=WxH]`.
-pub fn parse_options(options: &str) -> Result<PhantomParams, String> {
+pub fn parse_options(options: &str) -> Result<PhantomParams, SpecError> {
     let mut params = PhantomParams::default();
-    for option in options.split(',').filter(|o| !o.is_empty()) {
-        let (key, value) = option
-            .split_once('=')
-            .ok_or_else(|| format!("phantom option '{option}' is not key=value"))?;
-        let number = |v: &str| {
-            v.parse::<u64>()
-                .map_err(|_| format!("phantom {key}: '{v}' is not a number"))
-        };
-        match key {
+    let keys = &["score", "probe", "frames", "seed", "size"];
+    for option in spec::options("phantom", options, keys) {
+        let option = option?;
+        match option.key {
             "score" => {
-                params.score = u8::try_from(number(value)?)
-                    .ok()
-                    .filter(|&s| s <= 3)
-                    .ok_or_else(|| format!("phantom score {value}: use 0 to 3"))?;
+                params.score = option.parse("use 0 to 3")?;
+                if params.score > 3 {
+                    return Err(option.bad("use 0 to 3"));
+                }
             }
-            "probe" => params.probe = value.parse()?,
-            "frames" => params.frames = number(value)?,
-            "seed" => params.seed = number(value)?,
-            "size" => (params.width, params.height) = parse_size(value)?,
+            "probe" => params.probe = option.name()?,
+            "frames" => params.frames = option.parse("not a number of frames")?,
+            "seed" => params.seed = option.parse("not a number")?,
             _ => {
-                return Err(format!(
-                    "unknown phantom option '{key}' (score, probe, frames, seed, size)"
-                ));
+                (params.width, params.height) =
+                    spec::size(option.value).map_err(|e| option.bad(&e.to_string()))?;
             }
         }
     }
     Ok(params)
 }
-
-/// Parses `WxH`: the size rule of every picture, [`crate::frame::SIDES`].
-pub use crate::frame::parse_size;
 
 /// Why a phantom clip could not be written.
 #[derive(Debug, thiserror::Error)]

@@ -15,6 +15,29 @@ use super::{Roi, crop_resize};
 use crate::frame::GrayFrame;
 use std::collections::VecDeque;
 
+/// How many frames back the earlier planes of a 2.5D input are, oldest
+/// first: `2Δ` and `Δ`.
+pub fn earlier_offsets(step: usize) -> [usize; 2] {
+    [2 * step, step]
+}
+
+/// The 2.5D inputs of consecutive `frames` of one clip that are already
+/// cropped to the model's square (exported phantom frames): each frame
+/// after the crops of [`earlier_offsets`] frames before it, the first
+/// frame standing in before the clip's start. Without a step, the frames
+/// themselves.
+pub fn stack_cropped(frames: &[&[u8]], step: usize) -> Vec<Vec<u8>> {
+    (0..frames.len())
+        .map(|i| {
+            let back = |n: usize| frames[i.saturating_sub(n)];
+            match step {
+                0 => frames[i].to_vec(),
+                _ => [earlier_offsets(step).map(back).concat(), frames[i].to_vec()].concat(),
+            }
+        })
+        .collect()
+}
+
 /// The last `2Δ + 1` frames of a clip, for its 2.5D inputs.
 #[derive(Debug)]
 pub struct FrameHistory {
@@ -65,7 +88,7 @@ impl FrameHistory {
         }
         let newest = self.frames.len().saturating_sub(1);
         let mut stacked = Vec::with_capacity(3 * input.len());
-        for back in [2 * self.step, self.step] {
+        for back in earlier_offsets(self.step) {
             let crop = self
                 .frames
                 .get_mut(newest.saturating_sub(back))

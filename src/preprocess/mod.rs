@@ -12,7 +12,7 @@
 mod history;
 pub mod quality;
 
-pub use history::{FrameHistory, clip_inputs};
+pub use history::{FrameHistory, clip_inputs, earlier_offsets, stack_cropped};
 
 use crate::frame::GrayFrame;
 
@@ -68,15 +68,42 @@ impl Roi {
     }
 }
 
+/// Why a `--roi` is not a region Pleura can score.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoiError {
+    /// Not four numbers.
+    #[error("'{0}' is not a rectangle x,y,w,h in pixels")]
+    NotARectangle(String),
+    /// Smaller than a sector can be.
+    #[error(
+        "the region '{text}' is {w}×{h} px: a sector is at least {} px on each side",
+        quality::MIN_SECTOR_SIDE
+    )]
+    TooSmall {
+        /// The region as written.
+        text: String,
+        /// Its width.
+        w: usize,
+        /// Its height.
+        h: usize,
+    },
+    /// Past the largest frame Pleura reads.
+    #[error(
+        "the region '{0}' reaches past {max} px, the largest frame side Pleura reads",
+        max = crate::frame::SIDES.end()
+    )]
+    TooFar(String),
+}
+
 impl std::str::FromStr for Roi {
-    type Err = String;
+    type Err = RoiError;
 
     /// Parses `x,y,w,h` in pixels: a region at least
     /// [`quality::MIN_SECTOR_SIDE`] on each side that fits a frame of the
     /// largest size Pleura reads ([`crate::frame::SIDES`]). Whether it fits
     /// the frames of a given source is checked on every frame.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("'{text}' is not a rectangle x,y,w,h in pixels");
+        let bad = || RoiError::NotARectangle(text.to_string());
         let values: Vec<usize> = text
             .split(',')
             .map(|v| v.trim().parse().map_err(|_| bad()))
@@ -84,17 +111,16 @@ impl std::str::FromStr for Roi {
         let [x, y, w, h] = values[..] else {
             return Err(bad());
         };
-        let min = quality::MIN_SECTOR_SIDE;
-        if w < min || h < min {
-            return Err(format!(
-                "the region '{text}' is {w}×{h} px: a sector is at least {min} px on each side"
-            ));
+        if w < quality::MIN_SECTOR_SIDE || h < quality::MIN_SECTOR_SIDE {
+            return Err(RoiError::TooSmall {
+                text: text.to_string(),
+                w,
+                h,
+            });
         }
         let max = *crate::frame::SIDES.end() as usize;
         if x.saturating_add(w) > max || y.saturating_add(h) > max {
-            return Err(format!(
-                "the region '{text}' reaches past {max} px, the largest frame side Pleura reads"
-            ));
+            return Err(RoiError::TooFar(text.to_string()));
         }
         Ok(Roi { x, y, w, h })
     }
@@ -707,7 +733,7 @@ mod tests {
         // Issue 16: a 1-pixel region was scored "stable".
         for text in ["0,0,1,1", "10,10,63,200", "10,10,200,63"] {
             let err = text.parse::<Roi>().unwrap_err();
-            assert!(err.contains("at least 64 px"), "{text}: {err}");
+            assert!(err.to_string().contains("at least 64 px"), "{text}: {err}");
         }
         for text in [
             "4000,0,200,200",
@@ -715,7 +741,7 @@ mod tests {
             &format!("{},0,64,64", usize::MAX),
         ] {
             let err = text.parse::<Roi>().unwrap_err();
-            assert!(err.contains("4096"), "{text}: {err}");
+            assert!(err.to_string().contains("4096"), "{text}: {err}");
         }
         assert!("4032,4032,64,64".parse::<Roi>().is_ok());
     }

@@ -12,7 +12,7 @@ use crate::frame::GrayFrame;
 use std::path::{Path, PathBuf};
 
 /// Replay rate of a folder of stills, which records none.
-pub const DIR_FRAME_RATE: f64 = 25.0;
+pub(super) const DIR_FRAME_RATE: f64 = 25.0;
 
 /// Frames read from image files.
 pub struct DirSource {
@@ -46,7 +46,8 @@ impl FrameSource for DirSource {
             reason,
         };
         let reader = image::ImageReader::open(path).map_err(|e| bad_frame(e.to_string()))?;
-        let gray = super::pixels::decode_gray_image(reader, "image", None).map_err(bad_frame)?;
+        let gray = super::pixels::decode_gray_image(reader, "image", None)
+            .map_err(|e| bad_frame(e.to_string()))?;
         let (width, height) = (gray.width() as usize, gray.height() as usize);
         GrayFrame::new(width, height, gray.into_raw(), index)
             .map(Some)

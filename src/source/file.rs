@@ -215,7 +215,7 @@ fn probe(path: &Path) -> Result<ClipInfo, SourceError> {
         return Err(decode_error("no video stream".into()));
     };
     check_declared_size(width as u64, height as u64)
-        .map_err(|e| decode_error(format!("its video {e}")))?;
+        .map_err(|size| decode_error(format!("its video {size}")))?;
     let fps = [
         stream["avg_frame_rate"].as_str(),
         stream["r_frame_rate"].as_str(),

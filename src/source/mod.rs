@@ -99,6 +99,14 @@ pub enum SourceError {
         /// What happened.
         reason: String,
     },
+    /// A source whose options are wrong.
+    #[error("source '{spec}': {cause}")]
+    Options {
+        /// The `--source` specification.
+        spec: String,
+        /// What is wrong with its options.
+        cause: crate::spec::SpecError,
+    },
     /// A `--source` specification that names no known source.
     #[error(
         "unknown source '{0}' (use demo, file:PATH, dir:PATH, v4l:/dev/videoN or phantom:score=N)"
@@ -155,6 +163,10 @@ impl std::str::FromStr for SourceSpec {
     type Err = SourceError;
 
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        let options_error = |cause| SourceError::Options {
+            spec: spec.to_string(),
+            cause,
+        };
         let path = |p: &str| {
             (!p.is_empty())
                 .then(|| PathBuf::from(p))
@@ -165,13 +177,12 @@ impl std::str::FromStr for SourceSpec {
             None if spec == "phantom" => Ok(SourceSpec::Phantom(PhantomParams::default())),
             Some(("phantom", options)) => crate::phantom::parse_options(options)
                 .map(SourceSpec::Phantom)
-                .map_err(|reason| SourceError::Spec(format!("{spec}: {reason}"))),
+                .map_err(options_error),
             Some(("file", p)) => path(p).map(SourceSpec::File),
             Some(("dir", p)) => path(p).map(SourceSpec::Dir),
             Some(("v4l", rest)) => {
                 let (device, options) = rest.split_once(',').unwrap_or((rest, ""));
-                let options = V4lOptions::parse(options)
-                    .map_err(|reason| SourceError::Spec(format!("{spec}: {reason}")))?;
+                let options = V4lOptions::parse(options).map_err(options_error)?;
                 path(device).map(|p| SourceSpec::V4l(p, options))
             }
             _ => Err(SourceError::Spec(spec.to_string())),
@@ -365,9 +376,25 @@ mod tests {
 
     #[test]
     fn unknown_or_empty_specs_are_refused_with_the_choices() {
-        for bad in ["", "file:", "clip.mp4", "rtsp://x", "phantom:score=7"] {
+        for bad in ["", "file:", "clip.mp4", "rtsp://x"] {
             let err = bad.parse::<SourceSpec>().unwrap_err();
             assert!(err.to_string().contains("file:PATH"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_known_source_with_a_bad_option_names_the_option_and_its_rule() {
+        for (bad, expected) in [
+            ("phantom:score=7", "phantom score '7': use 0 to 3"),
+            ("phantom:zoom=2", "unknown phantom option 'zoom'"),
+            ("v4l:/dev/video0,fps=0", "v4l fps '0': use 1 to 240"),
+            ("v4l:/dev/video0,format=H264", "unknown pixel format 'H264'"),
+        ] {
+            let err = bad.parse::<SourceSpec>().unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("source '{bad}': ")) && err.contains(expected),
+                "{bad}: {err}"
+            );
         }
     }
 }

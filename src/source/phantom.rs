@@ -6,7 +6,7 @@ use crate::frame::GrayFrame;
 use crate::phantom::{Phantom, PhantomParams, Probe};
 
 /// The rate phantom clips play at.
-pub const FRAME_RATE: f64 = 25.0;
+pub(super) const FRAME_RATE: f64 = 25.0;
 
 /// The phantom as a pipeline source (`--source phantom:score=N`).
 pub struct PhantomSource {

@@ -16,7 +16,8 @@
 //! size the picture declares and refuses one over
 //! [`crate::frame::MAX_SIDE`] before allocating anything for its pixels.
 
-use crate::frame::{MAX_SIDE, check_declared_size};
+use crate::frame::{MAX_SIDE, SizeError, check_declared_size};
+use crate::spec::SpecError;
 use std::fmt;
 use std::io::{BufRead, Seek};
 
@@ -82,7 +83,7 @@ impl fmt::Display for PixelFormat {
 }
 
 impl std::str::FromStr for PixelFormat {
-    type Err = String;
+    type Err = SpecError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let upper = s.to_ascii_uppercase();
@@ -90,10 +91,67 @@ impl std::str::FromStr for PixelFormat {
             "RGB24" => Some(*b"RGB3"),
             _ => upper.as_bytes().try_into().ok(),
         };
-        code.and_then(Self::from_fourcc).ok_or_else(|| {
-            format!("pixel format '{s}' is not supported (use GREY, YUYV, MJPG, NV12 or RGB3)")
-        })
+        code.and_then(Self::from_fourcc)
+            .ok_or_else(|| SpecError::UnknownName {
+                what: "pixel format",
+                found: s.to_string(),
+                choices: crate::spec::one_of(&["GREY", "YUYV", "MJPG", "NV12", "RGB3"]),
+            })
     }
+}
+
+/// What is wrong with a captured frame or a picture.
+#[derive(Debug, thiserror::Error)]
+pub enum PixelError {
+    /// A layout of width or height 0.
+    #[error("empty frame size")]
+    Empty,
+    /// Fewer bytes than the layout needs.
+    #[error("{bytes} bytes, {expected} expected")]
+    Short {
+        /// Bytes the frame has.
+        bytes: usize,
+        /// Bytes the layout needs.
+        expected: usize,
+    },
+    /// No JPEG start-of-image marker.
+    #[error("not a JPEG (no start-of-image marker)")]
+    NotJpeg,
+    /// No JPEG end-of-image marker: the frame was cut short.
+    #[error("JPEG cut short (no end-of-image marker)")]
+    JpegCutShort,
+    /// A JPEG whose segments do not start with a marker.
+    #[error("bad JPEG marker at byte {at}")]
+    JpegMarker {
+        /// The byte offset.
+        at: usize,
+    },
+    /// A picture larger than Pleura reads.
+    #[error("{what} {size}")]
+    Size {
+        /// The picture (`JPEG`, `image`, the driver's answer).
+        what: &'static str,
+        /// The size it declares.
+        size: SizeError,
+    },
+    /// A picture of another size than the one negotiated.
+    #[error("{what} of {}x{}, {}x{} expected", found.0, found.1, expected.0, expected.1)]
+    WrongSize {
+        /// The picture.
+        what: &'static str,
+        /// Its size.
+        found: (u32, u32),
+        /// The size expected.
+        expected: (usize, usize),
+    },
+    /// The decoder refused the picture.
+    #[error("bad {what}: {cause}")]
+    Decode {
+        /// The picture.
+        what: &'static str,
+        /// The decoder's reason.
+        cause: image::ImageError,
+    },
 }
 
 /// The layout of one captured frame.
@@ -119,9 +177,11 @@ impl FrameLayout {
         width: u32,
         height: u32,
         stride: u32,
-    ) -> Result<Self, String> {
-        check_declared_size(width.into(), height.into())
-            .map_err(|e| format!("the format the driver answered {e}"))?;
+    ) -> Result<Self, PixelError> {
+        check_declared_size(width.into(), height.into()).map_err(|size| PixelError::Size {
+            what: "the format the driver answered",
+            size,
+        })?;
         let (width, height) = (width as usize, height as usize);
         let row_bytes = format.row_bytes(width).unwrap_or(0);
         Ok(Self {
@@ -147,7 +207,7 @@ impl FrameLayout {
 
 /// Turns one captured frame into gray pixels, writing them into `gray`
 /// (cleared first). The error says what is wrong with the frame.
-pub fn to_gray(buffer: &[u8], layout: FrameLayout, gray: &mut Vec<u8>) -> Result<(), String> {
+pub fn to_gray(buffer: &[u8], layout: FrameLayout, gray: &mut Vec<u8>) -> Result<(), PixelError> {
     let FrameLayout {
         format,
         width,
@@ -156,17 +216,16 @@ pub fn to_gray(buffer: &[u8], layout: FrameLayout, gray: &mut Vec<u8>) -> Result
     } = layout;
     gray.clear();
     if width == 0 || height == 0 {
-        return Err("empty frame size".into());
+        return Err(PixelError::Empty);
     }
     if format == PixelFormat::Mjpeg {
         return decode_mjpeg(buffer, width, height, gray);
     }
     if buffer.len() < layout.min_bytes() {
-        return Err(format!(
-            "{} bytes, {} expected",
-            buffer.len(),
-            layout.min_bytes()
-        ));
+        return Err(PixelError::Short {
+            bytes: buffer.len(),
+            expected: layout.min_bytes(),
+        });
     }
     let row_bytes = format.row_bytes(width).unwrap_or(width);
     for row in 0..height {
@@ -191,16 +250,16 @@ fn decode_mjpeg(
     width: usize,
     height: usize,
     gray: &mut Vec<u8>,
-) -> Result<(), String> {
+) -> Result<(), PixelError> {
     if !buffer.starts_with(&[0xFF, 0xD8]) {
-        return Err("not a JPEG (no start-of-image marker)".into());
+        return Err(PixelError::NotJpeg);
     }
     // A frame cut short on the USB bus has no end-of-image marker (drivers
     // may pad a whole frame with zeros after it). Decoders would fill the
     // missing part with gray; the frame is refused instead.
     let end = buffer.iter().rposition(|&b| b != 0).unwrap_or(0);
     if end < 1 || buffer[end - 1..=end] != [0xFF, 0xD9] {
-        return Err("JPEG cut short (no end-of-image marker)".into());
+        return Err(PixelError::JpegCutShort);
     }
     let jpeg = jpeg_with_tables(&buffer[..=end])?;
     let reader =
@@ -222,10 +281,10 @@ const MAX_DECODE_BYTES: u64 = MAX_SIDE * MAX_SIDE * 8;
 /// what the decoder found wrong.
 pub fn decode_gray_image<R: BufRead + Seek>(
     mut reader: image::ImageReader<R>,
-    what: &str,
+    what: &'static str,
     expected: Option<(usize, usize)>,
-) -> Result<image::GrayImage, String> {
-    let bad = |e: image::ImageError| format!("bad {what}: {e}");
+) -> Result<image::GrayImage, PixelError> {
+    let bad = |cause| PixelError::Decode { what, cause };
     // The decoder's own side limits are left off while the header is read,
     // so that a refusal can name the declared size; its memory limit bounds
     // what it buffers before the pixels (text, colour profiles).
@@ -234,11 +293,15 @@ pub fn decode_gray_image<R: BufRead + Seek>(
     reader.limits(limits.clone());
     let mut decoder = reader.into_decoder().map_err(bad)?;
     let (w, h) = image::ImageDecoder::dimensions(&decoder);
-    check_declared_size(w.into(), h.into()).map_err(|e| format!("{what} {e}"))?;
-    if let Some((width, height)) = expected
-        && (w as usize, h as usize) != (width, height)
+    check_declared_size(w.into(), h.into()).map_err(|size| PixelError::Size { what, size })?;
+    if let Some(expected) = expected
+        && (w as usize, h as usize) != expected
     {
-        return Err(format!("{what} of {w}x{h}, {width}x{height} expected"));
+        return Err(PixelError::WrongSize {
+            what,
+            found: (w, h),
+            expected,
+        });
     }
     let side = MAX_SIDE as u32;
     (limits.max_image_width, limits.max_image_height) = (Some(side), Some(side));
@@ -250,15 +313,15 @@ pub fn decode_gray_image<R: BufRead + Seek>(
 
 /// The JPEG with the standard Huffman tables inserted after its start
 /// marker when it carries none (borrowed unchanged when it does).
-pub fn jpeg_with_tables(jpeg: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+pub fn jpeg_with_tables(jpeg: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, PixelError> {
     if jpeg.len() < 4 || jpeg[..2] != [0xFF, 0xD8] {
-        return Err("not a JPEG (no start-of-image marker)".into());
+        return Err(PixelError::NotJpeg);
     }
     // Walk the marker segments up to the start of scan.
     let mut at = 2;
     while at + 4 <= jpeg.len() {
         if jpeg[at] != 0xFF {
-            return Err(format!("bad JPEG marker at byte {at}"));
+            return Err(PixelError::JpegMarker { at });
         }
         let marker = jpeg[at + 1];
         match marker {
@@ -480,20 +543,23 @@ mod tests {
             height: 48,
             stride: 64,
         };
-        let short = to_gray(&[0; 100], layout(PixelFormat::Grey), &mut gray).unwrap_err();
+        let error = |buffer: &[u8], layout, gray: &mut Vec<u8>| {
+            to_gray(buffer, layout, gray).unwrap_err().to_string()
+        };
+        let short = error(&[0; 100], layout(PixelFormat::Grey), &mut gray);
         assert!(short.contains("100 bytes"), "{short}");
-        let junk = to_gray(&[0; 100], layout(PixelFormat::Mjpeg), &mut gray).unwrap_err();
+        let junk = error(&[0; 100], layout(PixelFormat::Mjpeg), &mut gray);
         assert!(junk.contains("not a JPEG"), "{junk}");
         let (w, h, reference) = reference();
         let mut cut = encode_jpeg(w, h, &reference);
         cut.truncate(cut.len() / 2);
-        let err = to_gray(&cut, layout(PixelFormat::Mjpeg), &mut gray).unwrap_err();
+        let err = error(&cut, layout(PixelFormat::Mjpeg), &mut gray);
         assert!(err.contains("cut short"), "{err}");
         let mut padded_frame = encode_jpeg(w, h, &reference);
         padded_frame.extend([0; 300]); // zero padding after the end marker is fine
         assert!(to_gray(&padded_frame, layout(PixelFormat::Mjpeg), &mut gray).is_ok());
         let other_size = encode_jpeg(w, h, &reference);
-        let err = to_gray(
+        let err = error(
             &other_size,
             FrameLayout {
                 format: PixelFormat::Mjpeg,
@@ -502,8 +568,7 @@ mod tests {
                 stride: 0,
             },
             &mut gray,
-        )
-        .unwrap_err();
+        );
         assert!(err.contains("64x48"), "{err}");
     }
 
@@ -515,7 +580,9 @@ mod tests {
             (4096, 2160, 8192)
         );
         for (w, h) in [(20000, 20000), (4097, 480), (640, 65535)] {
-            let err = FrameLayout::negotiated(PixelFormat::Grey, w, h, w).unwrap_err();
+            let err = FrameLayout::negotiated(PixelFormat::Grey, w, h, w)
+                .unwrap_err()
+                .to_string();
             assert!(
                 err.contains(&format!("{w}x{h}")) && err.contains("4096x4096"),
                 "{err}"

@@ -20,6 +20,7 @@
 use super::pixels::{self, FrameLayout, PixelFormat};
 use super::{FrameSource, SourceError};
 use crate::frame::GrayFrame;
+use crate::spec::{self, SpecError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use v4l::buffer::Type;
@@ -63,41 +64,43 @@ impl V4lOptions {
     /// 60 frames a second; 0 is no rate, and more than 240 no grabber gives.
     pub const FRAME_RATES: std::ops::RangeInclusive<u64> = 1..=240;
 
-    /// Checks a frame rate against [`Self::FRAME_RATES`].
-    pub fn check_fps(fps: u64) -> Result<u32, String> {
-        if Self::FRAME_RATES.contains(&fps) {
-            Ok(fps as u32)
-        } else {
-            Err(format!(
-                "fps {fps}: use {} to {} frames a second",
-                Self::FRAME_RATES.start(),
-                Self::FRAME_RATES.end()
-            ))
+    /// Checks a frame rate against [`Self::FRAME_RATES`]; the error says
+    /// the rule.
+    pub fn check_fps(fps: u64) -> Result<u32, SpecError> {
+        match Self::FRAME_RATES.contains(&fps) {
+            true => Ok(fps as u32),
+            false => Err(SpecError::BadValue {
+                what: "v4l",
+                key: "fps".into(),
+                value: fps.to_string(),
+                rule: Self::fps_rule(),
+            }),
         }
     }
 
+    fn fps_rule() -> String {
+        let (low, high) = Self::FRAME_RATES.into_inner();
+        format!("use {low} to {high} frames a second")
+    }
+
     /// Parses `format=MJPG+YUYV,size=640x480,fps=30` (each part optional).
-    pub fn parse(options: &str) -> Result<Self, String> {
+    pub fn parse(options: &str) -> Result<Self, SpecError> {
         let mut parsed = Self::default();
-        for part in options.split(',').filter(|p| !p.is_empty()) {
-            let (key, value) = part
-                .split_once('=')
-                .ok_or_else(|| format!("'{part}' is not key=value"))?;
-            match key {
+        for option in spec::options("v4l", options, &["format", "size", "fps"]) {
+            let option = option?;
+            let value = option.value;
+            match option.key {
                 "format" => {
                     parsed.formats = value.split('+').map(str::parse).collect::<Result<_, _>>()?;
                 }
                 "size" => {
-                    let (w, h) = crate::frame::parse_size(value)?;
+                    let (w, h) = spec::size(value).map_err(|e| option.bad(&e.to_string()))?;
                     parsed.size = Some((w as u32, h as u32));
                 }
-                "fps" => {
-                    let fps = value
-                        .parse()
-                        .map_err(|_| format!("fps '{value}' is not a number"))?;
+                _ => {
+                    let fps = option.parse(&Self::fps_rule())?;
                     parsed.fps = Some(Self::check_fps(fps)?);
                 }
-                _ => return Err(format!("unknown option '{key}' (use format, size, fps)")),
             }
         }
         Ok(parsed)
@@ -115,7 +118,7 @@ pub struct DeviceIdentity {
 
 /// Where a lost grabber is now: its old path if a device with the same
 /// identity is there, else the first node that has the same identity.
-pub fn find_again(
+pub(super) fn find_again(
     old: &Path,
     identity: &DeviceIdentity,
     nodes: &[(PathBuf, DeviceIdentity)],
@@ -130,7 +133,7 @@ pub fn find_again(
 /// Delays between attempts to reopen a lost grabber: 0.25 s, doubling, at
 /// most 4 s, until it is back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
+pub(super) struct Backoff {
     next: Duration,
 }
 
@@ -139,12 +142,12 @@ impl Backoff {
     const LONGEST: Duration = Duration::from_secs(4);
 
     /// Starts again from the shortest delay.
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self { next: Self::FIRST }
     }
 
     /// The delay before the next attempt (each call doubles the next).
-    pub fn next_delay(&mut self) -> Duration {
+    pub(super) fn next_delay(&mut self) -> Duration {
         let delay = self.next;
         self.next = (self.next * 2).min(Self::LONGEST);
         delay
@@ -360,8 +363,8 @@ fn open_device(path: &Path, options: &V4lOptions) -> Result<(Open, DeviceIdentit
     {
         log::warn!("{}: cannot set {fps} fps: {e}", path.display());
     }
-    let layout =
-        FrameLayout::negotiated(format, got.width, got.height, got.stride).map_err(device_error)?;
+    let layout = FrameLayout::negotiated(format, got.width, got.height, got.stride)
+        .map_err(|e| device_error(e.to_string()))?;
     let (width, height) = (layout.width, layout.height);
     let mut stream =
         Stream::with_buffers(&device, Type::VideoCapture, BUFFERS).map_err(io_error)?;
@@ -402,7 +405,7 @@ impl FrameSource for V4lSource {
         let mut gray = Vec::with_capacity(layout.width * layout.height);
         let result = open.stream.next().map(|(buffer, meta)| {
             let used = (meta.bytesused as usize).min(buffer.len());
-            pixels::to_gray(&buffer[..used], layout, &mut gray)
+            pixels::to_gray(&buffer[..used], layout, &mut gray).map_err(|e| e.to_string())
         });
         match result {
             Ok(Ok(())) => Ok(GrayFrame::new(layout.width, layout.height, gray, seq)),
@@ -543,7 +546,7 @@ mod tests {
         // The same bounds as a board profile's `capture.size` and `capture.fps`.
         for bad in ["size=100000x100000", "size=8x8", "fps=0", "fps=100000"] {
             let err = V4lOptions::parse(bad).unwrap_err();
-            assert!(err.contains(" to "), "{bad}: {err}");
+            assert!(err.to_string().contains(" to "), "{bad}: {err}");
         }
     }
 

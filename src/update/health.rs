@@ -12,6 +12,7 @@ use super::unit::Unit;
 use super::{UpdateError, confirm, running_trial};
 use crate::board::{BoardProfile, UpdateProfile};
 use crate::display::NoDisplay;
+use crate::exam::Session;
 use crate::model::LusNet;
 use crate::phantom::PhantomParams;
 use crate::pipeline::{Heartbeat, RunOptions, Stages};
@@ -78,6 +79,8 @@ pub fn self_test(
         source: Box::new(PhantomSource::new(params)),
         model,
         renderer: Box::new(NoDisplay),
+        session: &mut Session::default(),
+        inputs: crossbeam_channel::never(),
         recorder: Recorder::new(model.meta().seg_classes.clone(), None).without_series(),
         heartbeat,
     };

@@ -5,7 +5,9 @@
 //! or BLUE's 6 points). For each zone the clinician holds the probe until
 //! the zone's clip score is stable; it is then recorded (or recorded at once
 //! on a button press). The exam total, the LUS score, is the sum of the
-//! recorded zone scores.
+//! recorded zone scores. A [`Session`] runs this at the bedside: it sees
+//! every scored frame and every command, and decides when a zone is
+//! recorded.
 //!
 //! Every change is appended to a [`Journal`] as one JSON line and fsynced
 //! before the screen shows it, so a crash or a power cut at any moment
@@ -24,6 +26,11 @@
 //! [`MAX_LINE_BYTES`], and a journal past [`ARCHIVE_AT_BYTES`] is set aside
 //! when the next exam starts, so that a unit never reaches the limit.
 
+mod session;
+
+pub use session::{MIN_ZONE_HOLD, Session, ZoneProgress};
+
+use crate::spec::{Named, SpecError};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -86,25 +93,29 @@ impl Protocol {
     }
 }
 
+impl Named for Protocol {
+    const WHAT: &'static str = "exam protocol";
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("12", Protocol::Zones12),
+        ("14", Protocol::Zones14),
+        ("blue", Protocol::Blue6),
+        ("zones12", Protocol::Zones12),
+        ("zones14", Protocol::Zones14),
+        ("blue6", Protocol::Blue6),
+    ];
+}
+
 impl std::str::FromStr for Protocol {
-    type Err = ExamError;
+    type Err = SpecError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "12" | "zones12" => Ok(Protocol::Zones12),
-            "14" | "zones14" => Ok(Protocol::Zones14),
-            "blue" | "blue6" => Ok(Protocol::Blue6),
-            _ => Err(ExamError::Protocol(s.to_string())),
-        }
+        Self::from_name(s)
     }
 }
 
 /// Why the exam or its journal failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExamError {
-    /// An unknown protocol name.
-    #[error("unknown exam protocol '{0}' (use 12, 14 or blue)")]
-    Protocol(String),
     /// The journal could not be read or written.
     #[error("exam journal {path}: {cause}")]
     Journal {

@@ -1,0 +1,284 @@
+//! The exam at the bedside, as the clinician runs it: the zone being
+//! scanned, when it is recorded, and the journal writes.
+//!
+//! A [`Session`] sits in the pipeline's output stage, which hands it every
+//! scored frame ([`Session::observe`]) and every command from a key, a
+//! button or a tap ([`Session::command`]). The screen only paints what the
+//! session holds, so a display that lags behind, drops frames or fails
+//! changes neither a zone's score nor what is journaled.
+//!
+//! A zone is scored from the frames since it was selected (its own
+//! [`ClipTracker`]). Selecting a zone, starting an exam or redoing a zone
+//! *arms* it: it is then recorded once its score is stable and the probe
+//! has been held for [`MIN_ZONE_HOLD`]. Recording disarms it, so a zone is
+//! never recorded from a probe still resting on the previous one. The
+//! record button records the zone at once. While the picture is frozen,
+//! the zone sees no frames.
+
+use super::{Command, Exam, Journal, Protocol, ZoneScore};
+use crate::model::FramePrediction;
+use crate::scoring::ClipTracker;
+use std::time::{Duration, Instant};
+
+/// A selected zone is recorded by stability only after the probe was held
+/// this long: frames that arrive in a burst cannot record it at once.
+pub const MIN_ZONE_HOLD: Duration = Duration::from_secs(2);
+
+/// The running score of the zone being scanned.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ZoneProgress {
+    /// The zone's score so far, as it would be recorded.
+    pub score: ZoneScore,
+    /// Whether that score is stable.
+    pub stable: bool,
+    /// How many scored frames it comes from.
+    pub frames: usize,
+}
+
+/// An exam protocol with its journal.
+struct ExamRecord {
+    protocol: Protocol,
+    journal: Journal,
+}
+
+/// The bedside workflow: freezing the picture and, when exams are run,
+/// the exam's zones and journal.
+pub struct Session {
+    exam: Option<ExamRecord>,
+    frozen: bool,
+    /// Frames since the current zone was selected.
+    zone: ClipTracker,
+    progress: Option<ZoneProgress>,
+    /// Whether the current zone is recorded when its score is stable.
+    armed: bool,
+    /// When the current zone was selected.
+    zone_since: Instant,
+    min_hold: Duration,
+    /// Whether the last journal write failed.
+    unsaved: bool,
+}
+
+impl Default for Session {
+    /// A session without exams: the picture can still be frozen.
+    fn default() -> Self {
+        Self {
+            exam: None,
+            frozen: false,
+            zone: ClipTracker::new(0),
+            progress: None,
+            armed: false,
+            zone_since: Instant::now(),
+            min_hold: MIN_ZONE_HOLD,
+            unsaved: false,
+        }
+    }
+}
+
+impl Session {
+    /// A session that runs exams of `protocol` and keeps them in `journal`
+    /// (opened, with any unfinished exam recovered).
+    pub fn with_exam(protocol: Protocol, journal: Journal) -> Self {
+        Self {
+            exam: Some(ExamRecord { protocol, journal }),
+            ..Self::default()
+        }
+    }
+
+    /// The exam in the journal, finished or not.
+    pub fn exam(&self) -> Option<&Exam> {
+        self.exam.as_ref().and_then(|e| e.journal.exam())
+    }
+
+    /// Whether an exam is being recorded (started and not finished).
+    pub fn recording(&self) -> bool {
+        self.exam().is_some_and(|e| !e.finished)
+    }
+
+    /// Whether the exam is finished: the screen shows its summary.
+    pub fn summary(&self) -> bool {
+        self.exam().is_some_and(|e| e.finished)
+    }
+
+    /// Whether the picture is frozen.
+    pub fn frozen(&self) -> bool {
+        self.frozen
+    }
+
+    /// Whether the current zone will be recorded when its score is stable.
+    pub fn armed(&self) -> bool {
+        self.armed
+    }
+
+    /// The running score of the current zone, once it has seen a frame.
+    pub fn zone(&self) -> Option<ZoneProgress> {
+        self.progress
+    }
+
+    /// Whether the last journal write failed: what the screen shows as
+    /// recorded may not be saved. Cleared by the next write that succeeds.
+    pub fn unsaved(&self) -> bool {
+        self.unsaved
+    }
+
+    /// Carries out a command; a failed journal write is logged and shown
+    /// ([`Session::unsaved`]).
+    pub fn command(&mut self, command: Command) {
+        if command == Command::ToggleFreeze {
+            self.frozen = !self.frozen;
+            return;
+        }
+        let Some(exam) = self.exam.as_mut() else {
+            log::info!("no exam protocol given (--exam): {command:?} ignored");
+            return;
+        };
+        let score = self.progress.map(|zone| zone.score);
+        let changed = match exam.journal.command(command, exam.protocol, score) {
+            Ok(changed) => {
+                self.unsaved = false;
+                changed
+            }
+            Err(e) => {
+                log::error!("{e}");
+                self.unsaved = true;
+                false
+            }
+        };
+        log::info!(
+            "{command:?}: {}, zone {:?}",
+            if changed { "done" } else { "nothing to do" },
+            exam.journal.exam().map(|e| e.current_name())
+        );
+        if changed && command != Command::Finish {
+            // Selecting a zone (or starting over) arms it; recording disarms
+            // it. Either way its score starts afresh.
+            self.armed = command != Command::Record;
+            self.restart_zone();
+        }
+    }
+
+    /// Adds a scored frame to the current zone, and records the zone when
+    /// it is armed, held long enough and stable. Frames while frozen, or
+    /// outside a running exam, are not counted.
+    pub fn observe(&mut self, prediction: &FramePrediction) {
+        if self.frozen || !self.recording() {
+            return;
+        }
+        let update = self.zone.update(prediction);
+        let progress = ZoneProgress {
+            score: ZoneScore {
+                score: update.clip.score,
+                confidence: update.clip.confidence,
+                manual: false,
+            },
+            stable: update.stable,
+            frames: update.clip.frames,
+        };
+        self.progress = Some(progress);
+        if progress.stable
+            && self.armed
+            && self.zone_since.elapsed() >= self.min_hold
+            && let Some(exam) = self.exam.as_mut()
+        {
+            match exam.journal.record_stable(progress.score) {
+                Ok(recorded) => {
+                    self.armed = !recorded;
+                    self.unsaved = false;
+                }
+                Err(e) => {
+                    log::error!("{e}");
+                    self.unsaved = true;
+                }
+            }
+        }
+    }
+
+    /// Starts scoring the current zone from scratch.
+    fn restart_zone(&mut self) {
+        self.zone = ClipTracker::new(0);
+        self.zone_since = Instant::now();
+        self.progress = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SCORE_CLASSES;
+
+    /// A frame the network is sure shows `score`.
+    fn frame(score: usize) -> FramePrediction {
+        let mut probs = [0.02; SCORE_CLASSES];
+        probs[score] = 1.0 - 0.02 * (SCORE_CLASSES - 1) as f32;
+        FramePrediction {
+            score_probs: probs,
+            seg_size: 0,
+            seg_labels: Vec::new(),
+            heads: None,
+        }
+    }
+
+    fn session(dir: &tempfile::TempDir) -> Session {
+        let journal = Journal::open(&dir.path().join("exam.jsonl")).unwrap();
+        let mut session = Session::with_exam(Protocol::Blue6, journal);
+        session.min_hold = Duration::ZERO;
+        session
+    }
+
+    #[test]
+    fn an_armed_zone_is_recorded_once_when_stable_and_the_next_zone_waits_for_its_own_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut session = session(&dir);
+        session.command(Command::Start);
+        assert!(session.armed() && session.zone().is_none());
+        while session.exam().unwrap().zones[0].is_none() {
+            session.observe(&frame(2));
+            assert!(session.zone().unwrap().frames < 100, "never recorded");
+        }
+        assert_eq!(session.exam().unwrap().zones[0].unwrap().score, 2);
+        assert!(!session.armed(), "recording disarms the zone");
+
+        session.command(Command::NextZone);
+        assert!(session.armed() && session.zone().is_none(), "a fresh zone");
+        session.observe(&frame(1));
+        assert_eq!(session.zone().unwrap().frames, 1);
+        assert!(session.exam().unwrap().zones[1].is_none(), "not yet stable");
+    }
+
+    #[test]
+    fn the_record_button_records_the_frames_since_the_zone_was_selected() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut session = session(&dir);
+        session.command(Command::Start);
+        session.command(Command::Record);
+        assert_eq!(session.exam().unwrap().recorded(), 0, "no frame yet");
+        session.observe(&frame(3));
+        session.command(Command::Record);
+        let zone = session.exam().unwrap().zones[0].unwrap();
+        assert_eq!((zone.score, zone.manual), (3, true));
+    }
+
+    #[test]
+    fn a_frozen_picture_pauses_the_zone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut session = session(&dir);
+        session.command(Command::Start);
+        session.observe(&frame(0));
+        session.command(Command::ToggleFreeze);
+        session.observe(&frame(3));
+        assert!(session.frozen());
+        assert_eq!(session.zone().unwrap().frames, 1);
+        session.command(Command::ToggleFreeze);
+        session.observe(&frame(3));
+        assert_eq!(session.zone().unwrap().frames, 2);
+    }
+
+    #[test]
+    fn without_an_exam_only_freezing_does_anything() {
+        let mut session = Session::default();
+        session.command(Command::Start);
+        session.observe(&frame(1));
+        assert!(session.exam().is_none() && session.zone().is_none());
+        session.command(Command::ToggleFreeze);
+        assert!(session.frozen());
+    }
+}
