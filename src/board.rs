@@ -17,7 +17,7 @@
 
 use crate::display::{DisplaySpec, Rotation};
 use crate::input::{KeyMap, KeyMapError};
-use crate::model::Precision;
+use crate::model::{Precision, THREADS};
 use crate::source::pixels::PixelFormat;
 use crate::source::{SourceSpec, V4lOptions};
 use crate::spec::Named;
@@ -29,9 +29,6 @@ use std::path::{Path, PathBuf};
 
 /// The profile used when no board is recognised.
 pub const FALLBACK: &str = "x86_64-dev";
-/// Inference threads a profile may ask for: the boards have 4 to 8 cores;
-/// past 64, threads only cost memory and start-up.
-pub const THREADS: RangeInclusive<u64> = 1..=64;
 /// Frames the self-test of an update may be asked to score (100 by
 /// default; 10 000 takes minutes even on the fastest board).
 pub const HEALTH_FRAMES: RangeInclusive<u64> = 1..=10_000;

@@ -9,7 +9,8 @@
 
 use super::annotate::Canvas;
 use super::screen::{ScreenKind, ScreenPainter, ScreenState, tap_command};
-use super::{DisplayError, Renderer, Rotation};
+use super::surface::Surface;
+use super::{DisplayError, Renderer};
 use crate::exam::{Command, Session};
 use crate::preprocess::quality::RejectedFrame;
 use crate::scoring::ScoredFrame;
@@ -19,24 +20,6 @@ use std::time::{Duration, Instant};
 /// After this long without a frame the screen says NO SIGNAL (longer than
 /// the sector lock at the start of a stream, about 32 frames).
 pub const NO_SIGNAL_AFTER: Duration = Duration::from_millis(2500);
-
-/// Where a finished picture goes.
-pub trait Surface: Send {
-    /// The size of the upright picture.
-    fn size(&self) -> Size;
-    /// Shows one picture.
-    fn present(&mut self, canvas: &Canvas) -> Result<(), DisplayError>;
-
-    /// How far the picture is turned on the panel (taps are turned back).
-    fn rotation(&self) -> Rotation {
-        Rotation::R0
-    }
-
-    /// Shows the last picture of a run.
-    fn present_last(&mut self, canvas: &Canvas) -> Result<(), DisplayError> {
-        self.present(canvas)
-    }
-}
 
 /// The live screen on a surface: it paints each frame it is shown with
 /// the exam [`Session`]'s state, and maps taps to commands.

@@ -13,8 +13,7 @@
 
 use super::DisplayError;
 use super::annotate::Canvas;
-use super::bedside::Surface;
-use crate::spec::{Named, SpecError};
+use super::surface::{Rotation, Surface};
 use embedded_graphics::prelude::*;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -36,55 +35,6 @@ impl PixelFormat {
             PixelFormat::Rgb565 => 2,
             PixelFormat::Xrgb8888 => 4,
         }
-    }
-}
-
-/// How far the picture is turned clockwise on the panel, as fbcon's
-/// `rotate` (a portrait panel mounted on its side needs 90 or 270).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Rotation {
-    /// Upright.
-    #[default]
-    R0,
-    /// Turned a quarter clockwise: the picture's top row is the panel's
-    /// right-most column.
-    R90,
-    /// Upside down.
-    R180,
-    /// Turned a quarter anticlockwise: the picture's top row is the
-    /// panel's left-most column.
-    R270,
-}
-
-impl Rotation {
-    /// Where a point of the panel (as fractions of its width and height)
-    /// lies on the upright picture: how a tap on a turned touchscreen
-    /// finds what is drawn under the finger.
-    pub fn panel_to_picture(self, x: f32, y: f32) -> (f32, f32) {
-        match self {
-            Rotation::R0 => (x, y),
-            Rotation::R90 => (y, 1.0 - x),
-            Rotation::R180 => (1.0 - x, 1.0 - y),
-            Rotation::R270 => (1.0 - y, x),
-        }
-    }
-}
-
-impl Named for Rotation {
-    const WHAT: &'static str = "rotation";
-    const NAMES: &'static [(&'static str, Self)] = &[
-        ("0", Rotation::R0),
-        ("90", Rotation::R90),
-        ("180", Rotation::R180),
-        ("270", Rotation::R270),
-    ];
-}
-
-impl std::str::FromStr for Rotation {
-    type Err = SpecError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::from_name(s)
     }
 }
 

@@ -9,8 +9,8 @@
 
 use super::DisplayError;
 use super::annotate::Canvas;
-use super::bedside::Surface;
-use super::fb::{FbGeometry, PixelFormat, Rotation, convert, logical_size, open_device};
+use super::fb::{FbGeometry, PixelFormat, convert, logical_size, open_device};
+use super::surface::{Rotation, Surface};
 use drm::buffer::{Buffer, DrmFourcc};
 use drm::control::{Device as ControlDevice, connector, dumbbuffer::DumbBuffer};
 use embedded_graphics::prelude::*;

@@ -23,16 +23,18 @@ mod frames;
 mod kms;
 mod png;
 mod screen;
+mod surface;
 #[cfg(feature = "window")]
 mod window;
 
 pub use annotate::{Canvas, annotate, class_colour, score_colour};
-pub use bedside::{Bedside, NO_SIGNAL_AFTER, Surface};
-pub use fb::{FbGeometry, Framebuffer, PixelFormat, Rotation};
+pub use bedside::{Bedside, NO_SIGNAL_AFTER};
+pub use fb::{FbGeometry, Framebuffer, PixelFormat};
 pub use frames::AnnotatedFrames;
 pub use kms::Kms;
 pub use png::PngScreens;
 pub use screen::{LOW_CONFIDENCE, ScreenKind, ScreenPainter, ScreenState, tap_command};
+pub use surface::{Rotation, Surface};
 #[cfg(feature = "window")]
 pub use window::WindowSurface;
 

@@ -3,7 +3,7 @@
 
 use super::DisplayError;
 use super::annotate::Canvas;
-use super::bedside::Surface;
+use super::surface::Surface;
 use crate::atomic_write::{Durability, write_atomically};
 use embedded_graphics::prelude::Size;
 use std::path::{Path, PathBuf};

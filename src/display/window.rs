@@ -12,7 +12,7 @@
 
 use super::DisplayError;
 use super::annotate::Canvas;
-use super::bedside::Surface;
+use super::surface::Surface;
 use crate::input::{Input, KeyMap};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use embedded_graphics::pixelcolor::Rgb888;

@@ -39,7 +39,7 @@ pub const FINDING_POOL_SHARPNESS: f32 = 4.0;
 /// Hidden units of the clip head's attention.
 pub const CLIP_ATTENTION: usize = 32;
 /// The aggregation a model file with these heads declares.
-pub const AGGREGATION: &str = "attention_ordinal";
+pub const AGGREGATION: &str = super::ATTENTION_ORDINAL;
 
 /// What the v3 heads say about one frame.
 #[derive(Debug, Clone, Copy, PartialEq)]

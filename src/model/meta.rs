@@ -1,7 +1,7 @@
 //! What a model file says about its network besides the weights, and the
 //! bounds this build holds it to.
 
-use super::{ARCHITECTURE, ModelError, heads};
+use super::{ARCHITECTURE, ModelError};
 
 /// Everything about a model file except its weights.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -35,6 +35,14 @@ pub struct ModelMeta {
     /// sha256 over the tensors (names, types, shapes and bytes), hex.
     pub tensors_sha256: String,
 }
+
+/// v2's rule for combining frame outputs into a clip score: the mean of
+/// the frames' score probabilities ([`crate::scoring`]); v3's clip head
+/// has [`ATTENTION_ORDINAL`].
+pub const MEAN_PROBABILITY: &str = "mean_probability";
+/// v3's clip-head rule ([`super::heads`]): attention over the frames'
+/// embeddings, then an ordinal decision.
+pub const ATTENTION_ORDINAL: &str = "attention_ordinal";
 
 /// Input sides this build's LusNet supports: four stride-2 stages need a
 /// multiple of 16, at least 2 cells at the bottleneck, and the model was
@@ -122,15 +130,11 @@ impl ModelMeta {
                 &format!("exactly {SEG_CLASSES:?}"),
             );
         }
-        if ![crate::scoring::AGGREGATION, heads::AGGREGATION].contains(&self.aggregation.as_str()) {
+        if ![MEAN_PROBABILITY, ATTENTION_ORDINAL].contains(&self.aggregation.as_str()) {
             return bad(
                 "aggregation",
                 self.aggregation.clone(),
-                &format!(
-                    "'{}' or '{}'",
-                    crate::scoring::AGGREGATION,
-                    heads::AGGREGATION
-                ),
+                &format!("'{}' or '{}'", MEAN_PROBABILITY, ATTENTION_ORDINAL),
             );
         }
         Ok(())

@@ -32,10 +32,10 @@ mod threads;
 pub use error::{ModelError, candle_message};
 pub use gguf::{MAX_MODEL_BYTES, ModelFile};
 pub use meta::{
-    INPUT_SIZES, MAX_HISTORY_STEP, MAX_WIDTH, ModelMeta, NORM_STD_RANGE, SEG_CLASSES,
-    check_input_size,
+    ATTENTION_ORDINAL, INPUT_SIZES, MAX_HISTORY_STEP, MAX_WIDTH, MEAN_PROBABILITY, ModelMeta,
+    NORM_STD_RANGE, SEG_CLASSES, check_input_size,
 };
-pub use threads::{ThreadVarError, check_thread_vars, init_threads, set_threads, threads};
+pub use threads::{THREADS, ThreadVarError, check_thread_vars, init_threads, set_threads, threads};
 
 use crate::spec::{Named, SpecError};
 use candle_core::{D, Device, Tensor};

@@ -1,13 +1,18 @@
 //! How many threads inference uses: a board profile's choice, or the
 //! user's `RAYON_NUM_THREADS`, checked against the same bounds.
 
+/// Inference threads a board profile or the environment may ask for:
+/// the boards have 4 to 8 cores; past 64, threads only cost memory and
+/// start-up.
+pub const THREADS: std::ops::RangeInclusive<u64> = 1..=64;
+
 /// A thread count in the environment that is not a number in
-/// [`crate::board::THREADS`].
+/// [`THREADS`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "{var}={value}: use a number of threads from {} to {}",
-    crate::board::THREADS.start(),
-    crate::board::THREADS.end()
+    THREADS.start(),
+    THREADS.end()
 )]
 pub struct ThreadVarError {
     /// The variable.
@@ -35,18 +40,17 @@ pub fn set_threads(threads: usize) {
 
 /// Checks the thread counts a user may set in the environment
 /// (`RAYON_NUM_THREADS`, `CANDLE_NUM_THREADS`) against the same bounds as
-/// a board profile's `threads` ([`crate::board::THREADS`]): thread pools
+/// a board profile's `threads` ([`THREADS`]): thread pools
 /// are sized from them, and 100 000 threads take a unit down. Fails on the
 /// first one that is not a number in range.
 pub fn check_thread_vars() -> Result<(), ThreadVarError> {
-    let range = crate::board::THREADS;
     for var in [THREADS_VAR, CANDLE_THREADS_VAR] {
         let Some(value) = std::env::var_os(var) else {
             continue;
         };
         let value = value.to_string_lossy();
         match value.trim().parse::<u64>() {
-            Ok(n) if range.contains(&n) => {}
+            Ok(n) if THREADS.contains(&n) => {}
             _ => {
                 return Err(ThreadVarError {
                     var,
