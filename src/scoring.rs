@@ -31,9 +31,6 @@ use crate::preprocess::Roi;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// v2's rule for combining frame outputs into a clip score (stored in the
-/// model file); v3's is [`heads::AGGREGATION`].
-pub const AGGREGATION: &str = crate::model::MEAN_PROBABILITY;
 /// Most frames a v3 clip decision looks at (the trainer's frames per clip).
 pub const CLIP_WINDOW: usize = 48;
 /// Widest spacing, in frames, of the window's frames before it slides.

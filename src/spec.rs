@@ -82,14 +82,6 @@ pub trait Named: Sized + Copy + PartialEq + 'static {
             })
     }
 
-    /// This value's own name.
-    fn name(self) -> &'static str {
-        Self::NAMES
-            .iter()
-            .find(|(_, value)| *value == self)
-            .map_or("?", |(name, _)| name)
-    }
-
     /// The names offered in messages: `a, b or c`.
     fn choices() -> String {
         let own: Vec<&str> = Self::NAMES
@@ -152,6 +144,11 @@ impl KeyValue<'_> {
         self.value.parse().map_err(|_| self.bad(rule))
     }
 
+    /// The value as a size `WxH` ([`size`]).
+    pub fn size(&self) -> Result<(usize, usize), SpecError> {
+        size(self.value).map_err(|e| self.bad(&e.to_string()))
+    }
+
     /// The value as a name of `T`'s list.
     pub fn name<T: Named>(&self) -> Result<T, SpecError> {
         T::from_name(self.value).map_err(|_| self.bad(&format!("use {}", T::choices())))
@@ -199,7 +196,6 @@ mod tests {
     #[test]
     fn a_name_or_an_alias_gives_its_value_and_a_typo_lists_the_own_names() {
         assert_eq!(Fruit::from_name("poire"), Ok(Fruit::Pear));
-        assert_eq!(Fruit::Pear.name(), "pear");
         assert_eq!(
             Fruit::from_name("aple").unwrap_err().to_string(),
             "unknown fruit 'aple' (use apple or pear)"

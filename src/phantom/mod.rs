@@ -179,8 +179,7 @@ pub fn parse_options(options: &str) -> Result<PhantomParams, SpecError> {
             "frames" => params.frames = option.parse("not a number of frames")?,
             "seed" => params.seed = option.parse("not a number")?,
             _ => {
-                (params.width, params.height) =
-                    spec::size(option.value).map_err(|e| option.bad(&e.to_string()))?;
+                (params.width, params.height) = option.size()?;
             }
         }
     }

@@ -91,12 +91,14 @@ impl std::str::FromStr for PixelFormat {
             "RGB24" => Some(*b"RGB3"),
             _ => upper.as_bytes().try_into().ok(),
         };
-        code.and_then(Self::from_fourcc)
-            .ok_or_else(|| SpecError::UnknownName {
+        code.and_then(Self::from_fourcc).ok_or_else(|| {
+            let names = Self::PREFERENCE.map(|format| format.to_string());
+            SpecError::UnknownName {
                 what: "pixel format",
                 found: s.to_string(),
-                choices: crate::spec::one_of(&["GREY", "YUYV", "MJPG", "NV12", "RGB3"]),
-            })
+                choices: crate::spec::one_of(&names.each_ref().map(String::as_str)),
+            }
+        })
     }
 }
 

@@ -94,7 +94,7 @@ impl V4lOptions {
                     parsed.formats = value.split('+').map(str::parse).collect::<Result<_, _>>()?;
                 }
                 "size" => {
-                    let (w, h) = spec::size(value).map_err(|e| option.bad(&e.to_string()))?;
+                    let (w, h) = option.size()?;
                     parsed.size = Some((w as u32, h as u32));
                 }
                 _ => {
