@@ -116,6 +116,35 @@ pub struct BoardProfile {
     /// How a firmware update proves itself.
     #[serde(default)]
     pub update: UpdateProfile,
+    /// How results reach the hospital.
+    #[serde(default)]
+    pub hospital: HospitalProfile,
+}
+
+/// How the unit's results reach the hospital's systems.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HospitalProfile {
+    /// This unit's DICOM AE title, written in every object it makes
+    /// ([`crate::spec::ae_title`]); `PLEURA` when absent.
+    #[serde(default = "station_ae", deserialize_with = "ae_title")]
+    pub station_ae: String,
+    /// The institution's name, written in every object.
+    #[serde(default)]
+    pub institution: Option<String>,
+}
+
+impl Default for HospitalProfile {
+    fn default() -> Self {
+        Self {
+            station_ae: station_ae(),
+            institution: None,
+        }
+    }
+}
+
+fn station_ae() -> String {
+    "PLEURA".into()
 }
 
 /// The fast path, for profiles that do not name one.
@@ -364,6 +393,12 @@ fn health_timeout_s<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 
 fn max_starts<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     within(d, "update.max_starts", MAX_STARTS).map(|n| n as u32)
+}
+
+fn ae_title<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::spec::ae_title(&text)
+        .map_err(|e| D::Error::custom(format!("field `hospital.station_ae`: {e}")))
 }
 
 fn rotation<'de, D: Deserializer<'de>>(d: D) -> Result<Rotation, D::Error> {

@@ -37,6 +37,9 @@
 //!   [`display::Renderer`] trait: the bedside screen on a framebuffer, a
 //!   DRM card, a window or PNG files, or annotated frames; [`record`]
 //!   keeps the run report and the frame log.
+//! * [`hospital`] makes a finished exam into what the hospital takes: DICOM
+//!   clips, a summary capture and a structured report for the PACS, and an
+//!   HL7 result message for the patient record.
 //! * [`pipeline`] wires the stages into threads joined by bounded
 //!   channels; it holds no stage logic. [`bedside`] assembles a live run
 //!   from a board profile: model, source, exam session, display, inputs.
@@ -73,6 +76,7 @@
 pub mod bedside;
 pub mod display;
 pub mod exam;
+pub mod hospital;
 pub mod input;
 pub mod model;
 pub mod pipeline;

@@ -618,7 +618,7 @@ fn output_stage(
             match outcome {
                 Outcome::Scored(frame) => {
                     recorder.record(frame);
-                    output.session.observe(&frame.prediction);
+                    output.session.observe(&frame.prediction, &frame.frame);
                 }
                 Outcome::Rejected(frame) => recorder.reject(frame),
             }

@@ -58,6 +58,12 @@ pub enum SpecError {
     /// A size outside the sides Pleura takes.
     #[error(transparent)]
     Size(#[from] crate::frame::SizeError),
+    /// Text that is not a DICOM AE title.
+    #[error(
+        "'{0}' is not a DICOM AE title (1 to 16 characters: letters, digits, spaces and \
+         punctuation but '\\')"
+    )]
+    NotAnAeTitle(String),
 }
 
 /// An enum whose values are written by name on the command line and in
@@ -174,9 +180,33 @@ pub fn size(text: &str) -> Result<(usize, usize), SpecError> {
     Ok(crate::frame::check_size(w, h)?)
 }
 
+/// A DICOM application entity title: 1 to 16 printable ASCII characters,
+/// not all spaces, without a backslash (PS3.5 6.2, VR AE). Leading and
+/// trailing spaces are not significant and are dropped.
+pub fn ae_title(text: &str) -> Result<String, SpecError> {
+    let title = text.trim_matches(' ');
+    let printable = title
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'\\');
+    if title.is_empty() || title.len() > 16 || !printable {
+        return Err(SpecError::NotAnAeTitle(text.to_string()));
+    }
+    Ok(title.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ae_titles_follow_dicom() {
+        assert_eq!(ae_title("PLEURA ").unwrap(), "PLEURA");
+        assert_eq!(ae_title("ICU-US 3").unwrap(), "ICU-US 3");
+        for bad in ["", "   ", "A_TITLE_LONGER_THAN_16", "BACK\\SLASH", "ÉCHO"] {
+            let message = ae_title(bad).unwrap_err().to_string();
+            assert!(message.contains("not a DICOM AE title"), "{message}");
+        }
+    }
 
     #[derive(Debug, Clone, Copy, PartialEq)]
     enum Fruit {

@@ -70,6 +70,7 @@ fn exam_in_progress(finished: bool) -> Exam {
             score,
             confidence: 0.7,
             manual,
+            findings: None,
         };
         if manual {
             journal

@@ -3,6 +3,7 @@
 //! the library does the work.
 
 mod dataset;
+mod hospital;
 mod inspect;
 mod live;
 mod model;
@@ -100,6 +101,9 @@ pub(crate) enum Command {
         /// The exam journal.
         journal: PathBuf,
     },
+    /// Send a finished exam as the hospital takes it: DICOM clips, a
+    /// summary capture and a structured report, and an HL7 result message.
+    Send(hospital::SendArgs),
 }
 
 /// The model a command runs, and how.
@@ -124,6 +128,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Board => inspect::board(&board(&cli.board, &cli.boards)?),
         Command::Devices => inspect::devices(),
         Command::Exam { journal } => inspect::exam(&journal),
+        Command::Send(args) => hospital::send(&args, &board(&cli.board, &cli.boards)?),
         Command::Update { command, root } => {
             let board = || board(&cli.board, &cli.boards);
             let unit = || -> Result<Unit> {

@@ -26,8 +26,12 @@
 //! [`MAX_LINE_BYTES`], and a journal past [`ARCHIVE_AT_BYTES`] is set aside
 //! when the next exam starts, so that a unit never reaches the limit.
 
+mod clips;
+mod identity;
 mod session;
 
+pub use clips::{ClipError, MAX_CLIP_BYTES, MAX_CLIP_FRAMES, ZoneClip, ZoneClips};
+pub use identity::{ExamIdentity, IdentityError, Patient, SeriesKind};
 pub use session::{MIN_ZONE_HOLD, Session, ZoneProgress};
 
 use crate::spec::{Named, SpecError};
@@ -36,10 +40,10 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
-/// The longest journal line read. The longest line Pleura writes is about
-/// 110 bytes (`recorded`, a 20-digit time, a 10-digit confidence); a torn
-/// line is a part of one.
-pub const MAX_LINE_BYTES: usize = 1024;
+/// The longest journal line read. The longest line Pleura writes is a
+/// `started` with the longest patient identity DICOM holds, about 1 500
+/// bytes; a `recorded` line is about 200. A torn line is a part of one.
+pub const MAX_LINE_BYTES: usize = 2048;
 /// The largest journal read: 64 MiB. One exam writes some 2 to 60 lines
 /// (zones recorded, redone and recorded again), under 8 KiB; the journal is
 /// archived at [`ARCHIVE_AT_BYTES`], so only a file that is not a unit's
@@ -212,6 +216,12 @@ pub enum ImpossibleEvent {
     /// An event after `finished` and before the next `started`.
     #[error("a '{0}' event after the exam was finished")]
     AfterFinished(&'static str),
+    /// A finding probability outside 0–1.
+    #[error("finding probability {0} is not a probability (0 to 1)")]
+    Finding(f32),
+    /// A patient identity or UID that DICOM cannot hold.
+    #[error("{0}")]
+    Identity(IdentityError),
     /// A `finished` total that is not the sum of the recorded zones.
     #[error("total {written} is not the sum of the recorded zones ({sum})")]
     Total {
@@ -231,7 +241,14 @@ pub struct ZoneScore {
     pub confidence: f32,
     /// Whether it was recorded by a button press rather than by stability.
     pub manual: bool,
+    /// The zone's finding probabilities ([`crate::model::heads::FINDINGS`] order),
+    /// for a model with the finding heads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub findings: Option<[f32; FINDINGS]>,
 }
+
+/// How many findings a zone records ([`crate::model::heads::FINDINGS`]).
+const FINDINGS: usize = crate::model::heads::FINDINGS.len();
 
 /// One line of the journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -243,6 +260,10 @@ pub enum JournalEntry {
         protocol: Protocol,
         /// Seconds since the Unix epoch.
         time: u64,
+        /// Whose exam it is and its UIDs (absent in journals written before
+        /// exams had identities).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        identity: Option<ExamIdentity>,
     },
     /// A zone's score was recorded (or re-recorded after a redo).
     Recorded {
@@ -302,16 +323,26 @@ pub struct Exam {
     pub current: usize,
     /// Whether the exam was finished.
     pub finished: bool,
+    /// Whose exam it is and its UIDs (`None` for an exam journaled before
+    /// exams had identities).
+    pub identity: Option<ExamIdentity>,
+    /// When it started, seconds since the Unix epoch.
+    pub started_at: u64,
+    /// When it was finished, seconds since the Unix epoch.
+    pub finished_at: Option<u64>,
 }
 
 impl Exam {
-    /// A new exam with no zone recorded.
-    pub fn new(protocol: Protocol) -> Self {
+    /// A new exam with no zone recorded, started at `started_at`.
+    pub fn new(protocol: Protocol, identity: Option<ExamIdentity>, started_at: u64) -> Self {
         Self {
             protocol,
             zones: vec![None; protocol.zones().len()],
             current: 0,
             finished: false,
+            identity,
+            started_at,
+            finished_at: None,
         }
     }
 
@@ -342,7 +373,11 @@ impl Exam {
     /// Applies a journal entry (when recording, or when replaying).
     fn apply(&mut self, entry: &JournalEntry) {
         match *entry {
-            JournalEntry::Started { protocol, .. } => *self = Exam::new(protocol),
+            JournalEntry::Started {
+                protocol,
+                time,
+                ref identity,
+            } => *self = Exam::new(protocol, identity.clone(), time),
             JournalEntry::Recorded { zone, result, .. } => {
                 if let Some(slot) = self.zones.get_mut(zone) {
                     *slot = Some(result);
@@ -355,7 +390,10 @@ impl Exam {
                     self.current = zone;
                 }
             }
-            JournalEntry::Finished { .. } => self.finished = true,
+            JournalEntry::Finished { time, .. } => {
+                self.finished = true;
+                self.finished_at = Some(time);
+            }
         }
     }
 }
@@ -375,7 +413,12 @@ impl JournalEntry {
     /// holds so far, if any): the rule for replaying and for appending.
     pub fn check(&self, exam: Option<&Exam>) -> Result<(), ImpossibleEvent> {
         let exam = match (self, exam) {
-            (JournalEntry::Started { .. }, _) => return Ok(()),
+            (JournalEntry::Started { identity, .. }, _) => {
+                return match identity {
+                    Some(identity) => identity.check().map_err(ImpossibleEvent::Identity),
+                    None => Ok(()),
+                };
+            }
             (_, None) => return Err(ImpossibleEvent::BeforeStarted(self.event())),
             (_, Some(exam)) if exam.finished => {
                 return Err(ImpossibleEvent::AfterFinished(self.event()));
@@ -402,7 +445,15 @@ impl JournalEntry {
                 if !(0.0..=1.0).contains(&result.confidence) {
                     return Err(ImpossibleEvent::Confidence(result.confidence));
                 }
-                Ok(())
+                match result
+                    .findings
+                    .iter()
+                    .flatten()
+                    .find(|p| !(0.0..=1.0).contains(*p))
+                {
+                    Some(&p) => Err(ImpossibleEvent::Finding(p)),
+                    None => Ok(()),
+                }
             }
             JournalEntry::Cleared { zone, .. } => zone_of(zone),
             JournalEntry::Finished { total, .. } if total != exam.total() => {
@@ -420,7 +471,11 @@ impl JournalEntry {
 /// change the current one.
 fn apply_to(exam: &mut Option<Exam>, entry: &JournalEntry) {
     match (entry, exam.as_mut()) {
-        (JournalEntry::Started { protocol, .. }, _) => *exam = Some(Exam::new(*protocol)),
+        (JournalEntry::Started { protocol, .. }, _) => {
+            let mut started = Exam::new(*protocol, None, 0);
+            started.apply(entry);
+            *exam = Some(started);
+        }
         (_, Some(current)) => current.apply(entry),
         (_, None) => {}
     }
@@ -554,8 +609,9 @@ impl Journal {
         let time = now();
         let entry = match (command, self.exam.as_ref()) {
             (Command::Start, _) => {
-                self.archive_if_large()?;
-                Some(JournalEntry::Started { protocol, time })
+                return self
+                    .start(protocol, ExamIdentity::anonymous(time))
+                    .map(|()| true);
             }
             (_, None) => None,
             (_, Some(exam)) if exam.finished => None,
@@ -584,6 +640,22 @@ impl Journal {
             Some(entry) => self.append(entry).map(|()| true),
             None => Ok(false),
         }
+    }
+
+    /// Starts a new exam of `protocol` for `identity` (any earlier exam in
+    /// the journal is closed).
+    pub fn start(&mut self, protocol: Protocol, identity: ExamIdentity) -> Result<(), ExamError> {
+        self.archive_if_large()?;
+        self.append(JournalEntry::Started {
+            protocol,
+            time: now(),
+            identity: Some(identity),
+        })
+    }
+
+    /// The journal's path.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Records the current zone because its clip score became stable, if
@@ -759,6 +831,7 @@ mod tests {
             score,
             confidence: 0.8,
             manual: false,
+            findings: None,
         })
     }
 
@@ -1066,6 +1139,7 @@ mod tests {
                 score,
                 confidence,
                 manual: true,
+                findings: None,
             },
             time: 2,
         };
@@ -1117,7 +1191,10 @@ mod tests {
         );
         for lines in [vec![STARTED, &long, RECORDED], vec![STARTED, &long]] {
             let err = read_lines(&lines).unwrap_err().to_string();
-            assert!(err.contains("line 2: longer than 1024 bytes"), "{err}");
+            assert!(
+                err.contains(&format!("line 2: longer than {MAX_LINE_BYTES} bytes")),
+                "{err}"
+            );
         }
         // A torn tail is part of one line: a long unterminated tail is not one.
         let path = dir.path().join("zeros.jsonl");

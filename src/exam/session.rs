@@ -14,8 +14,14 @@
 //! never recorded from a probe still resting on the previous one. The
 //! record button records the zone at once. While the picture is frozen,
 //! the zone sees no frames.
+//!
+//! The zone's newest frames are kept too, and saved beside the journal
+//! when the zone is recorded ([`super::ZoneClips`]): the clip the hospital
+//! gets for that zone.
 
-use super::{Command, Exam, Journal, Protocol, ZoneScore};
+use super::clips::ClipBuffer;
+use super::{Command, Exam, ExamIdentity, Journal, Protocol, ZoneClips, ZoneScore};
+use crate::frame::GrayFrame;
 use crate::model::FramePrediction;
 use crate::scoring::ClipTracker;
 use std::time::{Duration, Instant};
@@ -39,6 +45,7 @@ pub struct ZoneProgress {
 struct ExamRecord {
     protocol: Protocol,
     journal: Journal,
+    clips: ZoneClips,
 }
 
 /// The bedside workflow: freezing the picture and, when exams are run,
@@ -48,6 +55,8 @@ pub struct Session {
     frozen: bool,
     /// Frames since the current zone was selected.
     zone: ClipTracker,
+    /// The newest of them.
+    zone_frames: ClipBuffer,
     progress: Option<ZoneProgress>,
     /// Whether the current zone is recorded when its score is stable.
     armed: bool,
@@ -65,6 +74,7 @@ impl Default for Session {
             exam: None,
             frozen: false,
             zone: ClipTracker::new(0),
+            zone_frames: ClipBuffer::default(),
             progress: None,
             armed: false,
             zone_since: Instant::now(),
@@ -79,7 +89,11 @@ impl Session {
     /// (opened, with any unfinished exam recovered).
     pub fn with_exam(protocol: Protocol, journal: Journal) -> Self {
         Self {
-            exam: Some(ExamRecord { protocol, journal }),
+            exam: Some(ExamRecord {
+                protocol,
+                clips: ZoneClips::beside(journal.path()),
+                journal,
+            }),
             ..Self::default()
         }
     }
@@ -132,6 +146,7 @@ impl Session {
             return;
         };
         let score = self.progress.map(|zone| zone.score);
+        let zone = exam.journal.exam().map(|e| e.current);
         let changed = match exam.journal.command(command, exam.protocol, score) {
             Ok(changed) => {
                 self.unsaved = false;
@@ -148,6 +163,9 @@ impl Session {
             if changed { "done" } else { "nothing to do" },
             exam.journal.exam().map(|e| e.current_name())
         );
+        if changed && command == Command::Record {
+            self.save_zone_clip(zone);
+        }
         if changed && command != Command::Finish {
             // Selecting a zone (or starting over) arms it; recording disarms
             // it. Either way its score starts afresh.
@@ -156,19 +174,21 @@ impl Session {
         }
     }
 
-    /// Adds a scored frame to the current zone, and records the zone when
-    /// it is armed, held long enough and stable. Frames while frozen, or
-    /// outside a running exam, are not counted.
-    pub fn observe(&mut self, prediction: &FramePrediction) {
+    /// Adds a scored frame (`prediction` for `frame`) to the current zone,
+    /// and records the zone when it is armed, held long enough and stable.
+    /// Frames while frozen, or outside a running exam, are not counted.
+    pub fn observe(&mut self, prediction: &FramePrediction, frame: &GrayFrame) {
         if self.frozen || !self.recording() {
             return;
         }
         let update = self.zone.update(prediction);
+        self.zone_frames.push(frame);
         let progress = ZoneProgress {
             score: ZoneScore {
                 score: update.clip.score,
                 confidence: update.clip.confidence,
                 manual: false,
+                findings: update.findings,
             },
             stable: update.stable,
             frames: update.clip.frames,
@@ -179,10 +199,14 @@ impl Session {
             && self.zone_since.elapsed() >= self.min_hold
             && let Some(exam) = self.exam.as_mut()
         {
+            let zone = exam.journal.exam().map(|e| e.current);
             match exam.journal.record_stable(progress.score) {
                 Ok(recorded) => {
                     self.armed = !recorded;
                     self.unsaved = false;
+                    if recorded {
+                        self.save_zone_clip(zone);
+                    }
                 }
                 Err(e) => {
                     log::error!("{e}");
@@ -192,9 +216,31 @@ impl Session {
         }
     }
 
+    /// Saves the frames `zone` was just recorded from beside the journal.
+    /// A failure is logged and leaves the zone's score recorded: the exam
+    /// is then sent without that zone's clip.
+    fn save_zone_clip(&mut self, zone: Option<usize>) {
+        let (Some(exam), Some(zone), Some(clip)) = (&self.exam, zone, self.zone_frames.clip())
+        else {
+            return;
+        };
+        let Some(identity) = exam.journal.exam().and_then(|e| e.identity.as_ref()) else {
+            return;
+        };
+        if let Err(e) = exam.clips.save(&identity.uid_root, zone, &clip) {
+            log::error!("{e}: zone {zone} is recorded, but will be sent without its clip");
+        }
+    }
+
+    /// The identity of the exam in the journal, if it has one.
+    pub fn identity(&self) -> Option<&ExamIdentity> {
+        self.exam().and_then(|e| e.identity.as_ref())
+    }
+
     /// Starts scoring the current zone from scratch.
     fn restart_zone(&mut self) {
         self.zone = ClipTracker::new(0);
+        self.zone_frames.clear();
         self.zone_since = Instant::now();
         self.progress = None;
     }
@@ -217,6 +263,23 @@ mod tests {
         }
     }
 
+    /// A small frame to go with a prediction.
+    fn picture() -> GrayFrame {
+        GrayFrame {
+            width: 4,
+            height: 3,
+            pixels: vec![7; 12],
+            seq: 0,
+            captured: Instant::now(),
+        }
+    }
+
+    impl Session {
+        fn observe_frame(&mut self, prediction: &FramePrediction) {
+            self.observe(prediction, &picture());
+        }
+    }
+
     fn session(dir: &tempfile::TempDir) -> Session {
         let journal = Journal::open(&dir.path().join("exam.jsonl")).unwrap();
         let mut session = Session::with_exam(Protocol::Blue6, journal);
@@ -231,7 +294,7 @@ mod tests {
         session.command(Command::Start);
         assert!(session.armed() && session.zone().is_none());
         while session.exam().unwrap().zones[0].is_none() {
-            session.observe(&frame(2));
+            session.observe_frame(&frame(2));
             assert!(session.zone().unwrap().frames < 100, "never recorded");
         }
         assert_eq!(session.exam().unwrap().zones[0].unwrap().score, 2);
@@ -239,7 +302,7 @@ mod tests {
 
         session.command(Command::NextZone);
         assert!(session.armed() && session.zone().is_none(), "a fresh zone");
-        session.observe(&frame(1));
+        session.observe_frame(&frame(1));
         assert_eq!(session.zone().unwrap().frames, 1);
         assert!(session.exam().unwrap().zones[1].is_none(), "not yet stable");
     }
@@ -251,10 +314,26 @@ mod tests {
         session.command(Command::Start);
         session.command(Command::Record);
         assert_eq!(session.exam().unwrap().recorded(), 0, "no frame yet");
-        session.observe(&frame(3));
+        session.observe_frame(&frame(3));
         session.command(Command::Record);
         let zone = session.exam().unwrap().zones[0].unwrap();
         assert_eq!((zone.score, zone.manual), (3, true));
+    }
+
+    #[test]
+    fn a_recorded_zone_keeps_its_frames_beside_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut session = session(&dir);
+        session.command(Command::Start);
+        session.observe_frame(&frame(3));
+        session.observe_frame(&frame(3));
+        session.command(Command::Record);
+        let root = &session.identity().expect("an anonymous identity").uid_root;
+        let clip = ZoneClips::beside(&dir.path().join("exam.jsonl"))
+            .load(root, 0)
+            .unwrap()
+            .expect("the zone's clip");
+        assert_eq!((clip.width, clip.height, clip.frames()), (4, 3, 2));
     }
 
     #[test]
@@ -262,13 +341,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut session = session(&dir);
         session.command(Command::Start);
-        session.observe(&frame(0));
+        session.observe_frame(&frame(0));
         session.command(Command::ToggleFreeze);
-        session.observe(&frame(3));
+        session.observe_frame(&frame(3));
         assert!(session.frozen());
         assert_eq!(session.zone().unwrap().frames, 1);
         session.command(Command::ToggleFreeze);
-        session.observe(&frame(3));
+        session.observe_frame(&frame(3));
         assert_eq!(session.zone().unwrap().frames, 2);
     }
 
@@ -276,7 +355,7 @@ mod tests {
     fn without_an_exam_only_freezing_does_anything() {
         let mut session = Session::default();
         session.command(Command::Start);
-        session.observe(&frame(1));
+        session.observe_frame(&frame(1));
         assert!(session.exam().is_none() && session.zone().is_none());
         session.command(Command::ToggleFreeze);
         assert!(session.frozen());
