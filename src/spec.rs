@@ -64,6 +64,46 @@ pub enum SpecError {
          punctuation but '\\')"
     )]
     NotAnAeTitle(String),
+    /// Text that is not `AE@HOST:PORT`.
+    #[error("'{0}' is not a DICOM peer AE@HOST:PORT (an AE title, a host and a port 1 to 65535)")]
+    NotAnAeAddress(String),
+}
+
+/// A DICOM peer: its AE title, host and port (`AE@HOST:PORT`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AeAddress {
+    /// The peer's AE title.
+    pub ae_title: String,
+    /// Its host name or address.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+}
+
+impl std::fmt::Display for AeAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}:{}", self.ae_title, self.host, self.port)
+    }
+}
+
+impl std::str::FromStr for AeAddress {
+    type Err = SpecError;
+
+    fn from_str(text: &str) -> Result<Self, SpecError> {
+        let bad = || SpecError::NotAnAeAddress(text.to_string());
+        let (ae, address) = text.rsplit_once('@').ok_or_else(bad)?;
+        let (host, port) = address.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(bad());
+        }
+        Ok(Self {
+            ae_title: ae_title(ae).map_err(|_| bad())?,
+            host: host.to_string(),
+            port,
+        })
+    }
 }
 
 /// An enum whose values are written by name on the command line and in
@@ -197,6 +237,28 @@ pub fn ae_title(text: &str) -> Result<String, SpecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dicom_peer_is_ae_at_host_colon_port() {
+        let peer: AeAddress = "ORTHANC@127.0.0.1:4242".parse().unwrap();
+        assert_eq!(
+            (peer.ae_title.as_str(), peer.host.as_str(), peer.port),
+            ("ORTHANC", "127.0.0.1", 4242)
+        );
+        assert_eq!(peer.to_string(), "ORTHANC@127.0.0.1:4242");
+        assert_eq!("PACS@[::1]:104".parse::<AeAddress>().unwrap().host, "::1");
+        for bad in [
+            "ORTHANC",
+            "@host:1",
+            "A@host",
+            "A@host:0",
+            "A@:104",
+            "A@host:99999",
+        ] {
+            let message = bad.parse::<AeAddress>().unwrap_err().to_string();
+            assert!(message.contains("AE@HOST:PORT"), "{message}");
+        }
+    }
 
     #[test]
     fn ae_titles_follow_dicom() {

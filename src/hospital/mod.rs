@@ -19,6 +19,7 @@
 
 mod dicom;
 pub mod hl7;
+pub mod net;
 mod report;
 
 pub use hl7::{Acknowledgement, Hl7Message, parse_acknowledgement};
@@ -160,6 +161,24 @@ impl DicomInstance {
                 name: self.file_name.clone(),
                 reason: e.to_string(),
             })?;
+        Ok(bytes)
+    }
+
+    /// The data set alone (no file meta group), in the transfer syntax
+    /// `transfer_syntax`, as C-STORE sends it.
+    pub fn data_set(&self, transfer_syntax: &str) -> Result<Vec<u8>, HospitalError> {
+        use dicom_encoding::TransferSyntaxIndex;
+        let dicom = |reason: String| HospitalError::Dicom {
+            name: self.file_name.clone(),
+            reason,
+        };
+        let syntax = dicom_transfer_syntax_registry::TransferSyntaxRegistry
+            .get(transfer_syntax)
+            .ok_or_else(|| dicom(format!("unknown transfer syntax {transfer_syntax}")))?;
+        let mut bytes = Vec::new();
+        self.object
+            .write_dataset_with_ts(&mut bytes, syntax)
+            .map_err(|e| dicom(e.to_string()))?;
         Ok(bytes)
     }
 }

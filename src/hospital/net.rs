@@ -1,0 +1,364 @@
+//! DICOM network services as a client (SCU), over dicom-ul: C-ECHO to check
+//! that a PACS answers, C-STORE to send an exam's objects to it.
+//!
+//! Each object is offered in the transfer syntax it is stored in (Explicit
+//! VR Little Endian), with Implicit VR Little Endian, which every SCP must
+//! take, as the fallback the association may pick. Every C-STORE status
+//! the PACS answers is sorted ([`StoreStatus`]): success and warnings are
+//! stored; a refusal for lack of resources, a busy or an unknown status is
+//! worth retrying later; an object the PACS says it cannot take as it is
+//! (a wrong SOP class, a data set that does not match it) is not.
+
+use super::DicomInstance;
+use crate::spec::AeAddress;
+use dicom_core::{DataElement, PrimitiveValue, VR};
+use dicom_dictionary_std::{tags, uids};
+use dicom_object::InMemDicomObject;
+use dicom_ul::ClientAssociation;
+use dicom_ul::association::client::ClientAssociationOptions;
+use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// Why talking to a DICOM peer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// No association: the peer cannot be reached, or it rejected or
+    /// aborted the association.
+    #[error("{peer}: no association: {reason}")]
+    Association {
+        /// The peer.
+        peer: String,
+        /// What dicom-ul said.
+        reason: String,
+    },
+    /// The peer accepted none of the presentation contexts an object needs.
+    #[error("{peer}: takes no {sop_class} in Explicit or Implicit VR Little Endian")]
+    NoContext {
+        /// The peer.
+        peer: String,
+        /// The SOP class refused.
+        sop_class: String,
+    },
+    /// The exchange broke off or the peer answered what no SCP answers.
+    #[error("{peer}: {reason}")]
+    Protocol {
+        /// The peer.
+        peer: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// What a C-STORE's status means for the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreStatus {
+    /// Stored (0000).
+    Stored,
+    /// Stored, with a warning: coerced, elements discarded, or a data set
+    /// that does not quite match its SOP class (0001, 0107, 0116, Bxxx).
+    StoredWithWarning(u16),
+    /// Not stored, but worth trying again later: out of resources (A7xx),
+    /// cancelled (FE00), or a status no standard names.
+    Retry(u16),
+    /// Not stored, and sending it again as it is will not help: refused
+    /// (0122 SOP class not supported, 0124 not authorized, A9xx data set
+    /// does not match the SOP class, Cxxx cannot understand).
+    Refused(u16),
+}
+
+impl StoreStatus {
+    /// Sorts a C-STORE response status (PS3.4 GG.4, PS3.7 C).
+    pub fn of(status: u16) -> Self {
+        match status {
+            0x0000 => StoreStatus::Stored,
+            0x0001 | 0x0107 | 0x0116 | 0xB000..=0xBFFF => StoreStatus::StoredWithWarning(status),
+            0x0122 | 0x0124 | 0xA900..=0xA9FF | 0xC000..=0xCFFF => StoreStatus::Refused(status),
+            _ => StoreStatus::Retry(status),
+        }
+    }
+
+    /// Whether the PACS has the object.
+    pub fn stored(self) -> bool {
+        matches!(
+            self,
+            StoreStatus::Stored | StoreStatus::StoredWithWarning(_)
+        )
+    }
+}
+
+impl std::fmt::Display for StoreStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            StoreStatus::Stored => write!(f, "stored"),
+            StoreStatus::StoredWithWarning(s) => write!(f, "stored with warning {s:04X}H"),
+            StoreStatus::Retry(s) => write!(f, "not stored, status {s:04X}H (will retry)"),
+            StoreStatus::Refused(s) => write!(f, "refused, status {s:04X}H"),
+        }
+    }
+}
+
+/// How long to wait for a peer to connect or answer.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An association with `peer` as `station_ae`, proposing `sop_classes`.
+fn associate(
+    station_ae: &str,
+    peer: &AeAddress,
+    sop_classes: &[&str],
+    timeout: Duration,
+) -> Result<ClientAssociation<TcpStream>, NetError> {
+    let mut options = ClientAssociationOptions::new()
+        .calling_ae_title(station_ae.to_string())
+        .called_ae_title(peer.ae_title.clone())
+        .connection_timeout(timeout)
+        .read_timeout(timeout)
+        .write_timeout(timeout);
+    for class in sop_classes {
+        options = options.with_presentation_context(
+            class.to_string(),
+            vec![
+                uids::EXPLICIT_VR_LITTLE_ENDIAN.to_string(),
+                uids::IMPLICIT_VR_LITTLE_ENDIAN.to_string(),
+            ],
+        );
+    }
+    options
+        .establish_with(&format!("{}@{}:{}", peer.ae_title, peer.host, peer.port))
+        .map_err(|e| NetError::Association {
+            peer: peer.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// Sends a DIMSE command (and its data set, if any) on context `context`.
+fn send_message(
+    association: &mut ClientAssociation<TcpStream>,
+    context: u8,
+    command: &InMemDicomObject,
+    data: Option<&[u8]>,
+    peer: &AeAddress,
+) -> Result<(), NetError> {
+    let protocol = |reason: String| NetError::Protocol {
+        peer: peer.to_string(),
+        reason,
+    };
+    let mut command_bytes = Vec::with_capacity(256);
+    command
+        .write_dataset_with_ts(
+            &mut command_bytes,
+            &dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN.erased(),
+        )
+        .map_err(|e| protocol(format!("cannot encode a command: {e}")))?;
+    association
+        .send(&Pdu::PData {
+            data: vec![PDataValue {
+                presentation_context_id: context,
+                value_type: PDataValueType::Command,
+                is_last: true,
+                data: command_bytes,
+            }],
+        })
+        .map_err(|e| protocol(format!("sending a command: {e}")))?;
+    if let Some(data) = data {
+        // Split into PDUs the peer takes.
+        let mut writer = association.send_pdata(context);
+        writer
+            .write_all(data)
+            .and_then(|()| writer.flush())
+            .map_err(|e| protocol(format!("sending a data set: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Waits for a DIMSE response and returns its status.
+fn response_status(
+    association: &mut ClientAssociation<TcpStream>,
+    peer: &AeAddress,
+) -> Result<u16, NetError> {
+    let protocol = |reason: String| NetError::Protocol {
+        peer: peer.to_string(),
+        reason,
+    };
+    match association
+        .receive()
+        .map_err(|e| protocol(format!("no answer: {e}")))?
+    {
+        Pdu::PData { data } => {
+            let value = data
+                .iter()
+                .find(|v| v.value_type == PDataValueType::Command)
+                .ok_or_else(|| protocol("an answer without a command".into()))?;
+            let command = InMemDicomObject::read_dataset_with_ts(
+                &value.data[..],
+                &dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN.erased(),
+            )
+            .map_err(|e| protocol(format!("an answer that does not parse: {e}")))?;
+            command
+                .element(tags::STATUS)
+                .ok()
+                .and_then(|e| e.to_int::<u16>().ok())
+                .ok_or_else(|| protocol("an answer without a status".into()))
+        }
+        Pdu::AbortRQ { source } => Err(protocol(format!("the peer aborted ({source:?})"))),
+        other => Err(protocol(format!("an unexpected {other:?}"))),
+    }
+}
+
+/// The C-ECHO-RQ or C-STORE-RQ command set.
+fn command(
+    field: u16,
+    message_id: u16,
+    sop_class: &str,
+    instance: Option<&str>,
+) -> InMemDicomObject {
+    let mut elements = vec![
+        DataElement::new(
+            tags::AFFECTED_SOP_CLASS_UID,
+            VR::UI,
+            PrimitiveValue::from(sop_class),
+        ),
+        DataElement::new(tags::COMMAND_FIELD, VR::US, PrimitiveValue::from(field)),
+        DataElement::new(tags::MESSAGE_ID, VR::US, PrimitiveValue::from(message_id)),
+        DataElement::new(
+            tags::COMMAND_DATA_SET_TYPE,
+            VR::US,
+            // 0101H: no data set follows; 0000H: one does.
+            PrimitiveValue::from(if instance.is_some() {
+                0x0000u16
+            } else {
+                0x0101
+            }),
+        ),
+    ];
+    if let Some(instance) = instance {
+        elements.push(DataElement::new(
+            tags::PRIORITY,
+            VR::US,
+            PrimitiveValue::from(0u16),
+        ));
+        elements.push(DataElement::new(
+            tags::AFFECTED_SOP_INSTANCE_UID,
+            VR::UI,
+            PrimitiveValue::from(instance),
+        ));
+    }
+    InMemDicomObject::command_from_element_iter(elements)
+}
+
+/// Checks that `peer` answers a C-ECHO from `station_ae`.
+pub fn echo(station_ae: &str, peer: &AeAddress, timeout: Duration) -> Result<(), NetError> {
+    let mut association = associate(station_ae, peer, &[uids::VERIFICATION], timeout)?;
+    let context = association
+        .presentation_contexts()
+        .first()
+        .map(|pc| pc.id)
+        .ok_or_else(|| NetError::NoContext {
+            peer: peer.to_string(),
+            sop_class: uids::VERIFICATION.into(),
+        })?;
+    send_message(
+        &mut association,
+        context,
+        &command(0x0030, 1, uids::VERIFICATION, None),
+        None,
+        peer,
+    )?;
+    let status = response_status(&mut association, peer)?;
+    let _ = association.release();
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(NetError::Protocol {
+            peer: peer.to_string(),
+            reason: format!("C-ECHO answered status {status:04X}H"),
+        })
+    }
+}
+
+/// Sends `instances` to `peer` from `station_ae` on one association; the
+/// status of each, in order. An association that cannot be made fails all.
+pub fn store(
+    station_ae: &str,
+    peer: &AeAddress,
+    instances: &[&DicomInstance],
+    timeout: Duration,
+) -> Result<Vec<Result<StoreStatus, NetError>>, NetError> {
+    let mut classes: Vec<&str> = instances.iter().map(|i| i.sop_class.as_str()).collect();
+    classes.sort_unstable();
+    classes.dedup();
+    let mut association = associate(station_ae, peer, &classes, timeout)?;
+    let mut results = Vec::with_capacity(instances.len());
+    for (message_id, instance) in (1u16..).zip(instances) {
+        let result = store_one(&mut association, peer, instance, message_id);
+        let broken = matches!(result, Err(NetError::Protocol { .. }));
+        results.push(result);
+        if broken {
+            // The association is gone: the rest wait for the next try.
+            for _ in results.len()..instances.len() {
+                results.push(Err(NetError::Protocol {
+                    peer: peer.to_string(),
+                    reason: "not sent: the association broke off".into(),
+                }));
+            }
+            return Ok(results);
+        }
+    }
+    let _ = association.release();
+    Ok(results)
+}
+
+fn store_one(
+    association: &mut ClientAssociation<TcpStream>,
+    peer: &AeAddress,
+    instance: &DicomInstance,
+    message_id: u16,
+) -> Result<StoreStatus, NetError> {
+    let contexts = association.presentation_contexts();
+    let context = contexts
+        .iter()
+        .filter(|pc| pc.abstract_syntax == instance.sop_class)
+        .min_by_key(|pc| pc.transfer_syntax != uids::EXPLICIT_VR_LITTLE_ENDIAN)
+        .cloned()
+        .ok_or_else(|| NetError::NoContext {
+            peer: peer.to_string(),
+            sop_class: instance.sop_class.clone(),
+        })?;
+    let data = instance
+        .data_set(&context.transfer_syntax)
+        .map_err(|e| NetError::Protocol {
+            peer: peer.to_string(),
+            reason: e.to_string(),
+        })?;
+    send_message(
+        association,
+        context.id,
+        &command(
+            0x0001,
+            message_id,
+            &instance.sop_class,
+            Some(&instance.sop_instance),
+        ),
+        Some(&data),
+        peer,
+    )?;
+    response_status(association, peer).map(StoreStatus::of)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_store_status_is_sorted() {
+        assert!(StoreStatus::of(0x0000).stored());
+        assert!(StoreStatus::of(0xB007).stored());
+        assert_eq!(StoreStatus::of(0xA700), StoreStatus::Retry(0xA700));
+        assert_eq!(StoreStatus::of(0xA900), StoreStatus::Refused(0xA900));
+        assert_eq!(StoreStatus::of(0xC123), StoreStatus::Refused(0xC123));
+        assert_eq!(StoreStatus::of(0x0122), StoreStatus::Refused(0x0122));
+        assert_eq!(StoreStatus::of(0xFE00), StoreStatus::Retry(0xFE00));
+        assert_eq!(StoreStatus::of(0x1234), StoreStatus::Retry(0x1234));
+    }
+}
