@@ -9,6 +9,7 @@
 use crate::board::BoardProfile;
 use crate::display::{DisplayError, DisplaySetup, DisplaySpec};
 use crate::exam::{ExamError, Journal, Protocol, Session};
+use crate::hospital::outbox::{Destination, Outbox, Queue, Sender, spawn_sender};
 use crate::input::{KeyMapError, spawn_evdev, spawn_stdin_keys};
 use crate::model::{LusNet, ModelError, Precision};
 use crate::pipeline::{RunOptions, Stages};
@@ -56,6 +57,21 @@ pub struct LiveOptions {
     pub log: Option<PathBuf>,
     /// Set from another thread (a signal handler) to stop the run.
     pub stop: Arc<AtomicBool>,
+    /// Where finished exams go, and the sender that takes them there.
+    pub hospital: Option<Hospital>,
+}
+
+/// The hospital's side of a run: finished exams are queued in the outbox
+/// for the destinations, and a sender thread delivers what is due.
+#[derive(Debug, Clone)]
+pub struct Hospital {
+    /// The unit's outbox.
+    pub outbox: Outbox,
+    /// Where every finished exam goes (none: the sender still delivers what
+    /// is queued).
+    pub destinations: Vec<Destination>,
+    /// Who sends, and how long it waits for a peer.
+    pub sender: Sender,
 }
 
 /// Why a live run could not start or go on.
@@ -153,6 +169,25 @@ pub fn run(board: &BoardProfile, options: LiveOptions) -> Result<RunReport, Beds
         }
         None => Session::default(),
     };
+    // Stopped when the run ends; a send it is in the middle of then
+    // resumes at the next start, as after a power cut.
+    let sender_stop = Arc::new(AtomicBool::new(false));
+    if let Some(hospital) = options.hospital.clone() {
+        if !hospital.destinations.is_empty() {
+            session = session.handing_over_to(Box::new(Queue {
+                outbox: hospital.outbox.clone(),
+                destinations: hospital.destinations.clone(),
+            }));
+        }
+        if let Err(e) = spawn_sender(
+            hospital.outbox,
+            hospital.sender,
+            SENDER_PERIOD,
+            sender_stop.clone(),
+        ) {
+            log::error!("the outbox sender did not start ({e}): exams stay queued");
+        }
+    }
     let (width, height) = options.screen.unwrap_or((
         board.display.size[0] as usize,
         board.display.size[1] as usize,
@@ -199,10 +234,15 @@ pub fn run(board: &BoardProfile, options: LiveOptions) -> Result<RunReport, Beds
         heartbeat: Some(Box::new(crate::service::Watchdog::new())),
     };
     crate::service::ready(&format!("scoring {spec}"));
-    Ok(crate::pipeline::run(
+    let report = crate::pipeline::run(
         stages,
         &run_options,
         &spec.to_string(),
         &model_path.display().to_string(),
-    ))
+    );
+    sender_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(report)
 }
+
+/// How often the outbox sender looks for due jobs.
+const SENDER_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);

@@ -20,7 +20,7 @@ use crate::input::{KeyMap, KeyMapError};
 use crate::model::{Precision, THREADS};
 use crate::source::pixels::PixelFormat;
 use crate::source::{SourceSpec, V4lOptions};
-use crate::spec::Named;
+use crate::spec::{AeAddress, HostPort, Named};
 use serde::{Deserialize, Deserializer, de::Error as _};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -132,6 +132,21 @@ pub struct HospitalProfile {
     /// The institution's name, written in every object.
     #[serde(default)]
     pub institution: Option<String>,
+    /// The PACS finished exams are stored on, `AE@HOST:PORT`.
+    #[serde(default, deserialize_with = "optional_spec")]
+    pub pacs: Option<AeAddress>,
+    /// The HL7 receiver (interface engine) results go to, `HOST:PORT`.
+    #[serde(default, deserialize_with = "optional_spec")]
+    pub hl7: Option<HostPort>,
+    /// The modality worklist queried when an exam starts, `AE@HOST:PORT`.
+    #[serde(default, deserialize_with = "optional_spec")]
+    pub worklist: Option<AeAddress>,
+    /// The receiving application of HL7 messages (MSH-5).
+    #[serde(default)]
+    pub hl7_application: Option<String>,
+    /// The receiving facility of HL7 messages (MSH-6).
+    #[serde(default)]
+    pub hl7_facility: Option<String>,
 }
 
 impl Default for HospitalProfile {
@@ -139,6 +154,11 @@ impl Default for HospitalProfile {
         Self {
             station_ae: station_ae(),
             institution: None,
+            pacs: None,
+            hl7: None,
+            worklist: None,
+            hl7_application: None,
+            hl7_facility: None,
         }
     }
 }
@@ -393,6 +413,16 @@ fn health_timeout_s<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 
 fn max_starts<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     within(d, "update.max_starts", MAX_STARTS).map(|n| n as u32)
+}
+
+/// A text field in one of the `spec` formats (`AE@HOST:PORT`, `HOST:PORT`).
+fn optional_spec<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr<Err = crate::spec::SpecError>,
+{
+    let text = String::deserialize(d)?;
+    text.parse().map(Some).map_err(D::Error::custom)
 }
 
 fn ae_title<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {

@@ -64,9 +64,50 @@ pub enum SpecError {
          punctuation but '\\')"
     )]
     NotAnAeTitle(String),
+    /// Text that is not `HOST:PORT`.
+    #[error("'{0}' is not HOST:PORT (a host and a port 1 to 65535)")]
+    NotAHostPort(String),
     /// Text that is not `AE@HOST:PORT`.
     #[error("'{0}' is not a DICOM peer AE@HOST:PORT (an AE title, a host and a port 1 to 65535)")]
     NotAnAeAddress(String),
+}
+
+/// A network peer: host and port (`HOST:PORT`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    /// Its host name or address.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl std::str::FromStr for HostPort {
+    type Err = SpecError;
+
+    fn from_str(text: &str) -> Result<Self, SpecError> {
+        host_port(text).ok_or_else(|| SpecError::NotAHostPort(text.to_string()))
+    }
+}
+
+/// `HOST:PORT` (an IPv6 host in brackets), port 1 to 65535.
+fn host_port(text: &str) -> Option<HostPort> {
+    let (host, port) = text.rsplit_once(':')?;
+    let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty() && !host.contains(char::is_whitespace)).then(|| HostPort {
+        host: host.to_string(),
+        port,
+    })
 }
 
 /// A DICOM peer: its AE title, host and port (`AE@HOST:PORT`).
@@ -92,15 +133,10 @@ impl std::str::FromStr for AeAddress {
     fn from_str(text: &str) -> Result<Self, SpecError> {
         let bad = || SpecError::NotAnAeAddress(text.to_string());
         let (ae, address) = text.rsplit_once('@').ok_or_else(bad)?;
-        let (host, port) = address.rsplit_once(':').ok_or_else(bad)?;
-        let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() || host.contains(char::is_whitespace) {
-            return Err(bad());
-        }
+        let HostPort { host, port } = host_port(address).ok_or_else(bad)?;
         Ok(Self {
             ae_title: ae_title(ae).map_err(|_| bad())?,
-            host: host.to_string(),
+            host,
             port,
         })
     }
@@ -257,6 +293,24 @@ mod tests {
         ] {
             let message = bad.parse::<AeAddress>().unwrap_err().to_string();
             assert!(message.contains("AE@HOST:PORT"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_peer_is_host_colon_port() {
+        let peer: HostPort = "engine.local:2575".parse().unwrap();
+        assert_eq!((peer.host.as_str(), peer.port), ("engine.local", 2575));
+        assert_eq!(
+            "[::1]:2575".parse::<HostPort>().unwrap().to_string(),
+            "[::1]:2575"
+        );
+        for bad in ["engine", ":2575", "engine:0", "engine:x"] {
+            assert!(
+                bad.parse::<HostPort>()
+                    .unwrap_err()
+                    .to_string()
+                    .contains("HOST:PORT")
+            );
         }
     }
 

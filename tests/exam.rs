@@ -4,6 +4,10 @@
 
 mod common;
 
+#[path = "common/hospital.rs"]
+#[allow(dead_code)]
+mod fixtures;
+
 use common::{pleura, succeed};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -26,6 +30,15 @@ impl Drop for Run {
 /// A live run on a long phantom clip, in real time, with an exam journal;
 /// returns once it scores frames.
 fn start_exam_run(journal: &Path, screens: &Path) -> (Run, ChildStdin, PathBuf) {
+    start_exam_run_with(journal, screens, &[])
+}
+
+/// [`start_exam_run`] with more arguments for `pleura run`.
+fn start_exam_run_with(
+    journal: &Path,
+    screens: &Path,
+    more: &[&std::ffi::OsStr],
+) -> (Run, ChildStdin, PathBuf) {
     let frame_log = screens.with_extension("frames.jsonl");
     let _ = std::fs::remove_file(&frame_log);
     let mut child = Run(pleura()
@@ -43,6 +56,7 @@ fn start_exam_run(journal: &Path, screens: &Path) -> (Run, ChildStdin, PathBuf) 
         .arg(journal)
         .arg("--log")
         .arg(&frame_log)
+        .args(more)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -390,5 +404,45 @@ fn pleura_exam_refuses_an_impossible_event_by_its_line_and_reads_no_device() {
     assert!(
         stderr.contains("/dev/full: a character device, not a regular file"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn a_finished_exam_is_queued_and_the_unit_stores_it_on_the_pacs() {
+    let orthanc = fixtures::Orthanc::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (boards, board) = fixtures::board_in(dir.path());
+    let (journal, screens) = (dir.path().join("exam.jsonl"), dir.path().join("screens"));
+    let peer = orthanc.peer().to_string();
+    let more: Vec<&std::ffi::OsStr> = vec![
+        "--boards".as_ref(),
+        boards.as_os_str(),
+        "--board".as_ref(),
+        "x86_64-dev".as_ref(),
+        "--pacs".as_ref(),
+        peer.as_ref(),
+    ];
+    let (child, mut keys, frame_log) = start_exam_run_with(&journal, &screens, &more);
+    press(&mut keys, "s");
+    wait_for(&journal, "started", 1);
+    press_and_settle(&mut keys, "r", &frame_log);
+    wait_for(&journal, "recorded", 1);
+    press(&mut keys, "x");
+    wait_for(&journal, "finished", 1);
+    // One zone's clip, the summary capture and the report.
+    let deadline = Instant::now() + patience();
+    while orthanc.instances() < 3 {
+        assert!(Instant::now() < deadline, "the exam never reached the PACS");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop(child);
+    assert_eq!(orthanc.instances(), 3);
+    let jobs = pleura::hospital::outbox::Outbox::for_board(&board)
+        .jobs()
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        jobs[0].1.as_ref().unwrap().state(),
+        pleura::hospital::outbox::JobState::Sent
     );
 }

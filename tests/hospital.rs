@@ -7,82 +7,42 @@
 mod common;
 
 use common::{pleura, succeed};
-use pleura::exam::{
-    Command, ExamIdentity, Journal, Patient, Protocol, ZoneClip, ZoneClips, ZoneScore,
-};
+#[path = "common/hospital.rs"]
+#[allow(dead_code)]
+mod fixtures;
+
+use fixtures::{Zone, clip, scheduled};
+use pleura::exam::{ExamIdentity, Journal, Protocol};
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::Duration;
 
 /// The scheduled patient of these exams.
 fn patient() -> ExamIdentity {
-    ExamIdentity::scheduled(
-        Patient {
-            name: "DOE^JANE".into(),
-            id: "MRN-12345".into(),
-            birth_date: Some("19700101".into()),
-            sex: Some("F".into()),
-        },
-        "ACC-42".into(),
-        "1.2.826.0.1.3680043.10.543.42".into(),
-    )
-}
-
-/// A clip of `frames` gray frames of 64×48 with a moving bar.
-fn clip(frames: usize) -> ZoneClip {
-    let (width, height) = (64, 48);
-    let mut pixels = vec![20u8; frames * width * height];
-    for f in 0..frames {
-        for y in 0..height {
-            pixels[f * width * height + y * width + (f * 3) % width] = 230;
-        }
-    }
-    ZoneClip {
-        width,
-        height,
-        frame_time: Duration::from_millis(40),
-        pixels,
-    }
-}
-
-fn zone(score: u8, findings: Option<[f32; 4]>) -> Option<ZoneScore> {
-    Some(ZoneScore {
-        score,
-        confidence: 0.81,
-        manual: true,
-        findings,
-    })
+    scheduled("MRN-12345", "ACC-42", "1.2.826.0.1.3680043.10.543.42")
 }
 
 /// A finished BLUE exam of the scheduled patient: R-up scored 2 with
 /// B-lines, R-low 0, R-PLAPS 3 whose clip was never saved (a full disk);
 /// the total is 5.
 fn finished_exam(dir: &Path) -> PathBuf {
-    let path = dir.join("exam.jsonl");
-    let mut journal = Journal::open(&path).unwrap();
-    journal.start(Protocol::Blue6, patient()).unwrap();
-    let root = journal.exam().unwrap().identity.clone().unwrap().uid_root;
-    let clips = ZoneClips::beside(&path);
-    let protocol = Protocol::Blue6;
-    journal
-        .command(
-            Command::Record,
-            protocol,
-            zone(2, Some([0.1, 0.9, 0.2, 0.7])),
-        )
-        .unwrap();
-    clips.save(&root, 0, &clip(12)).unwrap();
-    journal.command(Command::NextZone, protocol, None).unwrap();
-    journal
-        .command(Command::Record, protocol, zone(0, None))
-        .unwrap();
-    clips.save(&root, 1, &clip(5)).unwrap();
-    journal.command(Command::NextZone, protocol, None).unwrap();
-    journal
-        .command(Command::Record, protocol, zone(3, None))
-        .unwrap();
-    journal.command(Command::Finish, protocol, None).unwrap();
-    path
+    let zones = vec![
+        Zone {
+            score: 2,
+            findings: Some([0.1, 0.9, 0.2, 0.7]),
+            clip: Some(clip(12, 64, 48)),
+        },
+        Zone {
+            score: 0,
+            findings: None,
+            clip: Some(clip(5, 64, 48)),
+        },
+        Zone {
+            score: 3,
+            findings: None,
+            clip: None,
+        },
+    ];
+    fixtures::finished_exam(dir, Protocol::Blue6, patient(), zones)
 }
 
 fn send_out(journal: &Path, out: &Path) -> Output {

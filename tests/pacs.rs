@@ -1,155 +1,73 @@
-//! An exam stored on a real PACS: Debian's Orthanc, started on free
-//! loopback ports with a temporary configuration (no authentication,
-//! every store allowed), checked through its REST API. Also: the PACS
-//! that is down, named in the error.
+//! An exam on its way to the hospital, against real servers on loopback:
+//! Debian's Orthanc as the PACS (checked through its REST API) and an HL7
+//! MLLP receiver. The faults a field hospital's link brings: a PACS that is
+//! down and comes up later, a send killed midway, an association refused,
+//! an HL7 NAK; each time the job is kept, retried with backoff, and
+//! delivered exactly once.
 
 mod common;
 
+#[path = "common/hospital.rs"]
+#[allow(dead_code)]
+mod fixtures;
+
 use common::{pleura, succeed};
-use pleura::exam::{
-    Command, ExamIdentity, Journal, Patient, Protocol, ZoneClip, ZoneClips, ZoneScore,
-};
+use fixtures::{Hl7Receiver, Orthanc, Zone, board_in, clip, free_port, scheduled};
+use pleura::board::BoardProfile;
+use pleura::hospital::Station;
 use pleura::hospital::net;
-use pleura::spec::AeAddress;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use pleura::hospital::outbox::{Destination, JobState, Outbox, Sender};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// An Orthanc server, stopped when dropped.
-struct Orthanc {
-    child: Child,
-    http: u16,
-    dicom: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Orthanc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-impl Orthanc {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let (http, dicom) = (free_port(), free_port());
-        let config = dir.path().join("orthanc.json");
-        let storage = dir.path().join("db");
-        std::fs::write(
-            &config,
-            serde_json::json!({
-                "Name": "PleuraTest",
-                "StorageDirectory": storage,
-                "IndexDirectory": storage,
-                "HttpPort": http,
-                "DicomPort": dicom,
-                "DicomAet": "ORTHANC",
-                "RemoteAccessAllowed": false,
-                "AuthenticationEnabled": false,
-                "DicomAlwaysAllowStore": true,
-                "DicomAlwaysAllowEcho": true,
-                "DicomCheckCalledAet": true,
-                "Plugins": [],
-            })
-            .to_string(),
-        )
-        .unwrap();
-        let child = std::process::Command::new("Orthanc")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("Orthanc starts: install Debian's orthanc (scripts/setup does)");
-        let orthanc = Self {
-            child,
-            http,
-            dicom,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while orthanc.try_get("/system").is_none() {
-            assert!(Instant::now() < deadline, "Orthanc did not answer in 30 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        orthanc
-    }
-
-    fn peer(&self) -> AeAddress {
-        format!("ORTHANC@127.0.0.1:{}", self.dicom).parse().unwrap()
-    }
-
-    fn try_get(&self, path: &str) -> Option<serde_json::Value> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.http)).ok()?;
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let (head, body) = response.split_once("\r\n\r\n")?;
-        // "HTTP/1.x 200 OK"
-        (head.split_whitespace().nth(1) == Some("200"))
-            .then(|| serde_json::from_str(body).ok())
-            .flatten()
-    }
-
-    fn get(&self, path: &str) -> serde_json::Value {
-        self.try_get(path)
-            .unwrap_or_else(|| panic!("Orthanc GET {path} failed"))
-    }
-}
-
 /// A finished BLUE exam of a scheduled patient with two zones and their
-/// clips.
-fn finished_exam(dir: &Path) -> PathBuf {
-    let path = dir.join("exam.jsonl");
-    let mut journal = Journal::open(&path).unwrap();
-    let identity = ExamIdentity::scheduled(
-        Patient {
-            name: "DOE^JANE".into(),
-            id: "MRN-777".into(),
-            birth_date: None,
-            sex: None,
-        },
-        "ACC-7".into(),
-        "1.2.826.0.1.3680043.10.543.7".into(),
-    );
-    journal.start(Protocol::Blue6, identity).unwrap();
-    let root = journal.exam().unwrap().identity.clone().unwrap().uid_root;
-    let clips = ZoneClips::beside(&path);
-    for (zone, score) in [(0, 1u8), (1, 2)] {
-        let result = ZoneScore {
-            score,
-            confidence: 0.7,
-            manual: true,
+/// clips of `frames` frames of 320×240: four objects in all.
+fn finished_exam(dir: &Path, frames: usize) -> PathBuf {
+    exam_of_zones(dir, 2, frames)
+}
+
+/// A finished 12-zone exam with `zones` zones recorded, each with a clip of
+/// `frames` frames of 320×240: `zones + 2` objects.
+fn exam_of_zones(dir: &Path, zones: u8, frames: usize) -> PathBuf {
+    let protocol = if zones <= 2 {
+        pleura::exam::Protocol::Blue6
+    } else {
+        pleura::exam::Protocol::Zones12
+    };
+    let zones = (0..zones)
+        .map(|score| Zone {
+            score: score % 4,
             findings: None,
-        };
-        journal
-            .command(Command::Record, Protocol::Blue6, Some(result))
-            .unwrap();
-        let clip = ZoneClip {
-            width: 32,
-            height: 24,
-            frame_time: Duration::from_millis(40),
-            pixels: vec![90; 4 * 32 * 24],
-        };
-        clips.save(&root, zone, &clip).unwrap();
-        journal
-            .command(Command::NextZone, Protocol::Blue6, None)
-            .unwrap();
-    }
-    journal
-        .command(Command::Finish, Protocol::Blue6, None)
-        .unwrap();
-    path
+            clip: Some(clip(frames, 320, 240)),
+        })
+        .collect();
+    let identity = scheduled("MRN-777", "ACC-7", "1.2.826.0.1.3680043.10.543.7");
+    fixtures::finished_exam(dir, protocol, identity, zones)
+}
+
+fn send(boards: &Path, journal: &Path, to: &[&str]) -> std::process::Output {
+    pleura()
+        .arg("--boards")
+        .arg(boards)
+        .args(["--board", "x86_64-dev", "send"])
+        .arg(journal)
+        .args(to)
+        .output()
+        .unwrap()
+}
+
+fn sender(board: &BoardProfile) -> Sender {
+    let mut sender = Sender::for_board(board, Station::for_board(board, None, &board.model));
+    sender.timeout = Duration::from_secs(5);
+    sender
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 #[test]
@@ -157,25 +75,31 @@ fn an_exam_is_stored_on_orthanc_once_even_when_sent_twice() {
     let orthanc = Orthanc::start();
     net::echo("PLEURA", &orthanc.peer(), net::TIMEOUT).expect("C-ECHO");
     let dir = tempfile::tempdir().unwrap();
-    let journal = finished_exam(dir.path());
+    let (boards, _) = board_in(dir.path());
+    let journal = finished_exam(dir.path(), 4);
     for _ in 0..2 {
         let sent = succeed(
             pleura()
-                .arg("send")
+                .arg("--boards")
+                .arg(&boards)
+                .args(["--board", "x86_64-dev", "send"])
                 .arg(&journal)
                 .arg("--pacs")
                 .arg(orthanc.peer().to_string()),
         );
         let stdout = String::from_utf8_lossy(&sent.stdout);
-        assert_eq!(stdout.matches(" stored on ORTHANC@").count(), 4, "{stdout}");
+        assert_eq!(
+            stdout.matches(" stored (pacs:ORTHANC@").count(),
+            4,
+            "{stdout}"
+        );
     }
-    let instances = orthanc.get("/instances");
     assert_eq!(
-        instances.as_array().map(Vec::len),
-        Some(4),
-        "two clips, the summary and the report, once: {instances}"
+        orthanc.instances(),
+        4,
+        "two clips, the summary and the report, once"
     );
-    for id in instances.as_array().unwrap() {
+    for id in orthanc.get("/instances").as_array().unwrap() {
         let tags = orthanc.get(&format!(
             "/instances/{}/simplified-tags",
             id.as_str().unwrap()
@@ -184,46 +108,190 @@ fn an_exam_is_stored_on_orthanc_once_even_when_sent_twice() {
         assert_eq!(tags["AccessionNumber"], "ACC-7", "{tags}");
         assert_eq!(tags["StudyInstanceUID"], "1.2.826.0.1.3680043.10.543.7");
     }
-    let studies = orthanc.get("/studies");
-    assert_eq!(studies.as_array().map(Vec::len), Some(1), "{studies}");
+    assert_eq!(orthanc.get("/studies").as_array().map(Vec::len), Some(1));
 }
 
 #[test]
-fn a_pacs_that_is_down_is_named_and_nothing_is_claimed_sent() {
-    let port = free_port();
-    let peer: AeAddress = format!("PACS@127.0.0.1:{port}").parse().unwrap();
-    let error = net::echo("PLEURA", &peer, Duration::from_secs(5)).unwrap_err();
-    assert!(
-        error
-            .to_string()
-            .contains(&format!("PACS@127.0.0.1:{port}")),
-        "{error}"
-    );
+fn a_pacs_that_is_down_keeps_the_exam_queued_until_it_comes_up() {
     let dir = tempfile::tempdir().unwrap();
-    let journal = finished_exam(dir.path());
-    let output = pleura()
-        .arg("send")
-        .arg(&journal)
-        .arg("--pacs")
-        .arg(peer.to_string())
-        .output()
-        .unwrap();
+    let (boards, board) = board_in(dir.path());
+    let journal = finished_exam(dir.path(), 4);
+    let port = free_port();
+    let peer = format!("ORTHANC@127.0.0.1:{port}");
+    let error = net::echo("PLEURA", &peer.parse().unwrap(), Duration::from_secs(5)).unwrap_err();
+    assert!(error.to_string().contains(&peer), "{error}");
+
+    let output = send(&boards, &journal, &["--pacs", &peer]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains(&format!("PACS@127.0.0.1:{port}")) && stderr.contains("no association"),
+        stderr.contains("stays in the outbox") && stderr.contains("tries again with backoff"),
         "{stderr}"
     );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&peer) && stdout.contains("no association"),
+        "{stdout}"
+    );
+
+    let outbox = Outbox::for_board(&board);
+    let jobs = outbox.jobs().unwrap();
+    assert_eq!(jobs.len(), 1);
+    let job = jobs[0].1.as_ref().unwrap();
+    assert_eq!(job.state(), JobState::Failed);
+    assert_eq!(job.attempts, 1);
+    assert!(job.next_try_at >= now() + 4, "backoff: {job:?}");
+    let listed =
+        succeed(
+            pleura()
+                .arg("--boards")
+                .arg(&boards)
+                .args(["--board", "x86_64-dev", "outbox"]),
+        );
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("ACC-7") && listed.contains("failed 1 times"),
+        "{listed}"
+    );
+
+    // Not due yet: nothing is tried.
+    assert!(outbox.deliver_due(&sender(&board), now(), None).is_empty());
+    let orthanc = Orthanc::start_on(port);
+    let deliveries = outbox.deliver_due(&sender(&board), now() + 600, None);
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].error, None, "{:?}", deliveries[0].results);
+    assert_eq!(orthanc.instances(), 4);
+    let job = outbox.jobs().unwrap().remove(0).1.unwrap();
+    assert_eq!((job.state(), job.attempts), (JobState::Sent, 2));
+    assert!(
+        outbox
+            .deliver_due(&sender(&board), now() + 6000, None)
+            .is_empty()
+    );
+    assert_eq!(orthanc.instances(), 4, "nothing sent twice");
 }
 
 #[test]
-fn a_pacs_that_rejects_the_called_ae_title_is_an_association_error() {
+fn a_send_killed_midway_resumes_and_stores_every_object_once() {
     let orthanc = Orthanc::start();
-    let mut peer = orthanc.peer();
-    peer.ae_title = "NOT-ORTHANC".into();
-    let error = net::echo("PLEURA", &peer, net::TIMEOUT).unwrap_err();
+    let dir = tempfile::tempdir().unwrap();
+    let (boards, board) = board_in(dir.path());
+    // Twelve clips of 75 frames of 320×240 (5.8 MB each), 14 objects: long
+    // enough to kill the send between objects.
+    let journal = exam_of_zones(dir.path(), 12, 75);
+    let mut child = pleura()
+        .arg("--boards")
+        .arg(&boards)
+        .args(["--board", "x86_64-dev", "send"])
+        .arg(&journal)
+        .arg("--pacs")
+        .arg(orthanc.peer().to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let outbox = Outbox::for_board(&board);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let delivered = outbox
+            .jobs()
+            .unwrap()
+            .first()
+            .and_then(|(_, job)| job.as_ref().ok().map(|j| j.delivered.len()))
+            .unwrap_or(0);
+        if delivered >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the send never stored an object");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the send ended too soon"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let job = outbox.jobs().unwrap().remove(0).1.unwrap();
+    assert!(job.sent_at.is_none() && job.delivered.len() < 14, "{job:?}");
+    let before = job.delivered.len();
+
+    let deliveries = outbox.deliver_due(&sender(&board), now(), None);
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].error, None);
+    assert_eq!(
+        deliveries[0].results.len(),
+        14 - before,
+        "only what the killed send had not stored is sent again"
+    );
+    assert_eq!(orthanc.instances(), 14);
+    let job = outbox.jobs().unwrap().remove(0).1.unwrap();
+    let mut uids = job.delivered.clone();
+    uids.sort();
+    uids.dedup();
+    assert_eq!(uids.len(), 14, "each object noted once: {job:?}");
+}
+
+#[test]
+fn a_refused_association_is_an_error_and_the_job_waits_longer_each_time() {
+    let orthanc = Orthanc::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, board) = board_in(dir.path());
+    let journal = finished_exam(dir.path(), 4);
+    let mut wrong = orthanc.peer();
+    wrong.ae_title = "NOT-ORTHANC".into();
+    let error = net::echo("PLEURA", &wrong, net::TIMEOUT).unwrap_err();
     assert!(
         matches!(error, net::NetError::Association { .. }),
         "{error}"
     );
+
+    let outbox = Outbox::for_board(&board);
+    let exam = pleura::exam::Journal::read(&journal).unwrap().unwrap();
+    outbox
+        .queue(&journal, &exam, &[Destination::Pacs(wrong)], now())
+        .unwrap();
+    let mut waits = Vec::new();
+    let mut clock = now();
+    for _ in 0..3 {
+        let delivery = outbox.deliver_due(&sender(&board), clock, None).remove(0);
+        let error = delivery.error.expect("refused");
+        assert!(error.contains("NOT-ORTHANC@127.0.0.1"), "{error}");
+        waits.push(delivery.job.next_try_at - clock);
+        clock = delivery.job.next_try_at;
+    }
+    assert_eq!(waits, [5, 10, 20]);
+    assert_eq!(orthanc.instances(), 0);
+    assert_eq!(outbox.jobs().unwrap().len(), 1, "the job is kept");
+}
+
+#[test]
+fn an_hl7_nak_is_an_error_with_its_reason_and_the_message_is_sent_again_unchanged() {
+    let receiver = Hl7Receiver::start(&["AE", "AA"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (boards, board) = board_in(dir.path());
+    let journal = finished_exam(dir.path(), 4);
+    let output = send(
+        &boards,
+        &journal,
+        &["--hl7", &format!("127.0.0.1:{}", receiver.port)],
+    );
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("answered AE") && stdout.contains("unknown patient in the record"),
+        "{stdout}"
+    );
+    let outbox = Outbox::for_board(&board);
+    let deliveries = outbox.deliver_due(&sender(&board), now() + 600, None);
+    assert_eq!(deliveries[0].error, None);
+    let messages = receiver.messages();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(
+        messages[0], messages[1],
+        "the same message, the same MSH-10"
+    );
+    let segments: Vec<&str> = messages[0].split('\r').filter(|s| !s.is_empty()).collect();
+    assert!(segments[0].starts_with("MSH|^~\\&|PLEURA|PLEURA|"));
+    assert!(segments[1].starts_with("PID|1||MRN-777^^^^MR||DOE^JANE"));
+    assert_eq!(segments.iter().filter(|s| s.starts_with("OBX|")).count(), 3);
 }

@@ -560,8 +560,11 @@ fn a_zone_is_scored_on_every_scored_frame_even_when_the_display_drops_frames() {
     };
     let report = play_exam(source, Box::new(slow), None, &mut session, None);
     assert_eq!(report.frames.scored, 80, "{:?}", report.frames);
+    // The display cannot keep up (each frame takes it four times what
+    // scoring one takes), so it skips frames; how many depends on the
+    // machine's load, so only that it skipped is asserted.
     assert!(
-        report.frames.rendered < 50,
+        report.frames.rendered < report.frames.scored,
         "the display skipped frames: {} shown",
         report.frames.rendered
     );

@@ -7,7 +7,7 @@
 //! `PLEURA_BLESS=1 cargo test --release --test screens` and look at them.
 
 use pleura::display::{Canvas, ScreenKind, ScreenPainter, ScreenState};
-use pleura::exam::{Command, Exam, Journal, Protocol, ZoneScore};
+use pleura::exam::{Command, Exam, ExamIdentity, Journal, Protocol, ZoneScore};
 use std::path::PathBuf;
 
 #[path = "common/display.rs"]
@@ -47,6 +47,7 @@ fn phantom_state(kind: ScreenKind) -> ScreenState {
         hint: Some("hold: records when stable"),
         alert: None,
         rejection: "",
+        handover: None,
     }
 }
 
@@ -54,9 +55,11 @@ fn phantom_state(kind: ScreenKind) -> ScreenState {
 fn exam_in_progress(finished: bool) -> Exam {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut journal = Journal::open(&dir.path().join("journal.jsonl")).expect("journal");
-    journal
-        .command(Command::Start, Protocol::Zones12, None)
-        .expect("start");
+    // An anonymous exam with a fixed accession number, so that the
+    // pictures do not change from run to run.
+    let mut identity = ExamIdentity::anonymous(1_764_700_000);
+    identity.accession = "PL0TEST00000042".into();
+    journal.start(Protocol::Zones12, identity).expect("start");
     for (zone, (score, manual)) in [(1, false), (2, false), (0, true), (3, false), (2, false)]
         .into_iter()
         .enumerate()

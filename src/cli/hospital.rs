@@ -1,17 +1,18 @@
-//! `pleura send`: a finished exam as the hospital takes it.
+//! `pleura send` and `pleura outbox`: a finished exam as the hospital takes
+//! it, and what the unit still owes the hospital.
 
 use super::print::say;
 use anyhow::{Context, Result, bail};
 use pleura::board::BoardProfile;
 use pleura::exam::{Journal, ZoneClips};
-use pleura::hospital::net;
+use pleura::hospital::outbox::{Destination, JobState, Outbox, Sender, unix_now};
 use pleura::hospital::{ExamObjects, Station};
-use pleura::spec::AeAddress;
+use pleura::spec::{AeAddress, HostPort};
 use std::path::PathBuf;
 
 /// `pleura send`: which exam, and where its objects go.
 #[derive(clap::Args)]
-#[group(id = "destination", required = true, multiple = true, args = ["pacs", "out"])]
+#[group(id = "destination", required = true, multiple = true, args = ["pacs", "hl7", "out"])]
 pub(crate) struct SendArgs {
     /// The exam journal: its last exam is sent, with the zone clips saved
     /// beside it.
@@ -19,8 +20,12 @@ pub(crate) struct SendArgs {
     /// Store the exam's DICOM objects on this PACS (C-STORE), AE@HOST:PORT.
     #[arg(long)]
     pacs: Option<AeAddress>,
+    /// Send the exam's HL7 result (ORU^R01) to this receiver over MLLP,
+    /// HOST:PORT.
+    #[arg(long)]
+    hl7: Option<HostPort>,
     /// Write the exam's DICOM files (*.dcm) and its HL7 message
-    /// (result.hl7) into this folder.
+    /// (result.hl7) into this folder instead.
     #[arg(long)]
     out: Option<PathBuf>,
     /// This unit's AE title; the board's `[hospital] station_ae` when not
@@ -29,64 +34,104 @@ pub(crate) struct SendArgs {
     station_ae: Option<String>,
 }
 
-/// Makes the last exam of the journal into its DICOM objects and HL7
-/// message, and writes them.
+/// Writes the journal's last exam as files, or queues it in the outbox for
+/// the destinations given and delivers it now, reporting each object.
 pub(crate) fn send(args: &SendArgs, board: &BoardProfile) -> Result<()> {
     if !args.journal.is_file() {
         bail!("{}: no such exam journal", args.journal.display());
     }
     let exam = Journal::read(&args.journal)?
         .with_context(|| format!("{}: holds no exam", args.journal.display()))?;
-    let station = Station {
-        ae_title: args
-            .station_ae
-            .clone()
-            .unwrap_or_else(|| board.hospital.station_ae.clone()),
-        board: board.name.clone(),
-        software: env!("CARGO_PKG_VERSION").to_string(),
-        model: board
-            .model
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        institution: board.hospital.institution.clone(),
-        screen: (board.display.size[0], board.display.size[1]),
-    };
-    let clips = ZoneClips::beside(&args.journal);
-    let objects = ExamObjects::build(&exam, &clips, &station, ("", ""))
-        .with_context(|| format!("{}: cannot make the exam's objects", args.journal.display()))?;
-    for zone in &objects.zones_without_clip {
-        log::warn!("zone {zone} was recorded without a saved clip: its score is sent without it");
-    }
+    let station = Station::for_board(board, args.station_ae.as_deref(), &board.model);
+    let context = || format!("{}: cannot send the exam", args.journal.display());
     if let Some(out) = &args.out {
+        let clips = ZoneClips::beside(&args.journal);
+        let objects =
+            ExamObjects::build(&exam, &clips, &station, ("", "")).with_context(context)?;
+        for zone in &objects.zones_without_clip {
+            log::warn!(
+                "zone {zone} was recorded without a saved clip: its score is sent without it"
+            );
+        }
         for path in objects.write_to(out)? {
             say!("wrote         {}", path.display());
         }
     }
-    if let Some(pacs) = &args.pacs {
-        let instances: Vec<_> = objects.dicom.iter().collect();
-        let results = net::store(&station.ae_title, pacs, &instances, net::TIMEOUT)?;
-        let mut failed = 0;
-        for (instance, result) in instances.iter().zip(results) {
-            match result {
-                Ok(status) if status.stored() => {
-                    say!("{:<13} {status} on {pacs}", instance.file_name)
-                }
-                Ok(status) => {
-                    failed += 1;
-                    say!("{:<13} {status} by {pacs}", instance.file_name);
-                }
-                Err(e) => {
-                    failed += 1;
-                    say!("{:<13} not sent: {e}", instance.file_name);
-                }
-            }
+    let destinations: Vec<Destination> = args
+        .pacs
+        .iter()
+        .cloned()
+        .map(Destination::Pacs)
+        .chain(args.hl7.iter().cloned().map(Destination::Hl7))
+        .collect();
+    if destinations.is_empty() {
+        return Ok(());
+    }
+    let outbox = Outbox::for_board(board);
+    outbox
+        .queue_again(&args.journal, &exam, &destinations, unix_now())
+        .with_context(context)?;
+    let uid_root = exam.identity.as_ref().map(|i| i.uid_root.as_str());
+    let deliveries = outbox.deliver_due(&Sender::for_board(board, station), unix_now(), uid_root);
+    let mut failed = 0;
+    for delivery in &deliveries {
+        for (object, said) in &delivery.results {
+            say!("{object:<13} {said} ({})", delivery.job.destination);
         }
-        if failed > 0 {
-            bail!(
-                "{failed} of {} objects were not stored on {pacs}",
-                instances.len()
-            );
+        if let Some(error) = &delivery.error {
+            failed += 1;
+            say!("{:<13} {error}", delivery.job.destination);
+        }
+    }
+    if failed > 0 {
+        bail!(
+            "{failed} of {} destinations did not take the exam; it stays in the outbox ({}) and \
+             the unit tries again with backoff",
+            deliveries.len(),
+            outbox.dir().display()
+        );
+    }
+    Ok(())
+}
+
+/// Lists the outbox: each job's exam, destination and state.
+pub(crate) fn list(board: &BoardProfile, json: bool) -> Result<()> {
+    let outbox = Outbox::for_board(board);
+    let jobs = outbox.jobs()?;
+    if json {
+        let shown: Vec<serde_json::Value> = jobs
+            .iter()
+            .map(|(path, job)| match job {
+                Ok(job) => serde_json::json!({
+                    "file": path,
+                    "state": job.state(),
+                    "job": job,
+                }),
+                Err(e) => serde_json::json!({ "file": path, "state": "unreadable", "error": e.to_string() }),
+            })
+            .collect();
+        say!("{}", serde_json::to_string_pretty(&shown)?);
+        return Ok(());
+    }
+    if jobs.is_empty() {
+        say!("outbox {}: empty", outbox.dir().display());
+    }
+    for (_, job) in &jobs {
+        match job {
+            Ok(job) => {
+                let state = match job.state() {
+                    JobState::Pending => "pending".to_string(),
+                    JobState::Sent => "sent".to_string(),
+                    JobState::Failed => format!(
+                        "failed {} times, next try in {} s: {}",
+                        job.attempts,
+                        job.next_try_at.saturating_sub(unix_now()),
+                        job.last_error.as_deref().unwrap_or("")
+                    ),
+                };
+                say!("{:<16} {:<32} {state}", job.accession, job.destination);
+            }
+            Err(e) => say!("{:<16} {e}", "unreadable"),
         }
     }
     Ok(())

@@ -4,13 +4,16 @@
 use super::print::{print_run, reasons, say};
 use super::{DEMO_DIR, ModelArgs};
 use anyhow::{Context, Result, bail};
-use pleura::bedside::LiveOptions;
+use pleura::bedside::{Hospital, LiveOptions};
 use pleura::board::BoardProfile;
 use pleura::display::DisplaySpec;
 use pleura::exam::Protocol;
+use pleura::hospital::Station;
+use pleura::hospital::outbox::{Destination, Outbox, Sender};
 use pleura::preprocess::Roi;
 use pleura::record::EndReason;
 use pleura::source::SourceSpec;
+use pleura::spec::{AeAddress, HostPort};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,6 +72,18 @@ pub(crate) struct RunArgs {
     /// Folder of the demo clips.
     #[arg(long, default_value = DEMO_DIR)]
     demo_dir: PathBuf,
+    /// The PACS finished exams are stored on, AE@HOST:PORT; the board's
+    /// `[hospital] pacs` when not given.
+    #[arg(long)]
+    pacs: Option<AeAddress>,
+    /// The HL7 receiver results go to, HOST:PORT; the board's
+    /// `[hospital] hl7` when not given.
+    #[arg(long)]
+    hl7: Option<HostPort>,
+    /// This unit's AE title; the board's `[hospital] station_ae` when not
+    /// given.
+    #[arg(long, value_parser = pleura::spec::ae_title)]
+    station_ae: Option<String>,
 }
 
 /// Plays the run the flags ask for on `board`, prints it and writes its
@@ -90,6 +105,7 @@ pub(crate) fn run(args: &RunArgs, board: &BoardProfile) -> Result<()> {
         report: args.report.clone(),
         log: args.log.clone(),
         stop: stop_on_signal()?,
+        hospital: Some(hospital(args, board)),
     };
     let report = pleura::bedside::run(board, options)?;
     print_run(&report);
@@ -116,6 +132,28 @@ pub(crate) fn run(args: &RunArgs, board: &BoardProfile) -> Result<()> {
         ),
         EndReason::EndOfStream | EndReason::Interrupted => Ok(()),
         failure => bail!("{failure}"),
+    }
+}
+
+/// The run's outbox, its destinations (the flags', else the board's) and
+/// its sender.
+fn hospital(args: &RunArgs, board: &BoardProfile) -> Hospital {
+    let pacs = args.pacs.clone().or_else(|| board.hospital.pacs.clone());
+    let hl7 = args.hl7.clone().or_else(|| board.hospital.hl7.clone());
+    let model = args
+        .model
+        .model
+        .clone()
+        .unwrap_or_else(|| board.model.clone());
+    let station = Station::for_board(board, args.station_ae.as_deref(), &model);
+    Hospital {
+        outbox: Outbox::for_board(board),
+        destinations: pacs
+            .into_iter()
+            .map(Destination::Pacs)
+            .chain(hl7.map(Destination::Hl7))
+            .collect(),
+        sender: Sender::for_board(board, station),
     }
 }
 

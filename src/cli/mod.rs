@@ -104,6 +104,13 @@ pub(crate) enum Command {
     /// Send a finished exam as the hospital takes it: DICOM clips, a
     /// summary capture and a structured report, and an HL7 result message.
     Send(hospital::SendArgs),
+    /// What this unit still owes the hospital: each queued exam's
+    /// destination and whether it is pending, sent or failed.
+    Outbox {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The model a command runs, and how.
@@ -129,6 +136,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Devices => inspect::devices(),
         Command::Exam { journal } => inspect::exam(&journal),
         Command::Send(args) => hospital::send(&args, &board(&cli.board, &cli.boards)?),
+        Command::Outbox { json } => hospital::list(&board(&cli.board, &cli.boards)?, json),
         Command::Update { command, root } => {
             let board = || board(&cli.board, &cli.boards);
             let unit = || -> Result<Unit> {

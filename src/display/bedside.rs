@@ -11,7 +11,7 @@ use super::annotate::Canvas;
 use super::screen::{ScreenKind, ScreenPainter, ScreenState, tap_command};
 use super::surface::Surface;
 use super::{DisplayError, Renderer};
-use crate::exam::{Command, Session};
+use crate::exam::{Command, Handover, Session};
 use crate::preprocess::quality::RejectedFrame;
 use crate::scoring::ScoredFrame;
 use embedded_graphics::prelude::*;
@@ -72,6 +72,10 @@ impl Bedside {
             self.state.stable = zone.stable;
         }
         self.state.alert = session.unsaved().then_some("EXAM NOT SAVED");
+        self.state.handover = session.handover().map(|handover| match handover {
+            Handover::Queued => "QUEUED FOR THE HOSPITAL",
+            Handover::NotQueued(_) => "NOT QUEUED: SEE THE LOG",
+        });
         self.painter
             .draw(&mut self.canvas, &self.state, exam, &self.classes);
     }

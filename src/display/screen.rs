@@ -100,6 +100,8 @@ pub struct ScreenState {
     /// On a [`ScreenKind::NoImage`] screen, what is wrong (e.g. "NO IMAGE
     /// - CHECK PROBE").
     pub rejection: &'static str,
+    /// On the summary, whether the exam is queued for the hospital.
+    pub handover: Option<&'static str>,
 }
 
 impl Default for ScreenState {
@@ -127,6 +129,7 @@ impl Default for ScreenState {
             hint: None,
             alert: None,
             rejection: "",
+            handover: None,
         }
     }
 }
@@ -398,7 +401,7 @@ impl ScreenPainter {
         self.draw_status(canvas, &layout, state, exam);
         if state.kind == ScreenKind::Summary {
             if let Some(exam) = exam {
-                self.draw_summary(canvas, &layout, exam);
+                self.draw_summary(canvas, &layout, state, exam);
             }
             return;
         }
@@ -447,6 +450,24 @@ impl ScreenPainter {
             ),
             _ => write!(self.text, "PLEURA"),
         };
+        // Whose exam it is, as far as the bar leaves room (the right third
+        // holds the speed and REC).
+        if let Some(identity) = exam
+            .filter(|e| !e.finished)
+            .and_then(|e| e.identity.as_ref())
+        {
+            let room = (layout.status.size.width as usize * 2 / 3)
+                / layout.bold.character_size.width as usize;
+            let start = self.text.len();
+            let _ = match &identity.patient {
+                Some(patient) => write!(self.text, "  {}", patient.name.replace('^', " ").trim()),
+                None => write!(self.text, "  ANONYMOUS"),
+            };
+            if self.text.chars().count() > room {
+                let keep: String = self.text.chars().take(room.max(start)).collect();
+                self.text = keep;
+            }
+        }
         let _ =
             Text::with_baseline(&self.text, Point::new(6, y), style, Baseline::Top).draw(canvas);
         self.text.clear();
@@ -790,7 +811,13 @@ impl ScreenPainter {
         }
     }
 
-    fn draw_summary(&mut self, canvas: &mut Canvas, layout: &Layout, exam: &Exam) {
+    fn draw_summary(
+        &mut self,
+        canvas: &mut Canvas,
+        layout: &Layout,
+        state: &ScreenState,
+        exam: &Exam,
+    ) {
         let body = Rectangle::new(
             layout.view.top_left,
             Size::new(canvas.size().width, layout.view.size.height),
@@ -808,6 +835,35 @@ impl ScreenPainter {
         let _ =
             Text::with_baseline(&self.text, Point::new(pad, y), title, Baseline::Top).draw(canvas);
         y += layout.large.character_size.height as i32 + pad;
+        // Whose exam, and whether it is on its way to the hospital.
+        if let Some(identity) = &exam.identity {
+            self.text.clear();
+            let _ = match &identity.patient {
+                Some(p) => write!(
+                    self.text,
+                    "{}  ID {}  ACC {}",
+                    p.name.replace('^', " ").trim(),
+                    p.id,
+                    identity.accession
+                ),
+                None => write!(self.text, "ANONYMOUS  ACC {}", identity.accession),
+            };
+            if let Some(handover) = state.handover {
+                let _ = write!(self.text, "  {handover}");
+            }
+            let colour = match state.handover {
+                Some(text) if text.starts_with("NOT") => ALERT,
+                _ => DIM,
+            };
+            let _ = Text::with_baseline(
+                &self.text,
+                Point::new(pad, y),
+                MonoTextStyle::new(layout.small, colour),
+                Baseline::Top,
+            )
+            .draw(canvas);
+            y += layout.small.character_size.height as i32 + pad;
+        }
         // The total, large, coloured by the mean zone score.
         let mean = if exam.recorded() > 0 {
             exam.total() as f32 / exam.recorded() as f32

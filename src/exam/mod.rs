@@ -31,8 +31,9 @@ mod identity;
 mod session;
 
 pub use clips::{ClipError, MAX_CLIP_BYTES, MAX_CLIP_FRAMES, ZoneClip, ZoneClips};
+pub(crate) use identity::is_uid;
 pub use identity::{ExamIdentity, IdentityError, Patient, SeriesKind};
-pub use session::{MIN_ZONE_HOLD, Session, ZoneProgress};
+pub use session::{ExamSink, Handover, MIN_ZONE_HOLD, Session, ZoneProgress};
 
 use crate::spec::{Named, SpecError};
 use serde::{Deserialize, Serialize};
@@ -525,6 +526,46 @@ impl Journal {
         replay(path).map(|replayed| replayed.exam)
     }
 
+    /// The exam of `journal` whose UID root is `uid_root`, wherever it is
+    /// in the journal, or in a journal set aside from it
+    /// (`STEM-TIME.jsonl`, [`ARCHIVE_AT_BYTES`]).
+    pub fn find(journal: &Path, uid_root: &str) -> Result<Option<Exam>, ExamError> {
+        let stem = journal.file_stem().unwrap_or_default().to_string_lossy();
+        let mut candidates = vec![journal.to_path_buf()];
+        if let Some(dir) = journal.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Ok(entries) = std::fs::read_dir(dir)
+        {
+            let prefix = format!("{stem}-");
+            let mut archived: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.extension().is_some_and(|e| e == "jsonl")
+                        && p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+                })
+                .collect();
+            archived.sort();
+            candidates.extend(archived.into_iter().rev());
+        }
+        for path in candidates {
+            let replayed = replay(&path)?;
+            let found = replayed
+                .earlier
+                .into_iter()
+                .chain(replayed.exam)
+                .find(|exam| {
+                    exam.identity
+                        .as_ref()
+                        .is_some_and(|identity| identity.uid_root == uid_root)
+                });
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
     /// The exam in progress or last finished, if any.
     pub fn exam(&self) -> Option<&Exam> {
         self.exam.as_ref()
@@ -699,6 +740,8 @@ impl Journal {
 struct Replayed {
     /// The last exam in it.
     exam: Option<Exam>,
+    /// The exams before it, oldest first.
+    earlier: Vec<Exam>,
     /// The length of its intact part: everything but a torn last line.
     good_len: u64,
     /// Whether the intact part ends with a newline (or is empty).
@@ -716,6 +759,7 @@ fn replay(path: &Path) -> Result<Replayed, ExamError> {
     };
     let mut replayed = Replayed {
         exam: None,
+        earlier: Vec::new(),
         good_len: 0,
         ends_with_newline: true,
     };
@@ -800,6 +844,11 @@ fn replay(path: &Path) -> Result<Replayed, ExamError> {
         let entry: JournalEntry = serde_json::from_value(value)
             .map_err(|e| impossible(ImpossibleEvent::NotAnEvent(e)))?;
         entry.check(replayed.exam.as_ref()).map_err(impossible)?;
+        if matches!(entry, JournalEntry::Started { .. })
+            && let Some(done) = replayed.exam.take()
+        {
+            replayed.earlier.push(done);
+        }
         apply_to(&mut replayed.exam, &entry);
         replayed.good_len += read as u64;
         replayed.ends_with_newline = newline;

@@ -30,6 +30,23 @@ use std::time::{Duration, Instant};
 /// this long: frames that arrive in a burst cannot record it at once.
 pub const MIN_ZONE_HOLD: Duration = Duration::from_secs(2);
 
+/// Where a finished exam is handed over to: the hospital's outbox, which
+/// must have it on disk when `queue` returns.
+pub trait ExamSink: Send {
+    /// Queues the finished `exam` of `journal`; an error says why not.
+    fn queue(&mut self, journal: &std::path::Path, exam: &Exam) -> Result<(), String>;
+}
+
+/// What became of handing the finished exam over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handover {
+    /// Queued for the hospital (durably).
+    Queued,
+    /// Not queued, and why: the exam is in the journal and can be sent
+    /// with `pleura send`.
+    NotQueued(String),
+}
+
 /// The running score of the zone being scanned.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ZoneProgress {
@@ -65,6 +82,10 @@ pub struct Session {
     min_hold: Duration,
     /// Whether the last journal write failed.
     unsaved: bool,
+    /// Where finished exams go.
+    sink: Option<Box<dyn ExamSink>>,
+    /// What became of the last finished exam.
+    handover: Option<Handover>,
 }
 
 impl Default for Session {
@@ -80,6 +101,8 @@ impl Default for Session {
             zone_since: Instant::now(),
             min_hold: MIN_ZONE_HOLD,
             unsaved: false,
+            sink: None,
+            handover: None,
         }
     }
 }
@@ -96,6 +119,18 @@ impl Session {
             }),
             ..Self::default()
         }
+    }
+
+    /// Hands every exam finished from now on to `sink`.
+    pub fn handing_over_to(mut self, sink: Box<dyn ExamSink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// What became of handing the finished exam over, once it is finished
+    /// (`None` without a sink, or before the exam is finished).
+    pub fn handover(&self) -> Option<&Handover> {
+        self.handover.as_ref()
     }
 
     /// The exam in the journal, finished or not.
@@ -166,6 +201,12 @@ impl Session {
         if changed && command == Command::Record {
             self.save_zone_clip(zone);
         }
+        if changed && command == Command::Start {
+            self.handover = None;
+        }
+        if changed && command == Command::Finish {
+            self.hand_over();
+        }
         if changed && command != Command::Finish {
             // Selecting a zone (or starting over) arms it; recording disarms
             // it. Either way its score starts afresh.
@@ -230,6 +271,23 @@ impl Session {
         if let Err(e) = exam.clips.save(&identity.uid_root, zone, &clip) {
             log::error!("{e}: zone {zone} is recorded, but will be sent without its clip");
         }
+    }
+
+    /// Queues the finished exam with the sink, if there is one.
+    fn hand_over(&mut self) {
+        let (Some(sink), Some(record)) = (self.sink.as_mut(), self.exam.as_ref()) else {
+            return;
+        };
+        let Some(exam) = record.journal.exam() else {
+            return;
+        };
+        self.handover = Some(match sink.queue(record.journal.path(), exam) {
+            Ok(()) => Handover::Queued,
+            Err(reason) => {
+                log::error!("the finished exam was not queued for the hospital: {reason}");
+                Handover::NotQueued(reason)
+            }
+        });
     }
 
     /// The identity of the exam in the journal, if it has one.

@@ -19,13 +19,16 @@
 
 mod dicom;
 pub mod hl7;
+pub mod mllp;
 pub mod net;
+pub mod outbox;
 mod report;
 
 pub use hl7::{Acknowledgement, Hl7Message, parse_acknowledgement};
 pub use report::{PLEURA_CODES, PLEURA_SCHEME};
 
 use crate::atomic_write::{Durability, write_atomically};
+use crate::board::BoardProfile;
 use crate::display::{Canvas, ScreenKind, ScreenPainter, ScreenState};
 use crate::exam::{ClipError, Exam, ExamIdentity, Protocol, SeriesKind, ZoneClips, ZoneScore};
 use sha2::{Digest, Sha256};
@@ -82,6 +85,22 @@ pub struct Station {
 }
 
 impl Station {
+    /// The unit of `board`, with the AE title `station_ae` when given (else
+    /// the profile's `[hospital] station_ae`), scoring with `model`.
+    pub fn for_board(board: &BoardProfile, station_ae: Option<&str>, model: &Path) -> Self {
+        Self {
+            ae_title: station_ae.map_or_else(|| board.hospital.station_ae.clone(), str::to_string),
+            board: board.name.clone(),
+            software: env!("CARGO_PKG_VERSION").to_string(),
+            model: model
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            institution: board.hospital.institution.clone(),
+            screen: (board.display.size[0], board.display.size[1]),
+        }
+    }
+
     /// The unit's device UID in reports: a `2.25` UID from its AE title and
     /// board, the same on every exam of the unit.
     pub fn device_uid(&self) -> String {
