@@ -10,12 +10,14 @@ use crate::board::BoardProfile;
 use crate::display::{DisplayError, DisplaySetup, DisplaySpec};
 use crate::exam::{ExamError, Journal, Protocol, Session};
 use crate::hospital::outbox::{Destination, Outbox, Queue, Sender, spawn_sender};
+use crate::hospital::worklist::{WORKLIST_TIMEOUT, WorklistClient};
 use crate::input::{KeyMapError, spawn_evdev, spawn_stdin_keys};
 use crate::model::{LusNet, ModelError, Precision};
 use crate::pipeline::{RunOptions, Stages};
 use crate::preprocess::{Roi, SectorMode};
 use crate::record::{FrameLog, OutputError, Recorder, RunReport};
 use crate::source::{SourceError, SourceSpec};
+use crate::spec::AeAddress;
 use crate::update::UpdateError;
 use crate::update::health::prove_trial;
 use embedded_graphics::prelude::Size;
@@ -72,6 +74,8 @@ pub struct Hospital {
     pub destinations: Vec<Destination>,
     /// Who sends, and how long it waits for a peer.
     pub sender: Sender,
+    /// The modality worklist asked when an exam starts.
+    pub worklist: Option<AeAddress>,
 }
 
 /// Why a live run could not start or go on.
@@ -173,6 +177,13 @@ pub fn run(board: &BoardProfile, options: LiveOptions) -> Result<RunReport, Beds
     // resumes at the next start, as after a power cut.
     let sender_stop = Arc::new(AtomicBool::new(false));
     if let Some(hospital) = options.hospital.clone() {
+        if let Some(peer) = hospital.worklist.clone() {
+            session = session.with_worklist(Box::new(WorklistClient::new(
+                hospital.sender.station.ae_title.clone(),
+                peer,
+                WORKLIST_TIMEOUT,
+            )));
+        }
         if !hospital.destinations.is_empty() {
             session = session.handing_over_to(Box::new(Queue {
                 outbox: hospital.outbox.clone(),

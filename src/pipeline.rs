@@ -662,10 +662,12 @@ struct Output<'s> {
 }
 
 impl Output<'_> {
-    /// Carries out the clinician's inputs that are waiting. A tap means
+    /// Takes the worklist's answer, if it came, and carries out the
+    /// clinician's inputs that are waiting. A tap means
     /// what the screen shows where it landed, so without a working display
     /// only keys and buttons count.
     fn take_inputs(&mut self) {
+        self.session.poll();
         while let Ok(input) = self.inputs.try_recv() {
             let command = match input {
                 Input::Command(command) => Some(command),

@@ -446,3 +446,100 @@ fn a_finished_exam_is_queued_and_the_unit_stores_it_on_the_pacs() {
         pleura::hospital::outbox::JobState::Sent
     );
 }
+
+/// Presses `key` every half second until the journal holds a `started`
+/// event: the worklist's answer may take a moment to show.
+fn press_until_started(keys: &mut ChildStdin, key: &str, journal: &Path) {
+    let deadline = Instant::now() + patience();
+    while !events(journal).iter().any(|e| e["event"] == "started") {
+        assert!(Instant::now() < deadline, "the exam never started");
+        press(keys, key);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn the_exam_is_of_the_patient_picked_from_the_worklist_and_reaches_the_pacs_as_theirs() {
+    let today = pleura::hospital::worklist::today();
+    let entries = [fixtures::worklist_entry(
+        "ROE^RICHARD",
+        "MRN-55",
+        "ACC-55",
+        "1.2.826.0.1.3680043.10.543.55",
+        "PLEURA",
+        &today,
+    )];
+    let orthanc = fixtures::Orthanc::start_with(fixtures::free_port(), &entries);
+    let dir = tempfile::tempdir().unwrap();
+    let (boards, _) = fixtures::board_in(dir.path());
+    let (journal, screens) = (dir.path().join("exam.jsonl"), dir.path().join("screens"));
+    let peer = orthanc.peer().to_string();
+    let more: Vec<&std::ffi::OsStr> = vec![
+        "--boards".as_ref(),
+        boards.as_os_str(),
+        "--worklist".as_ref(),
+        peer.as_ref(),
+        "--pacs".as_ref(),
+        peer.as_ref(),
+    ];
+    let (child, mut keys, frame_log) = start_exam_run_with(&journal, &screens, &more);
+    press(&mut keys, "s"); // asks the worklist
+    press_until_started(&mut keys, "r", &journal); // picks the first row
+    press_and_settle(&mut keys, "r", &frame_log);
+    wait_for(&journal, "recorded", 1);
+    press(&mut keys, "x");
+    wait_for(&journal, "finished", 1);
+    let deadline = Instant::now() + patience();
+    while orthanc.instances() < 3 {
+        assert!(Instant::now() < deadline, "the exam never reached the PACS");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop(child);
+    let exam = recovered(&journal);
+    assert_eq!(exam["identity"]["patient"]["id"], "MRN-55", "{exam}");
+    assert_eq!(exam["identity"]["accession"], "ACC-55");
+    for id in orthanc.get("/instances").as_array().unwrap() {
+        let tags = orthanc.get(&format!(
+            "/instances/{}/simplified-tags",
+            id.as_str().unwrap()
+        ));
+        assert_eq!(tags["PatientID"], "MRN-55", "{tags}");
+        assert_eq!(tags["PatientName"], "ROE^RICHARD", "{tags}");
+        assert_eq!(tags["StudyInstanceUID"], "1.2.826.0.1.3680043.10.543.55");
+    }
+}
+
+#[test]
+fn a_worklist_that_never_answers_leaves_the_exam_anonymous_and_going() {
+    // Takes the connection and says nothing, like a hung server.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let connections: Vec<_> = silent.incoming().take(1).collect();
+        std::thread::sleep(Duration::from_secs(30));
+        drop(connections);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, screens) = (dir.path().join("exam.jsonl"), dir.path().join("screens"));
+    let peer = format!("WORKLIST@127.0.0.1:{port}");
+    let more: Vec<&std::ffi::OsStr> = vec!["--worklist".as_ref(), peer.as_ref()];
+    let (child, mut keys, _) = start_exam_run_with(&journal, &screens, &more);
+    let asked = Instant::now();
+    press(&mut keys, "s");
+    wait_for(&journal, "started", 1);
+    assert!(
+        asked.elapsed() >= pleura::hospital::worklist::WORKLIST_TIMEOUT,
+        "anonymous only once the worklist timed out"
+    );
+    wait_for(&journal, "recorded", 1); // the exam goes on: a zone records
+    stop(child);
+    let exam = recovered(&journal);
+    assert!(exam["identity"]["patient"].is_null(), "{exam}");
+    assert!(
+        exam["identity"]["accession"]
+            .as_str()
+            .unwrap()
+            .starts_with("PL")
+    );
+    drop(held);
+}

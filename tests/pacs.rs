@@ -295,3 +295,46 @@ fn an_hl7_nak_is_an_error_with_its_reason_and_the_message_is_sent_again_unchange
     assert!(segments[1].starts_with("PID|1||MRN-777^^^^MR||DOE^JANE"));
     assert_eq!(segments.iter().filter(|s| s.starts_with("OBX|")).count(), 3);
 }
+
+#[test]
+fn the_worklist_lists_todays_ultrasound_exams_for_this_station_only() {
+    let today = pleura::hospital::worklist::today();
+    let entries = [
+        fixtures::worklist_entry("ROE^RICHARD", "MRN-1", "ACC-1", "1.2.3.1", "PLEURA", &today),
+        fixtures::worklist_entry("POE^PAT", "MRN-2", "ACC-2", "1.2.3.2", "PLEURA", &today),
+        fixtures::worklist_entry("OTHER^STATION", "MRN-3", "ACC-3", "1.2.3.3", "CT-1", &today),
+        fixtures::worklist_entry(
+            "NOT^TODAY",
+            "MRN-4",
+            "ACC-4",
+            "1.2.3.4",
+            "PLEURA",
+            "20200101",
+        ),
+    ];
+    let orthanc = Orthanc::start_with(free_port(), &entries);
+    let mut found =
+        pleura::hospital::worklist::query("PLEURA", &orthanc.peer(), &today, net::TIMEOUT)
+            .expect("C-FIND");
+    found.sort_by(|a, b| a.accession.cmp(&b.accession));
+    let summary: Vec<(&str, &str, &str)> = found
+        .iter()
+        .map(|s| {
+            (
+                s.patient.name.as_str(),
+                s.accession.as_str(),
+                s.study_uid.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("ROE^RICHARD", "ACC-1", "1.2.3.1"),
+            ("POE^PAT", "ACC-2", "1.2.3.2")
+        ]
+    );
+    assert_eq!(found[0].patient.birth_date.as_deref(), Some("19800214"));
+    assert_eq!(found[0].patient.sex.as_deref(), Some("M"));
+    assert_eq!(found[0].description, "Lung ultrasound, 12 zones");
+}

@@ -48,6 +48,7 @@ fn phantom_state(kind: ScreenKind) -> ScreenState {
         alert: None,
         rejection: "",
         handover: None,
+        worklist: None,
     }
 }
 
@@ -236,4 +237,41 @@ fn no_image_screen_shows_the_picture_without_any_score_and_says_why() {
     assert_eq!(state.kind, ScreenKind::NoImage);
     assert_eq!(state.rejection, "NO IMAGE - CHECK PROBE");
     check("no-image", &state, Some(&exam_in_progress(false)));
+}
+
+/// The worklist screen with two scheduled patients, the second selected.
+fn worklist_view() -> pleura::display::WorklistView {
+    pleura::display::WorklistView {
+        rows: vec![
+            "ROE RICHARD  MRN-1  ACC-1  Lung ultrasound".into(),
+            "POE PAT  MRN-2  ACC-2  Lung ultrasound".into(),
+            "ANONYMOUS EXAM".into(),
+        ],
+        selected: 1,
+        waiting: false,
+    }
+}
+
+#[test]
+fn worklist_screen_lists_the_scheduled_patients_in_large_rows() {
+    let state = ScreenState {
+        worklist: Some(worklist_view()),
+        ..ScreenState::default()
+    };
+    check("worklist", &state, None);
+}
+
+#[test]
+fn a_tap_on_a_worklist_row_picks_it() {
+    use embedded_graphics::prelude::{Point, Size};
+    use pleura::display::worklist_row_at;
+    let view = worklist_view();
+    let size = Size::new(800, 480);
+    // In the golden picture the rows start under the title, 48 px apart:
+    // 60-104, 108-152, 156-200.
+    let rows: Vec<Option<usize>> = [90, 130, 180, 470]
+        .into_iter()
+        .map(|y| worklist_row_at(size, Point::new(400, y), &view))
+        .collect();
+    assert_eq!(rows, [Some(0), Some(1), Some(2), None]);
 }

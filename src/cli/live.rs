@@ -84,6 +84,11 @@ pub(crate) struct RunArgs {
     /// given.
     #[arg(long, value_parser = pleura::spec::ae_title)]
     station_ae: Option<String>,
+    /// The modality worklist asked for the scheduled patients when an exam
+    /// starts, AE@HOST:PORT; the board's `[hospital] worklist` when not
+    /// given.
+    #[arg(long, requires = "exam")]
+    worklist: Option<AeAddress>,
 }
 
 /// Plays the run the flags ask for on `board`, prints it and writes its
@@ -154,6 +159,10 @@ fn hospital(args: &RunArgs, board: &BoardProfile) -> Hospital {
             .chain(hl7.map(Destination::Hl7))
             .collect(),
         sender: Sender::for_board(board, station),
+        worklist: args
+            .worklist
+            .clone()
+            .or_else(|| board.hospital.worklist.clone()),
     }
 }
 

@@ -8,10 +8,12 @@
 //! A tap is turned into the command drawn where it landed.
 
 use super::annotate::Canvas;
-use super::screen::{ScreenKind, ScreenPainter, ScreenState, tap_command};
+use super::screen::{
+    ScreenKind, ScreenPainter, ScreenState, WorklistView, tap_command, worklist_row_at,
+};
 use super::surface::Surface;
 use super::{DisplayError, Renderer};
-use crate::exam::{Command, Handover, Session};
+use crate::exam::{Command, Handover, Picking, Session};
 use crate::preprocess::quality::RejectedFrame;
 use crate::scoring::ScoredFrame;
 use embedded_graphics::prelude::*;
@@ -72,6 +74,32 @@ impl Bedside {
             self.state.stable = zone.stable;
         }
         self.state.alert = session.unsaved().then_some("EXAM NOT SAVED");
+        self.state.worklist = session.picking().map(|picking| match picking {
+            Picking::Waiting => WorklistView {
+                waiting: true,
+                ..WorklistView::default()
+            },
+            Picking::Choosing { entries, selected } => WorklistView {
+                rows: entries
+                    .iter()
+                    .map(|entry| {
+                        format!(
+                            "{}  {}  {}  {}",
+                            entry.patient.name.replace('^', " ").trim(),
+                            entry.patient.id,
+                            entry.accession,
+                            entry.description
+                        )
+                    })
+                    .chain(["ANONYMOUS EXAM".to_string()])
+                    .collect(),
+                selected: *selected,
+                waiting: false,
+            },
+        });
+        if let Some(notice) = session.notice() {
+            self.state.hint = Some(notice);
+        }
         self.state.handover = session.handover().map(|handover| match handover {
             Handover::Queued => "QUEUED FOR THE HOSPITAL",
             Handover::NotQueued(_) => "NOT QUEUED: SEE THE LOG",
@@ -127,15 +155,19 @@ impl Renderer for Bedside {
     }
 
     fn tap(&mut self, x: f32, y: f32, session: &Session) -> Option<Command> {
-        if session.summary() {
-            return None;
-        }
         let (x, y) = self.surface.rotation().panel_to_picture(x, y);
         let size = self.canvas.size();
         let point = Point::new(
             (x * size.width as f32) as i32,
             (y * size.height as f32) as i32,
         );
+        if session.picking().is_some() {
+            let view = self.state.worklist.as_ref()?;
+            return worklist_row_at(size, point, view).map(Command::Choose);
+        }
+        if session.summary() {
+            return None;
+        }
         tap_command(size, point, session.exam())
     }
 

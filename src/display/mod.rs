@@ -33,7 +33,10 @@ pub use fb::{FbGeometry, Framebuffer, PixelFormat};
 pub use frames::AnnotatedFrames;
 pub use kms::Kms;
 pub use png::PngScreens;
-pub use screen::{LOW_CONFIDENCE, ScreenKind, ScreenPainter, ScreenState, tap_command};
+pub use screen::{
+    LOW_CONFIDENCE, ScreenKind, ScreenPainter, ScreenState, WorklistView, tap_command,
+    worklist_row_at,
+};
 pub use surface::{Rotation, Surface};
 #[cfg(feature = "window")]
 pub use window::WindowSurface;

@@ -102,6 +102,52 @@ pub struct ScreenState {
     pub rejection: &'static str,
     /// On the summary, whether the exam is queued for the hospital.
     pub handover: Option<&'static str>,
+    /// While the patient is chosen from the worklist: its rows.
+    pub worklist: Option<WorklistView>,
+}
+
+/// The worklist as the screen shows it while the patient is chosen.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorklistView {
+    /// One line per scheduled exam, then the anonymous exam.
+    pub rows: Vec<String>,
+    /// The row the keys have selected.
+    pub selected: usize,
+    /// Whether the worklist's answer is still awaited (no rows yet).
+    pub waiting: bool,
+}
+
+/// The rows of the worklist screen on a screen of `size`, for `rows` rows
+/// with `selected` visible: (row index, its rectangle). Rows are at least
+/// 44 pixels high, for gloved fingers.
+fn worklist_rows(size: Size, rows: usize, selected: usize) -> Vec<(usize, Rectangle)> {
+    let layout = Layout::for_size(size);
+    let top = layout.view.top_left.y + layout.large.character_size.height as i32 + 16;
+    let height = (layout.large.character_size.height + 20).max(44) as i32;
+    let bottom = size.height as i32 - 4;
+    let visible = ((bottom - top) / (height + 4)).max(1) as usize;
+    let first = selected.saturating_sub(visible - 1);
+    (first..rows.min(first + visible))
+        .enumerate()
+        .map(|(slot, row)| {
+            let y = top + slot as i32 * (height + 4);
+            (
+                row,
+                Rectangle::new(
+                    Point::new(8, y),
+                    Size::new(size.width.saturating_sub(16), height as u32),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The worklist row a tap at `point` lands on, on a screen of `size`.
+pub fn worklist_row_at(size: Size, point: Point, view: &WorklistView) -> Option<usize> {
+    worklist_rows(size, view.rows.len(), view.selected)
+        .into_iter()
+        .find(|(_, rect)| rect.contains(point))
+        .map(|(row, _)| row)
 }
 
 impl Default for ScreenState {
@@ -130,6 +176,7 @@ impl Default for ScreenState {
             alert: None,
             rejection: "",
             handover: None,
+            worklist: None,
         }
     }
 }
@@ -399,6 +446,10 @@ impl ScreenPainter {
         let layout = Layout::for_size(canvas.size());
         fill(canvas, canvas.bounding_box(), BACKGROUND);
         self.draw_status(canvas, &layout, state, exam);
+        if let Some(worklist) = &state.worklist {
+            self.draw_worklist(canvas, &layout, worklist);
+            return;
+        }
         if state.kind == ScreenKind::Summary {
             if let Some(exam) = exam {
                 self.draw_summary(canvas, &layout, state, exam);
@@ -805,6 +856,49 @@ impl ScreenPainter {
                 &self.text,
                 Point::new(top_left.x + 6, text_y),
                 style,
+                Baseline::Top,
+            )
+            .draw(canvas);
+        }
+    }
+
+    /// The scheduled patients, one large row each, the selected one framed.
+    fn draw_worklist(&mut self, canvas: &mut Canvas, layout: &Layout, view: &WorklistView) {
+        let title = if view.waiting {
+            "ASKING THE WORKLIST..."
+        } else {
+            "WHOSE EXAM?  N/P select, R pick"
+        };
+        let _ = Text::with_baseline(
+            title,
+            Point::new(10, layout.view.top_left.y + 8),
+            MonoTextStyle::new(layout.large, TEXT),
+            Baseline::Top,
+        )
+        .draw(canvas);
+        for (row, rect) in worklist_rows(canvas.size(), view.rows.len(), view.selected) {
+            let selected = row == view.selected;
+            fill(
+                canvas,
+                rect,
+                if selected {
+                    Rgb888::new(40, 70, 120)
+                } else {
+                    PANEL
+                },
+            );
+            if selected {
+                let _ = rect
+                    .into_styled(PrimitiveStyle::with_stroke(HINT, 3))
+                    .draw(canvas);
+            }
+            let font = layout.bold;
+            let y =
+                rect.top_left.y + (rect.size.height as i32 - font.character_size.height as i32) / 2;
+            let _ = Text::with_baseline(
+                &view.rows[row],
+                Point::new(rect.top_left.x + 10, y),
+                MonoTextStyle::new(font, TEXT),
                 Baseline::Top,
             )
             .draw(canvas);

@@ -44,6 +44,32 @@ pub struct ExamIdentity {
     pub uid_root: String,
 }
 
+/// An exam the hospital scheduled for this unit, from its worklist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scheduled {
+    /// The patient.
+    pub patient: Patient,
+    /// The accession number.
+    pub accession: String,
+    /// The study instance UID the exam's objects go under.
+    pub study_uid: String,
+    /// What was asked for (the requested procedure or the step).
+    pub description: String,
+    /// The scheduled time, `HHMMSS` (may be empty).
+    pub time: String,
+}
+
+impl Scheduled {
+    /// The identity of an exam started for it, with a fresh UID root.
+    pub fn identity(&self) -> ExamIdentity {
+        ExamIdentity::scheduled(
+            self.patient.clone(),
+            self.accession.clone(),
+            self.study_uid.clone(),
+        )
+    }
+}
+
 /// The kinds of object an exam sends, each in its own series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeriesKind {

@@ -32,8 +32,10 @@ mod session;
 
 pub use clips::{ClipError, MAX_CLIP_BYTES, MAX_CLIP_FRAMES, ZoneClip, ZoneClips};
 pub(crate) use identity::is_uid;
-pub use identity::{ExamIdentity, IdentityError, Patient, SeriesKind};
-pub use session::{ExamSink, Handover, MIN_ZONE_HOLD, Session, ZoneProgress};
+pub use identity::{ExamIdentity, IdentityError, Patient, Scheduled, SeriesKind};
+pub use session::{
+    ExamSink, Handover, MIN_ZONE_HOLD, Picking, Session, WorklistQuery, ZoneProgress,
+};
 
 use crate::spec::{Named, SpecError};
 use serde::{Deserialize, Serialize};
@@ -307,6 +309,8 @@ pub enum Command {
     PreviousZone,
     /// Go to this zone (a tap on the zone map).
     SelectZone(usize),
+    /// Pick this row of the worklist (a tap on it).
+    Choose(usize),
     /// Clear the current zone's score to scan it again.
     Redo,
     /// Finish the exam and show the summary.
@@ -675,7 +679,7 @@ impl Journal {
             (Command::NextZone | Command::PreviousZone | Command::SelectZone(_), Some(_)) => {
                 return Ok(self.move_to(command));
             }
-            (Command::ToggleFreeze, Some(_)) => None,
+            (Command::ToggleFreeze | Command::Choose(_), Some(_)) => None,
         };
         match entry {
             Some(entry) => self.append(entry).map(|()| true),
@@ -856,7 +860,7 @@ fn replay(path: &Path) -> Result<Replayed, ExamError> {
     Ok(replayed)
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -20,7 +20,7 @@
 //! gets for that zone.
 
 use super::clips::ClipBuffer;
-use super::{Command, Exam, ExamIdentity, Journal, Protocol, ZoneClips, ZoneScore};
+use super::{Command, Exam, ExamIdentity, Journal, Protocol, Scheduled, ZoneClips, ZoneScore};
 use crate::frame::GrayFrame;
 use crate::model::FramePrediction;
 use crate::scoring::ClipTracker;
@@ -35,6 +35,32 @@ pub const MIN_ZONE_HOLD: Duration = Duration::from_secs(2);
 pub trait ExamSink: Send {
     /// Queues the finished `exam` of `journal`; an error says why not.
     fn queue(&mut self, journal: &std::path::Path, exam: &Exam) -> Result<(), String>;
+}
+
+/// The hospital's worklist, asked when an exam starts. The bedside never
+/// waits on it: [`WorklistQuery::request`] starts a query and returns, and
+/// the session polls for the answer.
+pub trait WorklistQuery: Send {
+    /// Starts a query.
+    fn request(&mut self);
+    /// The answer, once it is in: the exams scheduled for this unit, or why
+    /// there are none to show.
+    fn poll(&mut self) -> Option<Result<Vec<Scheduled>, String>>;
+}
+
+/// Choosing whose exam it is, before it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Picking {
+    /// The worklist was asked; its answer is awaited.
+    Waiting,
+    /// The scheduled exams are shown; `selected` is the row the keys move
+    /// (one past the last entry: an anonymous exam).
+    Choosing {
+        /// The scheduled exams.
+        entries: Vec<Scheduled>,
+        /// The selected row.
+        selected: usize,
+    },
 }
 
 /// What became of handing the finished exam over.
@@ -86,6 +112,12 @@ pub struct Session {
     sink: Option<Box<dyn ExamSink>>,
     /// What became of the last finished exam.
     handover: Option<Handover>,
+    /// The worklist asked when an exam starts.
+    worklist: Option<Box<dyn WorklistQuery>>,
+    /// Choosing the patient, before the exam starts.
+    picking: Option<Picking>,
+    /// Why the exam in progress is anonymous although a worklist is set.
+    notice: Option<&'static str>,
 }
 
 impl Default for Session {
@@ -103,6 +135,9 @@ impl Default for Session {
             unsaved: false,
             sink: None,
             handover: None,
+            worklist: None,
+            picking: None,
+            notice: None,
         }
     }
 }
@@ -125,6 +160,111 @@ impl Session {
     pub fn handing_over_to(mut self, sink: Box<dyn ExamSink>) -> Self {
         self.sink = Some(sink);
         self
+    }
+
+    /// Asks `worklist` for the scheduled exams whenever an exam starts, and
+    /// lets the clinician pick one before it starts.
+    pub fn with_worklist(mut self, worklist: Box<dyn WorklistQuery>) -> Self {
+        self.worklist = Some(worklist);
+        self
+    }
+
+    /// Whether the patient is being chosen from the worklist (the exam has
+    /// not started yet).
+    pub fn picking(&self) -> Option<&Picking> {
+        self.picking.as_ref()
+    }
+
+    /// Why the exam in progress is anonymous although a worklist is set
+    /// (it could not be reached, or listed no one).
+    pub fn notice(&self) -> Option<&'static str> {
+        self.notice.filter(|_| self.recording())
+    }
+
+    /// Takes the worklist's answer if it has come: the scheduled exams are
+    /// shown to choose from, or, with none or no answer, the exam starts
+    /// anonymous and the screen says why. Called by the output stage on
+    /// every turn.
+    pub fn poll(&mut self) {
+        if self.picking != Some(Picking::Waiting) {
+            return;
+        }
+        let Some(answer) = self.worklist.as_mut().and_then(|w| w.poll()) else {
+            return;
+        };
+        match answer {
+            Ok(entries) if !entries.is_empty() => {
+                self.picking = Some(Picking::Choosing {
+                    entries,
+                    selected: 0,
+                });
+            }
+            Ok(_) => self.begin(None, Some("NO ONE SCHEDULED: ANONYMOUS EXAM")),
+            Err(reason) => {
+                log::error!("worklist: {reason}; the exam starts anonymous");
+                self.begin(None, Some("NO WORKLIST: ANONYMOUS EXAM"));
+            }
+        }
+    }
+
+    /// A command while the patient is chosen: the keys move through the
+    /// list, record (or start) picks, a tap picks its row, finish gives up
+    /// and starts an anonymous exam.
+    fn choose(&mut self, command: Command) {
+        let Some(picking) = self.picking.as_mut() else {
+            return;
+        };
+        let Picking::Choosing { entries, selected } = picking else {
+            if matches!(command, Command::Start | Command::Finish) {
+                self.begin(None, Some("WORKLIST NOT AWAITED: ANONYMOUS EXAM"));
+            }
+            return;
+        };
+        let rows = entries.len() + 1;
+        let pick = match command {
+            Command::NextZone => {
+                *selected = (*selected + 1) % rows;
+                None
+            }
+            Command::PreviousZone => {
+                *selected = (*selected + rows - 1) % rows;
+                None
+            }
+            Command::Record | Command::Start => Some(*selected),
+            Command::Choose(row) if row < rows => Some(row),
+            Command::Finish => Some(entries.len()),
+            _ => None,
+        };
+        if let Some(row) = pick {
+            let entry = entries.get(row).cloned();
+            self.begin(entry, None);
+        }
+    }
+
+    /// Starts the exam: of the scheduled `entry`, or anonymous (saying why
+    /// with `notice`).
+    fn begin(&mut self, entry: Option<Scheduled>, notice: Option<&'static str>) {
+        self.picking = None;
+        self.notice = notice;
+        self.handover = None;
+        let Some(exam) = self.exam.as_mut() else {
+            return;
+        };
+        let identity = match &entry {
+            Some(entry) => entry.identity(),
+            None => ExamIdentity::anonymous(super::now()),
+        };
+        match exam.journal.start(exam.protocol, identity) {
+            Ok(()) => {
+                self.unsaved = false;
+                self.armed = true;
+                self.restart_zone();
+            }
+            Err(e) => {
+                log::error!("{e}");
+                self.unsaved = true;
+            }
+        }
     }
 
     /// What became of handing the finished exam over, once it is finished
@@ -176,8 +316,24 @@ impl Session {
             self.frozen = !self.frozen;
             return;
         }
-        let Some(exam) = self.exam.as_mut() else {
+        if self.exam.is_none() {
             log::info!("no exam protocol given (--exam): {command:?} ignored");
+            return;
+        }
+        if self.picking.is_some() {
+            self.choose(command);
+            return;
+        }
+        if command == Command::Start && self.worklist.is_some() {
+            // Whose exam: the worklist is asked, and the exam starts once
+            // the patient is chosen (or at once anonymous, without one).
+            if let Some(worklist) = self.worklist.as_mut() {
+                worklist.request();
+            }
+            self.picking = Some(Picking::Waiting);
+            return;
+        }
+        let Some(exam) = self.exam.as_mut() else {
             return;
         };
         let score = self.progress.map(|zone| zone.score);
@@ -219,7 +375,7 @@ impl Session {
     /// and records the zone when it is armed, held long enough and stable.
     /// Frames while frozen, or outside a running exam, are not counted.
     pub fn observe(&mut self, prediction: &FramePrediction, frame: &GrayFrame) {
-        if self.frozen || !self.recording() {
+        if self.frozen || !self.recording() || self.picking.is_some() {
             return;
         }
         let update = self.zone.update(prediction);
@@ -392,6 +548,104 @@ mod tests {
             .unwrap()
             .expect("the zone's clip");
         assert_eq!((clip.width, clip.height, clip.frames()), (4, 3, 2));
+    }
+
+    /// A worklist whose answer is set by the test.
+    struct Answer(
+        Option<Result<Vec<Scheduled>, String>>,
+        std::sync::Arc<std::sync::Mutex<u32>>,
+    );
+
+    impl WorklistQuery for Answer {
+        fn request(&mut self) {
+            *self.1.lock().unwrap() += 1;
+        }
+        fn poll(&mut self) -> Option<Result<Vec<Scheduled>, String>> {
+            self.0.take()
+        }
+    }
+
+    fn scheduled(id: &str) -> Scheduled {
+        Scheduled {
+            patient: super::super::Patient {
+                name: format!("DOE^{id}"),
+                id: id.into(),
+                birth_date: None,
+                sex: None,
+            },
+            accession: format!("ACC-{id}"),
+            study_uid: "1.2.3".into(),
+            description: "Lung ultrasound".into(),
+            time: String::new(),
+        }
+    }
+
+    fn with_worklist(
+        dir: &tempfile::TempDir,
+        answer: Result<Vec<Scheduled>, String>,
+    ) -> (Session, std::sync::Arc<std::sync::Mutex<u32>>) {
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(0));
+        let session = session(dir).with_worklist(Box::new(Answer(Some(answer), asked.clone())));
+        (session, asked)
+    }
+
+    #[test]
+    fn the_worklist_is_asked_at_start_and_the_picked_patient_starts_the_exam() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut session, asked) = with_worklist(&dir, Ok(vec![scheduled("A"), scheduled("B")]));
+        session.command(Command::Start);
+        assert_eq!(*asked.lock().unwrap(), 1);
+        assert_eq!(session.picking(), Some(&Picking::Waiting));
+        assert!(session.exam().is_none(), "nothing starts before the answer");
+        session.observe_frame(&frame(2));
+        assert!(session.zone().is_none(), "no zone is scored while choosing");
+        session.poll();
+        session.command(Command::NextZone);
+        session.command(Command::NextZone);
+        session.command(Command::NextZone); // past "anonymous", back to A
+        session.command(Command::NextZone);
+        session.command(Command::Record); // picks B
+        assert_eq!(session.picking(), None);
+        let identity = session.identity().unwrap();
+        assert_eq!(identity.patient.as_ref().unwrap().id, "B");
+        assert_eq!(identity.accession, "ACC-B");
+        assert_eq!(identity.study_uid, "1.2.3");
+        assert!(session.recording() && session.armed());
+        assert_eq!(session.notice(), None);
+    }
+
+    #[test]
+    fn a_worklist_that_cannot_be_reached_starts_the_exam_anonymous_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut session, _) = with_worklist(&dir, Err("connection refused".into()));
+        session.command(Command::Start);
+        session.poll();
+        assert!(session.recording());
+        assert!(session.identity().unwrap().patient.is_none());
+        assert_eq!(session.notice(), Some("NO WORKLIST: ANONYMOUS EXAM"));
+    }
+
+    #[test]
+    fn a_tap_picks_a_row_and_finish_gives_up_for_an_anonymous_exam() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut session, _) = with_worklist(&dir, Ok(vec![scheduled("A"), scheduled("B")]));
+        session.command(Command::Start);
+        session.poll();
+        session.command(Command::Choose(1));
+        assert_eq!(session.identity().unwrap().accession, "ACC-B");
+
+        let dir = tempfile::tempdir().unwrap();
+        let (mut session, _) = with_worklist(&dir, Ok(vec![scheduled("A")]));
+        session.command(Command::Start);
+        session.poll();
+        session.command(Command::Finish);
+        assert!(session.identity().unwrap().patient.is_none());
+        // No one scheduled: anonymous at once, and said.
+        let dir = tempfile::tempdir().unwrap();
+        let (mut session, _) = with_worklist(&dir, Ok(Vec::new()));
+        session.command(Command::Start);
+        session.poll();
+        assert_eq!(session.notice(), Some("NO ONE SCHEDULED: ANONYMOUS EXAM"));
     }
 
     #[test]

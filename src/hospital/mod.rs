@@ -23,6 +23,7 @@ pub mod mllp;
 pub mod net;
 pub mod outbox;
 mod report;
+pub mod worklist;
 
 pub use hl7::{Acknowledgement, Hl7Message, parse_acknowledgement};
 pub use report::{PLEURA_CODES, PLEURA_SCHEME};

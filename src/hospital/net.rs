@@ -103,7 +103,7 @@ impl std::fmt::Display for StoreStatus {
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An association with `peer` as `station_ae`, proposing `sop_classes`.
-fn associate(
+pub(crate) fn associate(
     station_ae: &str,
     peer: &AeAddress,
     sop_classes: &[&str],
@@ -133,7 +133,7 @@ fn associate(
 }
 
 /// Sends a DIMSE command (and its data set, if any) on context `context`.
-fn send_message(
+pub(crate) fn send_message(
     association: &mut ClientAssociation<TcpStream>,
     context: u8,
     command: &InMemDicomObject,
@@ -172,46 +172,109 @@ fn send_message(
     Ok(())
 }
 
-/// Waits for a DIMSE response and returns its status.
-fn response_status(
+/// The transfer syntax `uid` negotiated with `peer`.
+pub(crate) fn transfer_syntax(
+    uid: &str,
+    peer: &AeAddress,
+) -> Result<&'static dicom_encoding::TransferSyntax, NetError> {
+    use dicom_encoding::TransferSyntaxIndex;
+    dicom_transfer_syntax_registry::TransferSyntaxRegistry
+        .get(uid.trim_end_matches('\0'))
+        .ok_or_else(|| NetError::Protocol {
+            peer: peer.to_string(),
+            reason: format!("negotiated an unknown transfer syntax {uid}"),
+        })
+}
+
+/// The most bytes of one response data set read (a worklist entry is a
+/// few kilobytes).
+const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// Waits for a DIMSE response: its status, and its data set (read in
+/// `syntax`) when one follows.
+pub(crate) fn response(
     association: &mut ClientAssociation<TcpStream>,
     peer: &AeAddress,
-) -> Result<u16, NetError> {
+    syntax: &dicom_encoding::TransferSyntax,
+) -> Result<(u16, Option<InMemDicomObject>), NetError> {
     let protocol = |reason: String| NetError::Protocol {
         peer: peer.to_string(),
         reason,
     };
-    match association
-        .receive()
-        .map_err(|e| protocol(format!("no answer: {e}")))?
-    {
-        Pdu::PData { data } => {
-            let value = data
-                .iter()
-                .find(|v| v.value_type == PDataValueType::Command)
-                .ok_or_else(|| protocol("an answer without a command".into()))?;
-            let command = InMemDicomObject::read_dataset_with_ts(
-                &value.data[..],
-                &dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN.erased(),
-            )
-            .map_err(|e| protocol(format!("an answer that does not parse: {e}")))?;
-            command
-                .element(tags::STATUS)
+    let mut command: Option<InMemDicomObject> = None;
+    let mut data: Vec<u8> = Vec::new();
+    loop {
+        let values = match association
+            .receive()
+            .map_err(|e| protocol(format!("no answer: {e}")))?
+        {
+            Pdu::PData { data } => data,
+            Pdu::AbortRQ { source } => {
+                return Err(protocol(format!("the peer aborted ({source:?})")));
+            }
+            other => return Err(protocol(format!("an unexpected {other:?}"))),
+        };
+        for value in values {
+            match value.value_type {
+                PDataValueType::Command => {
+                    let read = InMemDicomObject::read_dataset_with_ts(
+                        &value.data[..],
+                        &dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN
+                            .erased(),
+                    )
+                    .map_err(|e| protocol(format!("an answer that does not parse: {e}")))?;
+                    command = Some(read);
+                }
+                PDataValueType::Data => {
+                    data.extend_from_slice(&value.data);
+                    if data.len() > MAX_RESPONSE_BYTES {
+                        return Err(protocol(format!(
+                            "an answer over {MAX_RESPONSE_BYTES} bytes"
+                        )));
+                    }
+                    if value.is_last {
+                        let read = InMemDicomObject::read_dataset_with_ts(&data[..], syntax)
+                            .map_err(|e| protocol(format!("an answer that does not parse: {e}")))?;
+                        let command =
+                            command.ok_or_else(|| protocol("data before a command".into()))?;
+                        return Ok((status_of(&command, peer)?, Some(read)));
+                    }
+                }
+            }
+        }
+        if let Some(command) = &command {
+            let has_data = command
+                .element(tags::COMMAND_DATA_SET_TYPE)
                 .ok()
                 .and_then(|e| e.to_int::<u16>().ok())
-                .ok_or_else(|| protocol("an answer without a status".into()))
+                .is_some_and(|kind| kind != 0x0101);
+            if !has_data {
+                return Ok((status_of(command, peer)?, None));
+            }
         }
-        Pdu::AbortRQ { source } => Err(protocol(format!("the peer aborted ({source:?})"))),
-        other => Err(protocol(format!("an unexpected {other:?}"))),
     }
 }
 
-/// The C-ECHO-RQ or C-STORE-RQ command set.
-fn command(
+fn status_of(command: &InMemDicomObject, peer: &AeAddress) -> Result<u16, NetError> {
+    command
+        .element(tags::STATUS)
+        .ok()
+        .and_then(|e| e.to_int::<u16>().ok())
+        .ok_or_else(|| NetError::Protocol {
+            peer: peer.to_string(),
+            reason: "an answer without a status".into(),
+        })
+}
+
+/// A request's command set: C-ECHO-RQ (`0030H`), C-STORE-RQ (`0001H`,
+/// with the instance) or C-FIND-RQ (`0020H`); `has_data` when a data set
+/// follows.
+pub(crate) fn command(
     field: u16,
     message_id: u16,
     sop_class: &str,
     instance: Option<&str>,
+    has_data: bool,
 ) -> InMemDicomObject {
     let mut elements = vec![
         DataElement::new(
@@ -225,19 +288,17 @@ fn command(
             tags::COMMAND_DATA_SET_TYPE,
             VR::US,
             // 0101H: no data set follows; 0000H: one does.
-            PrimitiveValue::from(if instance.is_some() {
-                0x0000u16
-            } else {
-                0x0101
-            }),
+            PrimitiveValue::from(if has_data { 0x0000u16 } else { 0x0101 }),
         ),
     ];
-    if let Some(instance) = instance {
+    if field != 0x0030 {
         elements.push(DataElement::new(
             tags::PRIORITY,
             VR::US,
             PrimitiveValue::from(0u16),
         ));
+    }
+    if let Some(instance) = instance {
         elements.push(DataElement::new(
             tags::AFFECTED_SOP_INSTANCE_UID,
             VR::UI,
@@ -261,11 +322,12 @@ pub fn echo(station_ae: &str, peer: &AeAddress, timeout: Duration) -> Result<(),
     send_message(
         &mut association,
         context,
-        &command(0x0030, 1, uids::VERIFICATION, None),
+        &command(0x0030, 1, uids::VERIFICATION, None, false),
         None,
         peer,
     )?;
-    let status = response_status(&mut association, peer)?;
+    let implicit = dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN.erased();
+    let (status, _) = response(&mut association, peer, &implicit)?;
     let _ = association.release();
     if status == 0 {
         Ok(())
@@ -339,11 +401,13 @@ fn store_one(
             message_id,
             &instance.sop_class,
             Some(&instance.sop_instance),
+            true,
         ),
         Some(&data),
         peer,
     )?;
-    response_status(association, peer).map(StoreStatus::of)
+    let syntax = transfer_syntax(&context.transfer_syntax, peer)?;
+    response(association, peer, syntax).map(|(status, _)| StoreStatus::of(status))
 }
 
 #[cfg(test)]

@@ -117,7 +117,26 @@ impl Orthanc {
     /// Starts Orthanc as AE `ORTHANC` with its DICOM port on `dicom`: no
     /// authentication, loopback only, every store allowed.
     pub fn start_on(dicom: u16) -> Self {
+        Self::start_with(dicom, &[])
+    }
+
+    /// Starts Orthanc with its worklist plugin serving `worklist`: each
+    /// entry a `.wl` file made with dcmtk's `dump2dcm` from a text dump.
+    pub fn start_with(dicom: u16, worklist: &[String]) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let worklists = dir.path().join("worklists");
+        std::fs::create_dir_all(&worklists).unwrap();
+        for (n, dump) in worklist.iter().enumerate() {
+            let text = worklists.join(format!("entry{n}.txt"));
+            std::fs::write(&text, dump).unwrap();
+            let status = std::process::Command::new("dump2dcm")
+                .arg("--write-xfer-little")
+                .arg(&text)
+                .arg(worklists.join(format!("entry{n}.wl")))
+                .status()
+                .expect("dump2dcm runs: install Debian's dcmtk (scripts/setup does)");
+            assert!(status.success(), "dump2dcm failed on\n{dump}");
+        }
         let http = free_port();
         let config = dir.path().join("orthanc.json");
         let storage = dir.path().join("db");
@@ -135,7 +154,9 @@ impl Orthanc {
                 "DicomAlwaysAllowStore": true,
                 "DicomAlwaysAllowEcho": true,
                 "DicomCheckCalledAet": true,
-                "Plugins": [],
+                "DicomAlwaysAllowFindWorklist": true,
+                "Plugins": ["/usr/share/orthanc/plugins/libModalityWorklists.so"],
+                "Worklists": { "Enable": true, "Database": worklists },
             })
             .to_string(),
         )
@@ -187,6 +208,38 @@ impl Orthanc {
     pub fn instances(&self) -> usize {
         self.get("/instances").as_array().map_or(0, Vec::len)
     }
+}
+
+/// A worklist entry as a dcmtk text dump: an ultrasound step scheduled on
+/// `station` on `date` (`YYYYMMDD`) for the patient.
+pub fn worklist_entry(
+    name: &str,
+    id: &str,
+    accession: &str,
+    study_uid: &str,
+    station: &str,
+    date: &str,
+) -> String {
+    format!(
+        "(0008,0005) CS [ISO_IR 192]\n\
+         (0008,0050) SH [{accession}]\n\
+         (0010,0010) PN [{name}]\n\
+         (0010,0020) LO [{id}]\n\
+         (0010,0030) DA [19800214]\n\
+         (0010,0040) CS [M]\n\
+         (0020,000d) UI [{study_uid}]\n\
+         (0032,1060) LO [Lung ultrasound, 12 zones]\n\
+         (0040,0100) SQ (Sequence with explicit length #=1)\n\
+         (fffe,e000) na (Item with explicit length #=5)\n\
+         (0008,0060) CS [US]\n\
+         (0040,0001) AE [{station}]\n\
+         (0040,0002) DA [{date}]\n\
+         (0040,0003) TM [093000]\n\
+         (0040,0007) LO [Lung ultrasound]\n\
+         (fffe,e00d) na (ItemDelimitationItem for re-encoding)\n\
+         (fffe,e0dd) na (SequenceDelimitationItem for re-encoding)\n\
+         (0040,1001) SH [RP1]\n"
+    )
 }
 
 /// An HL7 MLLP receiver on a free loopback port, as an interface engine
