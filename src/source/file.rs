@@ -148,10 +148,15 @@ impl Drop for FileSource {
     }
 }
 
-/// Decodes a whole clip, keeping at most `max_frames` frames spread evenly
-/// over it (all of them when `max_frames` is `None`).
+/// Decodes a whole clip (a DICOM file through dicom-rs, anything else
+/// through ffmpeg), keeping at most `max_frames` frames spread evenly over
+/// it (all of them when `max_frames` is `None`).
 pub fn decode_clip(path: &Path, max_frames: Option<usize>) -> Result<Vec<GrayFrame>, SourceError> {
-    let mut source = FileSource::open(path)?;
+    let mut source: Box<dyn FrameSource> = if super::is_dicom(path) {
+        Box::new(super::DicomSource::open(path)?)
+    } else {
+        Box::new(FileSource::open(path)?)
+    };
     let mut frames = Vec::new();
     while let Some(frame) = source.next_frame()? {
         frames.push(frame);

@@ -9,6 +9,7 @@
 //! line): `file:PATH`, `dir:PATH`, `v4l:/dev/videoN`, or `demo` for the
 //! bundled demo clips.
 
+mod dicom;
 mod dir;
 mod file;
 mod phantom;
@@ -16,6 +17,7 @@ pub mod pixels;
 mod playlist;
 mod v4l;
 
+pub use dicom::{DicomSource, is_dicom};
 pub use dir::DirSource;
 pub use file::{ClipInfo, FileSource, decode_clip, evenly_spaced};
 pub use phantom::PhantomSource;
@@ -157,6 +159,8 @@ pub enum SourceSpec {
     V4l(PathBuf, V4lOptions),
     /// A synthetic phantom clip.
     Phantom(PhantomParams),
+    /// A DICOM file (US multi-frame or single-frame).
+    Dicom(PathBuf),
 }
 
 impl std::str::FromStr for SourceSpec {
@@ -180,6 +184,7 @@ impl std::str::FromStr for SourceSpec {
                 .map_err(options_error),
             Some(("file", p)) => path(p).map(SourceSpec::File),
             Some(("dir", p)) => path(p).map(SourceSpec::Dir),
+            Some(("dicom", p)) => path(p).map(SourceSpec::Dicom),
             Some(("v4l", rest)) => {
                 let (device, options) = rest.split_once(',').unwrap_or((rest, ""));
                 let options = V4lOptions::parse(options).map_err(options_error)?;
@@ -196,6 +201,7 @@ impl std::fmt::Display for SourceSpec {
             SourceSpec::Demo => write!(f, "demo"),
             SourceSpec::File(p) => write!(f, "file:{}", p.display()),
             SourceSpec::Dir(p) => write!(f, "dir:{}", p.display()),
+            SourceSpec::Dicom(p) => write!(f, "dicom:{}", p.display()),
             SourceSpec::V4l(p, _) => write!(f, "v4l:{}", p.display()),
             SourceSpec::Phantom(p) => write!(
                 f,
@@ -213,6 +219,7 @@ impl SourceSpec {
             SourceSpec::Demo => Box::new(Playlist::demo(demo_dir)?),
             SourceSpec::File(path) => Box::new(Playlist::new(vec![path.clone()])?),
             SourceSpec::Dir(path) => Box::new(DirSource::open(path)?),
+            SourceSpec::Dicom(path) => Box::new(DicomSource::open(path)?),
             SourceSpec::V4l(path, options) => Box::new(V4lSource::open(path, options.clone())?),
             SourceSpec::Phantom(params) => Box::new(PhantomSource::new(*params)),
         })
