@@ -497,6 +497,36 @@ fn the_exam_is_of_the_patient_picked_from_the_worklist_and_reaches_the_pacs_as_t
     stop(child);
     let exam = recovered(&journal);
     assert_eq!(exam["identity"]["patient"]["id"], "MRN-55", "{exam}");
+    // The report the PACS holds scores the zones as the journal does.
+    let reports = orthanc.files_of_class("1.2.840.10008.5.1.4.1.1.88.33");
+    assert_eq!(reports.len(), 1);
+    let sr = dir.path().join("report.dcm");
+    std::fs::write(&sr, &reports[0]).unwrap();
+    let dump = std::process::Command::new("dsrdump")
+        .arg(&sr)
+        .output()
+        .unwrap();
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    let scores: Vec<String> = dump
+        .lines()
+        .filter_map(|l| l.split("\"Lung ultrasound zone score\")=\"").nth(1))
+        .map(|rest| rest.split('"').next().unwrap().to_string())
+        .collect();
+    let journaled: Vec<String> = exam["zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|z| z["score"].as_u64().map(|s| s.to_string()))
+        .collect();
+    assert!(!journaled.is_empty());
+    assert_eq!(scores, journaled, "{dump}");
+    assert!(
+        dump.contains(&format!(
+            "\"Lung ultrasound score\")=\"{}\"",
+            exam["total"].as_u64().unwrap()
+        )),
+        "{dump}"
+    );
     assert_eq!(exam["identity"]["accession"], "ACC-55");
     for id in orthanc.get("/instances").as_array().unwrap() {
         let tags = orthanc.get(&format!(

@@ -338,3 +338,38 @@ fn the_worklist_lists_todays_ultrasound_exams_for_this_station_only() {
     assert_eq!(found[0].patient.sex.as_deref(), Some("M"));
     assert_eq!(found[0].description, "Lung ultrasound, 12 zones");
 }
+
+#[test]
+fn a_pacs_that_answers_a_failure_status_keeps_the_job_with_the_status_named() {
+    // Out of resources (A700H): the PACS's disk is full.
+    let full = fixtures::failing_store_scp(0xA700);
+    let dir = tempfile::tempdir().unwrap();
+    let (boards, board) = board_in(dir.path());
+    let journal = finished_exam(dir.path(), 4);
+    let output = send(&boards, &journal, &["--pacs", &full.to_string()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert_eq!(
+        stdout
+            .matches("not stored, status A700H (will retry) (pacs:")
+            .count(),
+        4,
+        "each object's status: {stdout}"
+    );
+    let job = Outbox::for_board(&board)
+        .jobs()
+        .unwrap()
+        .remove(0)
+        .1
+        .unwrap();
+    assert_eq!(job.state(), JobState::Failed);
+    assert!(job.delivered.is_empty());
+    assert!(
+        job.last_error.as_deref().unwrap_or("").contains("A700H"),
+        "{job:?}"
+    );
+    assert!(
+        (5..=6).contains(&(job.next_try_at - job.queued_at)),
+        "retried with backoff: {job:?}"
+    );
+}

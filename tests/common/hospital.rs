@@ -98,7 +98,7 @@ pub struct Orthanc {
     child: Child,
     http: u16,
     pub dicom: u16,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Orthanc {
@@ -137,48 +137,71 @@ impl Orthanc {
                 .expect("dump2dcm runs: install Debian's dcmtk (scripts/setup does)");
             assert!(status.success(), "dump2dcm failed on\n{dump}");
         }
-        let http = free_port();
-        let config = dir.path().join("orthanc.json");
-        let storage = dir.path().join("db");
-        std::fs::write(
-            &config,
-            serde_json::json!({
-                "Name": "PleuraTest",
-                "StorageDirectory": storage,
-                "IndexDirectory": storage,
-                "HttpPort": http,
-                "DicomPort": dicom,
-                "DicomAet": "ORTHANC",
-                "RemoteAccessAllowed": false,
-                "AuthenticationEnabled": false,
-                "DicomAlwaysAllowStore": true,
-                "DicomAlwaysAllowEcho": true,
-                "DicomCheckCalledAet": true,
-                "DicomAlwaysAllowFindWorklist": true,
-                "Plugins": ["/usr/share/orthanc/plugins/libModalityWorklists.so"],
-                "Worklists": { "Enable": true, "Database": worklists },
-            })
-            .to_string(),
-        )
-        .unwrap();
-        let child = std::process::Command::new("Orthanc")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("Orthanc starts: install Debian's orthanc (scripts/setup does)");
-        let orthanc = Self {
-            child,
-            http,
-            dicom,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while orthanc.try_get("/system").is_none() {
-            assert!(Instant::now() < deadline, "Orthanc did not answer in 30 s");
-            std::thread::sleep(Duration::from_millis(100));
+        // A port that was free may be taken by the time Orthanc binds it
+        // (tests run in parallel): Orthanc then exits, and is started again
+        // on another HTTP port.
+        let mut dir = Some(dir);
+        for _ in 0..3 {
+            let http = free_port();
+            let home = dir.as_ref().unwrap().path().to_path_buf();
+            let config = home.join("orthanc.json");
+            let storage = home.join("db");
+            std::fs::write(
+                &config,
+                serde_json::json!({
+                    "Name": "PleuraTest",
+                    "StorageDirectory": storage,
+                    "IndexDirectory": storage,
+                    "HttpPort": http,
+                    "DicomPort": dicom,
+                    "DicomAet": "ORTHANC",
+                    "RemoteAccessAllowed": false,
+                    "AuthenticationEnabled": false,
+                    "DicomAlwaysAllowStore": true,
+                    "DicomAlwaysAllowEcho": true,
+                    "DicomCheckCalledAet": true,
+                    "DicomAlwaysAllowFindWorklist": true,
+                    "Plugins": ["/usr/share/orthanc/plugins/libModalityWorklists.so"],
+                    "Worklists": { "Enable": true, "Database": home.join("worklists") },
+                })
+                .to_string(),
+            )
+            .unwrap();
+            let log = home.join("orthanc.log");
+            let child = std::process::Command::new("Orthanc")
+                .arg(format!("--logfile={}", log.display()))
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("Orthanc starts: install Debian's orthanc (scripts/setup does)");
+            let mut orthanc = Self {
+                child,
+                http,
+                dicom,
+                _dir: dir.take(),
+            };
+            // Under emulation the host is busy; Orthanc itself runs natively.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                if orthanc.try_get("/system").is_some() {
+                    return orthanc;
+                }
+                if let Ok(Some(_)) = orthanc.child.try_wait() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let log = std::fs::read_to_string(&log).unwrap_or_default();
+                    panic!("Orthanc did not answer in 60 s; its log:\n{log}");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            eprintln!("Orthanc exited at start, trying again; its log:\n{log}");
+            // Keep the folder for the next try (its worklists).
+            dir = orthanc._dir.take();
         }
-        orthanc
+        panic!("Orthanc did not start in 3 tries");
     }
 
     /// Its DICOM address.
@@ -186,16 +209,35 @@ impl Orthanc {
         format!("ORTHANC@127.0.0.1:{}", self.dicom).parse().unwrap()
     }
 
-    fn try_get(&self, path: &str) -> Option<serde_json::Value> {
+    /// A REST GET's body, when it answers 200.
+    fn get_body(&self, path: &str) -> Option<Vec<u8>> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.http)).ok()?;
         write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let (head, body) = response.split_once("\r\n\r\n")?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).ok()?;
+        let split = response.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&response[..split]);
         // "HTTP/1.x 200 OK"
-        (head.split_whitespace().nth(1) == Some("200"))
-            .then(|| serde_json::from_str(body).ok())
-            .flatten()
+        (head.split_whitespace().nth(1) == Some("200")).then(|| response[split + 4..].to_vec())
+    }
+
+    fn try_get(&self, path: &str) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.get_body(path)?).ok()
+    }
+
+    /// The stored instances of `sop_class`, each as its DICOM file.
+    pub fn files_of_class(&self, sop_class: &str) -> Vec<Vec<u8>> {
+        let ids = self.get("/instances");
+        ids.as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|id| {
+                let id = id.as_str().unwrap();
+                let tags = self.get(&format!("/instances/{id}/simplified-tags"));
+                (tags["SOPClassUID"] == sop_class)
+                    .then(|| self.get_body(&format!("/instances/{id}/file")).unwrap())
+            })
+            .collect()
     }
 
     /// A REST GET's JSON answer.
@@ -314,4 +356,90 @@ pub fn board_in(dir: &Path) -> (PathBuf, pleura::board::BoardProfile) {
     std::fs::write(boards.join("x86_64-dev.toml"), text).unwrap();
     let board = pleura::board::BoardProfile::named(&boards, "x86_64-dev").unwrap();
     (boards, board)
+}
+
+/// A storage SCP that answers every C-STORE with `status` (no real PACS can
+/// be made to answer a failure on demand: Orthanc's filters answer
+/// success and drop the instance). Built on dicom-ul's server side, on a
+/// free loopback port, as AE `FULL`; serves associations until the test
+/// ends.
+pub fn failing_store_scp(status: u16) -> AeAddress {
+    use dicom_ul::association::server::ServerAssociationOptions;
+    use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let options = ServerAssociationOptions::new()
+            .accept_any()
+            .ae_title("FULL")
+            .promiscuous(true)
+            .with_transfer_syntax("1.2.840.10008.1.2.1")
+            .with_transfer_syntax("1.2.840.10008.1.2");
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let Ok(mut association) = options.establish(stream) else {
+                continue;
+            };
+            let mut message_id = 0u16;
+            while let Ok(pdu) = association.receive() {
+                let Pdu::PData { data } = pdu else { break };
+                for value in data {
+                    if value.value_type == PDataValueType::Command {
+                        let command = dicom_object::InMemDicomObject::read_dataset_with_ts(
+                            &value.data[..],
+                            &dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN
+                                .erased(),
+                        )
+                        .unwrap();
+                        message_id = command
+                            .element(dicom_dictionary_std::tags::MESSAGE_ID)
+                            .unwrap()
+                            .to_int()
+                            .unwrap();
+                    }
+                    if value.value_type == PDataValueType::Data && value.is_last {
+                        let answer = dicom_object::InMemDicomObject::command_from_element_iter([
+                            dicom_core::DataElement::new(
+                                dicom_dictionary_std::tags::COMMAND_FIELD,
+                                dicom_core::VR::US,
+                                dicom_core::PrimitiveValue::from(0x8001u16),
+                            ),
+                            dicom_core::DataElement::new(
+                                dicom_dictionary_std::tags::MESSAGE_ID_BEING_RESPONDED_TO,
+                                dicom_core::VR::US,
+                                dicom_core::PrimitiveValue::from(message_id),
+                            ),
+                            dicom_core::DataElement::new(
+                                dicom_dictionary_std::tags::COMMAND_DATA_SET_TYPE,
+                                dicom_core::VR::US,
+                                dicom_core::PrimitiveValue::from(0x0101u16),
+                            ),
+                            dicom_core::DataElement::new(
+                                dicom_dictionary_std::tags::STATUS,
+                                dicom_core::VR::US,
+                                dicom_core::PrimitiveValue::from(status),
+                            ),
+                        ]);
+                        let mut bytes = Vec::new();
+                        answer
+                            .write_dataset_with_ts(
+                                &mut bytes,
+                                &dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN
+                                    .erased(),
+                            )
+                            .unwrap();
+                        let _ = association.send(&Pdu::PData {
+                            data: vec![PDataValue {
+                                presentation_context_id: value.presentation_context_id,
+                                value_type: PDataValueType::Command,
+                                is_last: true,
+                                data: bytes,
+                            }],
+                        });
+                    }
+                }
+            }
+        }
+    });
+    format!("FULL@127.0.0.1:{port}").parse().unwrap()
 }
