@@ -9,7 +9,7 @@
 use crate::board::BoardProfile;
 use crate::display::{DisplayError, DisplaySetup, DisplaySpec};
 use crate::exam::{ExamError, Journal, Protocol, Session};
-use crate::hospital::outbox::{Destination, Outbox, Queue, Sender, spawn_sender};
+use crate::hospital::outbox::{Counts, Destination, Outbox, Queue, Sender, spawn_sender};
 use crate::hospital::worklist::{WORKLIST_TIMEOUT, WorklistClient};
 use crate::input::{KeyMapError, spawn_evdev, spawn_stdin_keys};
 use crate::model::{LusNet, ModelError, Precision};
@@ -184,16 +184,19 @@ pub fn run(board: &BoardProfile, options: LiveOptions) -> Result<RunReport, Beds
                 WORKLIST_TIMEOUT,
             )));
         }
+        let counts = Counts::default();
         if !hospital.destinations.is_empty() {
             session = session.handing_over_to(Box::new(Queue {
                 outbox: hospital.outbox.clone(),
                 destinations: hospital.destinations.clone(),
+                counts: counts.clone(),
             }));
         }
         if let Err(e) = spawn_sender(
             hospital.outbox,
             hospital.sender,
             SENDER_PERIOD,
+            counts,
             sender_stop.clone(),
         ) {
             log::error!("the outbox sender did not start ({e}): exams stay queued");

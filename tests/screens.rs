@@ -48,6 +48,7 @@ fn phantom_state(kind: ScreenKind) -> ScreenState {
         alert: None,
         rejection: "",
         handover: None,
+        outbox: None,
         worklist: None,
     }
 }
@@ -166,6 +167,17 @@ fn summary_screen_lists_every_zone_and_the_total() {
     let exam = exam_in_progress(true);
     assert_eq!(exam.total(), 8);
     check("summary", &phantom_state(ScreenKind::Summary), Some(&exam));
+}
+
+#[test]
+fn summary_screen_says_the_exam_is_queued_and_what_the_outbox_holds() {
+    let exam = exam_in_progress(true);
+    let state = ScreenState {
+        handover: Some("QUEUED FOR THE HOSPITAL"),
+        outbox: Some((1, 3, 1)),
+        ..phantom_state(ScreenKind::Summary)
+    };
+    check("summary-queued", &state, Some(&exam));
 }
 
 #[test]

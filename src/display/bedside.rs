@@ -100,6 +100,9 @@ impl Bedside {
         if let Some(notice) = session.notice() {
             self.state.hint = Some(notice);
         }
+        self.state.outbox = session
+            .outbox()
+            .map(|counts| (counts.pending, counts.sent, counts.failed));
         self.state.handover = session.handover().map(|handover| match handover {
             Handover::Queued => "QUEUED FOR THE HOSPITAL",
             Handover::NotQueued(_) => "NOT QUEUED: SEE THE LOG",

@@ -102,6 +102,8 @@ pub struct ScreenState {
     pub rejection: &'static str,
     /// On the summary, whether the exam is queued for the hospital.
     pub handover: Option<&'static str>,
+    /// On the summary, the outbox's jobs: pending, sent, failed.
+    pub outbox: Option<(usize, usize, usize)>,
     /// While the patient is chosen from the worklist: its rows.
     pub worklist: Option<WorklistView>,
 }
@@ -176,6 +178,7 @@ impl Default for ScreenState {
             alert: None,
             rejection: "",
             handover: None,
+            outbox: None,
             worklist: None,
         }
     }
@@ -862,6 +865,19 @@ impl ScreenPainter {
         }
     }
 
+    /// Draws the text buffer as a small line at `y`; returns the next
+    /// line's `y`.
+    fn small_line(&self, canvas: &mut Canvas, layout: &Layout, y: i32, colour: Rgb888) -> i32 {
+        let _ = Text::with_baseline(
+            &self.text,
+            Point::new(10, y),
+            MonoTextStyle::new(layout.small, colour),
+            Baseline::Top,
+        )
+        .draw(canvas);
+        y + layout.small.character_size.height as i32 + 6
+    }
+
     /// The scheduled patients, one large row each, the selected one framed.
     fn draw_worklist(&mut self, canvas: &mut Canvas, layout: &Layout, view: &WorklistView) {
         let title = if view.waiting {
@@ -929,7 +945,7 @@ impl ScreenPainter {
         let _ =
             Text::with_baseline(&self.text, Point::new(pad, y), title, Baseline::Top).draw(canvas);
         y += layout.large.character_size.height as i32 + pad;
-        // Whose exam, and whether it is on its way to the hospital.
+        // Whose exam, then whether it is on its way to the hospital.
         if let Some(identity) = &exam.identity {
             self.text.clear();
             let _ = match &identity.patient {
@@ -942,21 +958,25 @@ impl ScreenPainter {
                 ),
                 None => write!(self.text, "ANONYMOUS  ACC {}", identity.accession),
             };
+            y = self.small_line(canvas, layout, y, DIM);
+        }
+        if state.handover.is_some() || state.outbox.is_some() {
+            self.text.clear();
             if let Some(handover) = state.handover {
-                let _ = write!(self.text, "  {handover}");
+                let _ = write!(self.text, "{handover}  ");
             }
-            let colour = match state.handover {
-                Some(text) if text.starts_with("NOT") => ALERT,
+            if let Some((pending, sent, failed)) = state.outbox {
+                let _ = write!(
+                    self.text,
+                    "OUTBOX {pending} pending, {sent} sent, {failed} failed"
+                );
+            }
+            let colour = match (state.handover, state.outbox) {
+                (Some(text), _) if text.starts_with("NOT") => ALERT,
+                (_, Some((_, _, failed))) if failed > 0 => AMBER,
                 _ => DIM,
             };
-            let _ = Text::with_baseline(
-                &self.text,
-                Point::new(pad, y),
-                MonoTextStyle::new(layout.small, colour),
-                Baseline::Top,
-            )
-            .draw(canvas);
-            y += layout.small.character_size.height as i32 + pad;
+            y = self.small_line(canvas, layout, y, colour);
         }
         // The total, large, coloured by the mean zone score.
         let mean = if exam.recorded() > 0 {

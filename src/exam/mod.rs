@@ -34,7 +34,7 @@ pub use clips::{ClipError, MAX_CLIP_BYTES, MAX_CLIP_FRAMES, ZoneClip, ZoneClips}
 pub(crate) use identity::is_uid;
 pub use identity::{ExamIdentity, IdentityError, Patient, Scheduled, SeriesKind};
 pub use session::{
-    ExamSink, Handover, MIN_ZONE_HOLD, Picking, Session, WorklistQuery, ZoneProgress,
+    ExamSink, Handover, MIN_ZONE_HOLD, OutboxCounts, Picking, Session, WorklistQuery, ZoneProgress,
 };
 
 use crate::spec::{Named, SpecError};

@@ -35,6 +35,22 @@ pub const MIN_ZONE_HOLD: Duration = Duration::from_secs(2);
 pub trait ExamSink: Send {
     /// Queues the finished `exam` of `journal`; an error says why not.
     fn queue(&mut self, journal: &std::path::Path, exam: &Exam) -> Result<(), String>;
+
+    /// What the sink still owes the hospital, as last counted.
+    fn counts(&self) -> Option<OutboxCounts> {
+        None
+    }
+}
+
+/// The outbox's jobs by state, for the screen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    /// Not tried yet.
+    pub pending: usize,
+    /// Delivered.
+    pub sent: usize,
+    /// Failed at their last try; tried again later.
+    pub failed: usize,
 }
 
 /// The hospital's worklist, asked when an exam starts. The bedside never
@@ -271,6 +287,12 @@ impl Session {
     /// (`None` without a sink, or before the exam is finished).
     pub fn handover(&self) -> Option<&Handover> {
         self.handover.as_ref()
+    }
+
+    /// What the outbox still owes the hospital, when exams are handed to
+    /// one.
+    pub fn outbox(&self) -> Option<OutboxCounts> {
+        self.sink.as_ref().and_then(|sink| sink.counts())
     }
 
     /// The exam in the journal, finished or not.

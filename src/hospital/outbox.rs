@@ -21,7 +21,7 @@ use super::mllp;
 use super::net;
 use super::{ExamObjects, HospitalError, Station};
 use crate::atomic_write::{Durability, write_atomically};
-use crate::exam::{Exam, Journal, ZoneClips};
+use crate::exam::{Exam, Journal, OutboxCounts, ZoneClips};
 use crate::spec::{AeAddress, HostPort};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -303,6 +303,19 @@ impl Outbox {
         Ok(jobs)
     }
 
+    /// The jobs by state (an unreadable job counts as failed).
+    pub fn counts(&self) -> Result<OutboxCounts, OutboxError> {
+        let mut counts = OutboxCounts::default();
+        for (_, job) in self.jobs()? {
+            match job.map(|job| job.state()) {
+                Ok(JobState::Pending) => counts.pending += 1,
+                Ok(JobState::Sent) => counts.sent += 1,
+                Ok(JobState::Failed) | Err(_) => counts.failed += 1,
+            }
+        }
+        Ok(counts)
+    }
+
     /// Tries every job due at `now` once; jobs for `only` exams (by UID
     /// root), when given, and at once whatever their backoff.
     pub fn deliver_due(&self, sender: &Sender, now: u64, only: Option<&str>) -> Vec<Delivery> {
@@ -478,23 +491,39 @@ pub struct Queue {
     pub outbox: Outbox,
     /// Where every exam goes.
     pub destinations: Vec<Destination>,
+    /// The jobs by state, as the sender last counted them.
+    pub counts: Counts,
 }
+
+/// The outbox's jobs by state, shared between the sender thread that counts
+/// them and the screen that shows them.
+pub type Counts = std::sync::Arc<std::sync::Mutex<OutboxCounts>>;
 
 impl crate::exam::ExamSink for Queue {
     fn queue(&mut self, journal: &Path, exam: &Exam) -> Result<(), String> {
         self.outbox
             .queue(journal, exam, &self.destinations, unix_now())
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        if let (Ok(mut counts), Ok(now)) = (self.counts.lock(), self.outbox.counts()) {
+            *counts = now;
+        }
+        Ok(())
+    }
+
+    fn counts(&self) -> Option<OutboxCounts> {
+        self.counts.lock().ok().map(|counts| *counts)
     }
 }
 
-/// Tries the outbox's due jobs every `every` until `stop` is set: the
-/// unit's sender, on its own thread. Returns the thread.
+/// Tries the outbox's due jobs every `every` until `stop` is set, and
+/// counts the jobs by state into `counts` after each round: the unit's
+/// sender, on its own thread. Returns the thread.
 pub fn spawn_sender(
     outbox: Outbox,
     sender: Sender,
     every: Duration,
+    counts: Counts,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
@@ -502,6 +531,9 @@ pub fn spawn_sender(
         .spawn(move || {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 outbox.deliver_due(&sender, unix_now(), None);
+                if let (Ok(mut shared), Ok(now)) = (counts.lock(), outbox.counts()) {
+                    *shared = now;
+                }
                 std::thread::sleep(every);
             }
         })
@@ -567,6 +599,40 @@ mod tests {
             assert_eq!(text.parse::<Destination>().unwrap().to_string(), text);
         }
         assert!("ftp:x:1".parse::<Destination>().is_err());
+    }
+
+    #[test]
+    fn jobs_are_counted_by_state_and_an_unreadable_one_as_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::new(dir.path());
+        let job = |sent_at, last_error: Option<&str>| Job {
+            journal: "/data/exam.jsonl".into(),
+            uid_root: "2.25.1".into(),
+            accession: "A".into(),
+            destination: "hl7:127.0.0.1:2575".into(),
+            queued_at: 1,
+            attempts: 0,
+            next_try_at: 1,
+            last_error: last_error.map(str::to_string),
+            delivered: Vec::new(),
+            sent_at,
+        };
+        for (name, job) in [
+            ("a.json", job(None, None)),
+            ("b.json", job(Some(2), None)),
+            ("c.json", job(None, Some("refused"))),
+        ] {
+            outbox.save(&dir.path().join(name), &job).unwrap();
+        }
+        std::fs::write(dir.path().join("d.json"), b"{").unwrap();
+        assert_eq!(
+            outbox.counts().unwrap(),
+            OutboxCounts {
+                pending: 1,
+                sent: 1,
+                failed: 2
+            }
+        );
     }
 
     #[test]
