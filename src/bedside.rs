@@ -182,6 +182,7 @@ pub fn run(board: &BoardProfile, options: LiveOptions) -> Result<RunReport, Beds
                 hospital.sender.station.ae_title.clone(),
                 peer,
                 WORKLIST_TIMEOUT,
+                hospital.sender.link.clone(),
             )));
         }
         let counts = Counts::default();

@@ -147,6 +147,16 @@ pub struct HospitalProfile {
     /// The receiving facility of HL7 messages (MSH-6).
     #[serde(default)]
     pub hl7_facility: Option<String>,
+    /// DICOM over TLS: the certificates (PEM) the PACS and worklist
+    /// certificates must chain to. Plain TCP when absent.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
+    /// This unit's certificate chain (PEM), for peers that ask for one.
+    #[serde(default)]
+    pub tls_certificate: Option<PathBuf>,
+    /// This unit's private key (PEM), with `tls_certificate`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for HospitalProfile {
@@ -159,6 +169,9 @@ impl Default for HospitalProfile {
             worklist: None,
             hl7_application: None,
             hl7_facility: None,
+            tls_ca: None,
+            tls_certificate: None,
+            tls_key: None,
         }
     }
 }

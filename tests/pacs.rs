@@ -15,7 +15,7 @@ use common::{pleura, succeed};
 use fixtures::{Hl7Receiver, Orthanc, Zone, board_in, clip, free_port, scheduled};
 use pleura::board::BoardProfile;
 use pleura::hospital::Station;
-use pleura::hospital::net;
+use pleura::hospital::net::{self, Link};
 use pleura::hospital::outbox::{Destination, JobState, Outbox, Sender};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -73,7 +73,7 @@ fn now() -> u64 {
 #[test]
 fn an_exam_is_stored_on_orthanc_once_even_when_sent_twice() {
     let orthanc = Orthanc::start();
-    net::echo("PLEURA", &orthanc.peer(), net::TIMEOUT).expect("C-ECHO");
+    net::echo("PLEURA", &orthanc.peer(), net::TIMEOUT, &Link::default()).expect("C-ECHO");
     let dir = tempfile::tempdir().unwrap();
     let (boards, _) = board_in(dir.path());
     let journal = finished_exam(dir.path(), 4);
@@ -118,7 +118,13 @@ fn a_pacs_that_is_down_keeps_the_exam_queued_until_it_comes_up() {
     let journal = finished_exam(dir.path(), 4);
     let port = free_port();
     let peer = format!("ORTHANC@127.0.0.1:{port}");
-    let error = net::echo("PLEURA", &peer.parse().unwrap(), Duration::from_secs(5)).unwrap_err();
+    let error = net::echo(
+        "PLEURA",
+        &peer.parse().unwrap(),
+        Duration::from_secs(5),
+        &Link::default(),
+    )
+    .unwrap_err();
     assert!(error.to_string().contains(&peer), "{error}");
 
     let output = send(&boards, &journal, &["--pacs", &peer]);
@@ -239,7 +245,7 @@ fn a_refused_association_is_an_error_and_the_job_waits_longer_each_time() {
     let journal = finished_exam(dir.path(), 4);
     let mut wrong = orthanc.peer();
     wrong.ae_title = "NOT-ORTHANC".into();
-    let error = net::echo("PLEURA", &wrong, net::TIMEOUT).unwrap_err();
+    let error = net::echo("PLEURA", &wrong, net::TIMEOUT, &Link::default()).unwrap_err();
     assert!(
         matches!(error, net::NetError::Association { .. }),
         "{error}"
@@ -313,9 +319,14 @@ fn the_worklist_lists_todays_ultrasound_exams_for_this_station_only() {
         ),
     ];
     let orthanc = Orthanc::start_with(free_port(), &entries);
-    let mut found =
-        pleura::hospital::worklist::query("PLEURA", &orthanc.peer(), &today, net::TIMEOUT)
-            .expect("C-FIND");
+    let mut found = pleura::hospital::worklist::query(
+        "PLEURA",
+        &orthanc.peer(),
+        &today,
+        net::TIMEOUT,
+        &Link::default(),
+    )
+    .expect("C-FIND");
     found.sort_by(|a, b| a.accession.cmp(&b.accession));
     let summary: Vec<(&str, &str, &str)> = found
         .iter()
@@ -371,5 +382,69 @@ fn a_pacs_that_answers_a_failure_status_keeps_the_job_with_the_status_named() {
     assert!(
         (5..=6).contains(&(job.next_try_at - job.queued_at)),
         "retried with backoff: {job:?}"
+    );
+}
+
+#[test]
+fn dicom_over_tls_reaches_an_orthanc_that_takes_only_tls_and_a_plain_association_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    fixtures::test_certificates(dir.path());
+    let orthanc = Orthanc::start_tls(dir.path());
+    let (ca, cert, key) = (
+        dir.path().join("ca.crt"),
+        dir.path().join("server.crt"),
+        dir.path().join("server.key"),
+    );
+    let tls = Link::tls(&ca, Some((&cert, &key))).expect("TLS settings");
+    net::echo("PLEURA", &orthanc.peer(), net::TIMEOUT, &tls).expect("C-ECHO over TLS");
+    let plain = net::echo(
+        "PLEURA",
+        &orthanc.peer(),
+        Duration::from_secs(5),
+        &Link::default(),
+    );
+    assert!(plain.is_err(), "a plain association to a TLS port");
+    let no_client_certificate = Link::tls(&ca, None).unwrap();
+    assert!(
+        net::echo(
+            "PLEURA",
+            &orthanc.peer(),
+            Duration::from_secs(5),
+            &no_client_certificate
+        )
+        .is_err(),
+        "Orthanc requires this unit's certificate"
+    );
+
+    let (boards, _) = board_in(dir.path());
+    let journal = finished_exam(dir.path(), 4);
+    let to = orthanc.peer().to_string();
+    let sent = send(
+        &boards,
+        &journal,
+        &[
+            "--pacs",
+            &to,
+            "--tls-ca",
+            &ca.to_string_lossy(),
+            "--tls-certificate",
+            &cert.to_string_lossy(),
+            "--tls-key",
+            &key.to_string_lossy(),
+        ],
+    );
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    assert_eq!(orthanc.instances(), 4);
+
+    let bad = dir.path().join("not-a-certificate.pem");
+    std::fs::write(&bad, "hello").unwrap();
+    let error = Link::tls(&bad, None).unwrap_err().to_string();
+    assert!(
+        error.contains("not-a-certificate.pem") && error.contains("no PEM certificate"),
+        "{error}"
     );
 }

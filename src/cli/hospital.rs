@@ -5,10 +5,38 @@ use super::print::say;
 use anyhow::{Context, Result, bail};
 use pleura::board::BoardProfile;
 use pleura::exam::{Journal, ZoneClips};
+use pleura::hospital::net::Link;
 use pleura::hospital::outbox::{Destination, JobState, Outbox, Sender, unix_now};
 use pleura::hospital::{ExamObjects, Station};
 use pleura::spec::{AeAddress, HostPort};
 use std::path::PathBuf;
+
+/// DICOM over TLS, over the board's `[hospital]` settings.
+#[derive(clap::Args, Clone)]
+pub(crate) struct TlsArgs {
+    /// Talk DICOM to the PACS and the worklist over TLS, trusting the
+    /// certificates in this PEM file.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    /// This unit's certificate chain (PEM), for peers that ask for one.
+    #[arg(long, requires = "tls_key")]
+    tls_certificate: Option<PathBuf>,
+    /// This unit's private key (PEM).
+    #[arg(long, requires = "tls_certificate")]
+    tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The link these flags and `board` ask for.
+    pub(crate) fn link(&self, board: &BoardProfile) -> Result<Link> {
+        Ok(Link::for_board(
+            board,
+            self.tls_ca.as_deref(),
+            self.tls_certificate.as_deref(),
+            self.tls_key.as_deref(),
+        )?)
+    }
+}
 
 /// `pleura send`: which exam, and where its objects go.
 #[derive(clap::Args)]
@@ -32,6 +60,8 @@ pub(crate) struct SendArgs {
     /// given.
     #[arg(long, value_parser = pleura::spec::ae_title)]
     station_ae: Option<String>,
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 /// Writes the journal's last exam as files, or queues it in the outbox for
@@ -72,7 +102,9 @@ pub(crate) fn send(args: &SendArgs, board: &BoardProfile) -> Result<()> {
         .queue_again(&args.journal, &exam, &destinations, unix_now())
         .with_context(context)?;
     let uid_root = exam.identity.as_ref().map(|i| i.uid_root.as_str());
-    let deliveries = outbox.deliver_due(&Sender::for_board(board, station), unix_now(), uid_root);
+    let mut sender = Sender::for_board(board, station);
+    sender.link = args.tls.link(board)?;
+    let deliveries = outbox.deliver_due(&sender, unix_now(), uid_root);
     let mut failed = 0;
     for delivery in &deliveries {
         for (object, said) in &delivery.results {

@@ -89,6 +89,8 @@ pub(crate) struct RunArgs {
     /// given.
     #[arg(long, requires = "exam")]
     worklist: Option<AeAddress>,
+    #[command(flatten)]
+    tls: super::hospital::TlsArgs,
 }
 
 /// Plays the run the flags ask for on `board`, prints it and writes its
@@ -110,7 +112,7 @@ pub(crate) fn run(args: &RunArgs, board: &BoardProfile) -> Result<()> {
         report: args.report.clone(),
         log: args.log.clone(),
         stop: stop_on_signal()?,
-        hospital: Some(hospital(args, board)),
+        hospital: Some(hospital(args, board)?),
     };
     let report = pleura::bedside::run(board, options)?;
     print_run(&report);
@@ -142,7 +144,7 @@ pub(crate) fn run(args: &RunArgs, board: &BoardProfile) -> Result<()> {
 
 /// The run's outbox, its destinations (the flags', else the board's) and
 /// its sender.
-fn hospital(args: &RunArgs, board: &BoardProfile) -> Hospital {
+fn hospital(args: &RunArgs, board: &BoardProfile) -> Result<Hospital> {
     let pacs = args.pacs.clone().or_else(|| board.hospital.pacs.clone());
     let hl7 = args.hl7.clone().or_else(|| board.hospital.hl7.clone());
     let model = args
@@ -151,19 +153,21 @@ fn hospital(args: &RunArgs, board: &BoardProfile) -> Hospital {
         .clone()
         .unwrap_or_else(|| board.model.clone());
     let station = Station::for_board(board, args.station_ae.as_deref(), &model);
-    Hospital {
+    let mut sender = Sender::for_board(board, station);
+    sender.link = args.tls.link(board)?;
+    Ok(Hospital {
         outbox: Outbox::for_board(board),
         destinations: pacs
             .into_iter()
             .map(Destination::Pacs)
             .chain(hl7.map(Destination::Hl7))
             .collect(),
-        sender: Sender::for_board(board, station),
+        sender,
         worklist: args
             .worklist
             .clone()
             .or_else(|| board.hospital.worklist.clone()),
-    }
+    })
 }
 
 /// Sets `stop` on the first Ctrl-C or SIGTERM; a second one exits at once.

@@ -15,10 +15,11 @@ use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::InMemDicomObject;
 use dicom_ul::ClientAssociation;
+use dicom_ul::association::CloseSocket;
 use dicom_ul::association::client::ClientAssociationOptions;
 use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
 use std::io::Write;
-use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why talking to a DICOM peer failed.
@@ -102,13 +103,153 @@ impl std::fmt::Display for StoreStatus {
 /// How long to wait for a peer to connect or answer.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// An association with `peer` as `station_ae`, proposing `sop_classes`.
+/// How a unit reaches its DICOM peers: plain TCP, or TLS with these
+/// settings (DICOM's secure transport, PS3.15 B.1).
+#[derive(Debug, Clone, Default)]
+pub struct Link {
+    /// TLS, when the peers take it: the trusted roots and this unit's
+    /// certificate, if the peers ask for one.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// Why the TLS settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("DICOM TLS {path}: {reason}")]
+pub struct TlsError {
+    /// The PEM file.
+    pub path: std::path::PathBuf,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl Link {
+    /// How `board`'s unit reaches its peers: TLS when its `[hospital]`
+    /// table or the flags name trusted roots (`ca`), presenting the unit's
+    /// certificate and key when both are named; plain TCP otherwise.
+    pub fn for_board(
+        board: &crate::board::BoardProfile,
+        ca: Option<&std::path::Path>,
+        certificate: Option<&std::path::Path>,
+        key: Option<&std::path::Path>,
+    ) -> Result<Self, TlsError> {
+        let hospital = &board.hospital;
+        let ca = ca.or(hospital.tls_ca.as_deref());
+        let certificate = certificate.or(hospital.tls_certificate.as_deref());
+        let key = key.or(hospital.tls_key.as_deref());
+        match ca {
+            None => Ok(Self::default()),
+            Some(ca) => Self::tls(ca, certificate.zip(key)),
+        }
+    }
+
+    /// TLS that trusts the certificates of `roots` (PEM), and presents
+    /// this unit's certificate chain and key (PEM) when `identity` is
+    /// given, for peers that ask for one.
+    pub fn tls(
+        roots: &std::path::Path,
+        identity: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> Result<Self, TlsError> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let bad = |path: &std::path::Path, reason: String| TlsError {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let certificates = |path: &std::path::Path| {
+            CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| bad(path, e.to_string()))
+                .and_then(|certs| {
+                    if certs.is_empty() {
+                        Err(bad(path, "holds no PEM certificate".into()))
+                    } else {
+                        Ok(certs)
+                    }
+                })
+        };
+        let mut store = rustls::RootCertStore::empty();
+        for certificate in certificates(roots)? {
+            store
+                .add(certificate)
+                .map_err(|e| bad(roots, e.to_string()))?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(roots, e.to_string()))?
+            .with_root_certificates(store);
+        let config = match identity {
+            None => builder.with_no_client_auth(),
+            Some((chain, key)) => {
+                let key_der =
+                    PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, e.to_string()))?;
+                builder
+                    .with_client_auth_cert(certificates(chain)?, key_der)
+                    .map_err(|e| bad(chain, e.to_string()))?
+            }
+        };
+        Ok(Self {
+            tls: Some(Arc::new(config)),
+        })
+    }
+}
+
+/// An association, plain or over TLS, as the DIMSE exchanges use it.
+pub(crate) trait Dimse {
+    /// The presentation contexts the peer accepted.
+    fn contexts(&self) -> Vec<dicom_ul::pdu::PresentationContextNegotiated>;
+    /// Sends one PDU.
+    fn send(&mut self, pdu: &Pdu) -> Result<(), dicom_ul::association::Error>;
+    /// Sends a data set on `context`, split into PDUs the peer takes.
+    fn send_data(&mut self, context: u8, data: &[u8]) -> std::io::Result<()>;
+    /// Waits for the next PDU.
+    fn receive(&mut self) -> Result<Pdu, dicom_ul::association::Error>;
+    /// Releases the association.
+    fn release(self: Box<Self>);
+    /// Aborts the association.
+    fn abort(self: Box<Self>);
+}
+
+impl<S> Dimse for ClientAssociation<S>
+where
+    S: CloseSocket + std::io::Read + std::io::Write,
+{
+    fn contexts(&self) -> Vec<dicom_ul::pdu::PresentationContextNegotiated> {
+        self.presentation_contexts().to_vec()
+    }
+
+    fn send(&mut self, pdu: &Pdu) -> Result<(), dicom_ul::association::Error> {
+        ClientAssociation::send(self, pdu)
+    }
+
+    fn send_data(&mut self, context: u8, data: &[u8]) -> std::io::Result<()> {
+        let mut writer = self.send_pdata(context);
+        writer.write_all(data)?;
+        writer.flush()
+    }
+
+    fn receive(&mut self) -> Result<Pdu, dicom_ul::association::Error> {
+        ClientAssociation::receive(self)
+    }
+
+    fn release(self: Box<Self>) {
+        let _ = ClientAssociation::release(*self);
+    }
+
+    fn abort(self: Box<Self>) {
+        let _ = ClientAssociation::abort(*self);
+    }
+}
+
+/// An association with `peer` as `station_ae` over `link`, proposing
+/// `sop_classes`.
 pub(crate) fn associate(
     station_ae: &str,
     peer: &AeAddress,
     sop_classes: &[&str],
     timeout: Duration,
-) -> Result<ClientAssociation<TcpStream>, NetError> {
+    link: &Link,
+) -> Result<Box<dyn Dimse>, NetError> {
     let mut options = ClientAssociationOptions::new()
         .calling_ae_title(station_ae.to_string())
         .called_ae_title(peer.ae_title.clone())
@@ -124,17 +265,26 @@ pub(crate) fn associate(
             ],
         );
     }
-    options
-        .establish_with(&format!("{}@{}:{}", peer.ae_title, peer.host, peer.port))
-        .map_err(|e| NetError::Association {
-            peer: peer.to_string(),
-            reason: e.to_string(),
-        })
+    let address = format!("{}@{}:{}", peer.ae_title, peer.host, peer.port);
+    let failed = |e: dicom_ul::association::Error| NetError::Association {
+        peer: peer.to_string(),
+        reason: e.to_string(),
+    };
+    Ok(match &link.tls {
+        None => Box::new(options.establish_with(&address).map_err(failed)?),
+        Some(config) => Box::new(
+            options
+                .tls_config(config.clone())
+                .server_name(&peer.host)
+                .establish_with_tls(&address)
+                .map_err(failed)?,
+        ),
+    })
 }
 
 /// Sends a DIMSE command (and its data set, if any) on context `context`.
 pub(crate) fn send_message(
-    association: &mut ClientAssociation<TcpStream>,
+    association: &mut dyn Dimse,
     context: u8,
     command: &InMemDicomObject,
     data: Option<&[u8]>,
@@ -162,11 +312,8 @@ pub(crate) fn send_message(
         })
         .map_err(|e| protocol(format!("sending a command: {e}")))?;
     if let Some(data) = data {
-        // Split into PDUs the peer takes.
-        let mut writer = association.send_pdata(context);
-        writer
-            .write_all(data)
-            .and_then(|()| writer.flush())
+        association
+            .send_data(context, data)
             .map_err(|e| protocol(format!("sending a data set: {e}")))?;
     }
     Ok(())
@@ -193,7 +340,7 @@ const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// Waits for a DIMSE response: its status, and its data set (read in
 /// `syntax`) when one follows.
 pub(crate) fn response(
-    association: &mut ClientAssociation<TcpStream>,
+    association: &mut dyn Dimse,
     peer: &AeAddress,
     syntax: &dicom_encoding::TransferSyntax,
 ) -> Result<(u16, Option<InMemDicomObject>), NetError> {
@@ -309,10 +456,15 @@ pub(crate) fn command(
 }
 
 /// Checks that `peer` answers a C-ECHO from `station_ae`.
-pub fn echo(station_ae: &str, peer: &AeAddress, timeout: Duration) -> Result<(), NetError> {
-    let mut association = associate(station_ae, peer, &[uids::VERIFICATION], timeout)?;
+pub fn echo(
+    station_ae: &str,
+    peer: &AeAddress,
+    timeout: Duration,
+    link: &Link,
+) -> Result<(), NetError> {
+    let mut association = associate(station_ae, peer, &[uids::VERIFICATION], timeout, link)?;
     let context = association
-        .presentation_contexts()
+        .contexts()
         .first()
         .map(|pc| pc.id)
         .ok_or_else(|| NetError::NoContext {
@@ -320,15 +472,15 @@ pub fn echo(station_ae: &str, peer: &AeAddress, timeout: Duration) -> Result<(),
             sop_class: uids::VERIFICATION.into(),
         })?;
     send_message(
-        &mut association,
+        association.as_mut(),
         context,
         &command(0x0030, 1, uids::VERIFICATION, None, false),
         None,
         peer,
     )?;
     let implicit = dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN.erased();
-    let (status, _) = response(&mut association, peer, &implicit)?;
-    let _ = association.release();
+    let (status, _) = response(association.as_mut(), peer, &implicit)?;
+    association.release();
     if status == 0 {
         Ok(())
     } else {
@@ -346,14 +498,15 @@ pub fn store(
     peer: &AeAddress,
     instances: &[&DicomInstance],
     timeout: Duration,
+    link: &Link,
 ) -> Result<Vec<Result<StoreStatus, NetError>>, NetError> {
     let mut classes: Vec<&str> = instances.iter().map(|i| i.sop_class.as_str()).collect();
     classes.sort_unstable();
     classes.dedup();
-    let mut association = associate(station_ae, peer, &classes, timeout)?;
+    let mut association = associate(station_ae, peer, &classes, timeout, link)?;
     let mut results = Vec::with_capacity(instances.len());
     for (message_id, instance) in (1u16..).zip(instances) {
-        let result = store_one(&mut association, peer, instance, message_id);
+        let result = store_one(association.as_mut(), peer, instance, message_id);
         let broken = matches!(result, Err(NetError::Protocol { .. }));
         results.push(result);
         if broken {
@@ -364,20 +517,21 @@ pub fn store(
                     reason: "not sent: the association broke off".into(),
                 }));
             }
+            association.abort();
             return Ok(results);
         }
     }
-    let _ = association.release();
+    association.release();
     Ok(results)
 }
 
 fn store_one(
-    association: &mut ClientAssociation<TcpStream>,
+    association: &mut dyn Dimse,
     peer: &AeAddress,
     instance: &DicomInstance,
     message_id: u16,
 ) -> Result<StoreStatus, NetError> {
-    let contexts = association.presentation_contexts();
+    let contexts = association.contexts();
     let context = contexts
         .iter()
         .filter(|pc| pc.abstract_syntax == instance.sop_class)

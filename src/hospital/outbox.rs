@@ -174,6 +174,8 @@ pub struct Sender {
     pub hl7_receiver: (String, String),
     /// How long to wait for a peer at each step.
     pub timeout: Duration,
+    /// Plain TCP or TLS to the PACS.
+    pub link: net::Link,
 }
 
 impl Sender {
@@ -186,6 +188,7 @@ impl Sender {
                 board.hospital.hl7_facility.clone().unwrap_or_default(),
             ),
             timeout: net::TIMEOUT,
+            link: net::Link::default(),
         }
     }
 }
@@ -421,9 +424,14 @@ impl Outbox {
                 if remaining.is_empty() {
                     return Ok(());
                 }
-                let answers =
-                    net::store(&sender.station.ae_title, &peer, &remaining, sender.timeout)
-                        .map_err(|e| e.to_string())?;
+                let answers = net::store(
+                    &sender.station.ae_title,
+                    &peer,
+                    &remaining,
+                    sender.timeout,
+                    &sender.link,
+                )
+                .map_err(|e| e.to_string())?;
                 let mut failures = Vec::new();
                 for (instance, answer) in remaining.iter().zip(answers) {
                     let said = match answer {

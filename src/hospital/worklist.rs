@@ -8,7 +8,7 @@
 //! worklist that cannot be reached, or does not answer in time, leaves the
 //! exam anonymous ([`crate::exam::Session`]).
 
-use super::net::{NetError, associate, response, send_message};
+use super::net::{Link, NetError, associate, response, send_message};
 use crate::exam::{Patient, Scheduled, is_uid};
 use crate::spec::AeAddress;
 use dicom_core::{DataElement, PrimitiveValue, VR};
@@ -118,11 +118,12 @@ pub fn query(
     peer: &AeAddress,
     date: &str,
     timeout: Duration,
+    link: &Link,
 ) -> Result<Vec<Scheduled>, NetError> {
     let class = uids::MODALITY_WORKLIST_INFORMATION_MODEL_FIND;
-    let mut association = associate(station_ae, peer, &[class], timeout)?;
+    let mut association = associate(station_ae, peer, &[class], timeout, link)?;
     let context = association
-        .presentation_contexts()
+        .contexts()
         .first()
         .cloned()
         .ok_or_else(|| NetError::NoContext {
@@ -138,10 +139,16 @@ pub fn query(
             reason: format!("cannot encode the query: {e}"),
         })?;
     let command = super::net::command(0x0020, 1, class, None, true);
-    send_message(&mut association, context.id, &command, Some(&data), peer)?;
+    send_message(
+        association.as_mut(),
+        context.id,
+        &command,
+        Some(&data),
+        peer,
+    )?;
     let mut found = Vec::new();
     loop {
-        let (status, answer) = response(&mut association, peer, syntax)?;
+        let (status, answer) = response(association.as_mut(), peer, syntax)?;
         match status {
             0xFF00 | 0xFF01 => {
                 if let Some(entry) = answer.as_ref().and_then(scheduled)
@@ -152,7 +159,7 @@ pub fn query(
             }
             0x0000 => break,
             other => {
-                let _ = association.abort();
+                association.abort();
                 return Err(NetError::Protocol {
                     peer: peer.to_string(),
                     reason: format!("the worklist query failed with status {other:04X}H"),
@@ -160,7 +167,7 @@ pub fn query(
             }
         }
     }
-    let _ = association.release();
+    association.release();
     Ok(found)
 }
 
@@ -174,17 +181,19 @@ pub struct WorklistClient {
     station_ae: String,
     peer: AeAddress,
     timeout: Duration,
+    link: Link,
     answer: Option<crossbeam_channel::Receiver<Result<Vec<Scheduled>, String>>>,
 }
 
 impl WorklistClient {
-    /// Queries `peer` as `station_ae`, waiting at most `timeout` at each
-    /// step.
-    pub fn new(station_ae: String, peer: AeAddress, timeout: Duration) -> Self {
+    /// Queries `peer` as `station_ae` over `link`, waiting at most
+    /// `timeout` at each step.
+    pub fn new(station_ae: String, peer: AeAddress, timeout: Duration, link: Link) -> Self {
         Self {
             station_ae,
             peer,
             timeout,
+            link,
             answer: None,
         }
     }
@@ -193,11 +202,17 @@ impl WorklistClient {
 impl crate::exam::WorklistQuery for WorklistClient {
     fn request(&mut self) {
         let (tell, answer) = crossbeam_channel::bounded(1);
-        let (station, peer, timeout) = (self.station_ae.clone(), self.peer.clone(), self.timeout);
+        let (station, peer, timeout, link) = (
+            self.station_ae.clone(),
+            self.peer.clone(),
+            self.timeout,
+            self.link.clone(),
+        );
         let spawned = std::thread::Builder::new()
             .name("worklist".into())
             .spawn(move || {
-                let found = query(&station, &peer, &today(), timeout).map_err(|e| e.to_string());
+                let found =
+                    query(&station, &peer, &today(), timeout, &link).map_err(|e| e.to_string());
                 let _ = tell.send(found);
             });
         self.answer = Some(answer);

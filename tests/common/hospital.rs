@@ -123,6 +123,27 @@ impl Orthanc {
     /// Starts Orthanc with its worklist plugin serving `worklist`: each
     /// entry a `.wl` file made with dcmtk's `dump2dcm` from a text dump.
     pub fn start_with(dicom: u16, worklist: &[String]) -> Self {
+        Self::start_configured(dicom, worklist, serde_json::json!({}))
+    }
+
+    /// Starts Orthanc taking DICOM only over TLS, with `certificates`'
+    /// `server.crt`/`server.key`, trusting `ca.crt` and requiring a client
+    /// certificate ([`test_certificates`]).
+    pub fn start_tls(certificates: &Path) -> Self {
+        Self::start_configured(
+            free_port(),
+            &[],
+            serde_json::json!({
+                "DicomTlsEnabled": true,
+                "DicomTlsCertificate": certificates.join("server.crt"),
+                "DicomTlsPrivateKey": certificates.join("server.key"),
+                "DicomTlsTrustedCertificates": certificates.join("ca.crt"),
+                "DicomTlsRemoteCertificateRequired": true,
+            }),
+        )
+    }
+
+    fn start_configured(dicom: u16, worklist: &[String], extra: serde_json::Value) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let worklists = dir.path().join("worklists");
         std::fs::create_dir_all(&worklists).unwrap();
@@ -146,9 +167,7 @@ impl Orthanc {
             let home = dir.as_ref().unwrap().path().to_path_buf();
             let config = home.join("orthanc.json");
             let storage = home.join("db");
-            std::fs::write(
-                &config,
-                serde_json::json!({
+            let mut settings = serde_json::json!({
                     "Name": "PleuraTest",
                     "StorageDirectory": storage,
                     "IndexDirectory": storage,
@@ -163,10 +182,11 @@ impl Orthanc {
                     "DicomAlwaysAllowFindWorklist": true,
                     "Plugins": ["/usr/share/orthanc/plugins/libModalityWorklists.so"],
                     "Worklists": { "Enable": true, "Database": home.join("worklists") },
-                })
-                .to_string(),
-            )
-            .unwrap();
+            });
+            for (key, value) in extra.as_object().unwrap() {
+                settings[key] = value.clone();
+            }
+            std::fs::write(&config, settings.to_string()).unwrap();
             let log = home.join("orthanc.log");
             let child = std::process::Command::new("Orthanc")
                 .arg(format!("--logfile={}", log.display()))
@@ -250,6 +270,72 @@ impl Orthanc {
     pub fn instances(&self) -> usize {
         self.get("/instances").as_array().map_or(0, Vec::len)
     }
+}
+
+/// A test certificate authority (`ca.crt`) and, signed by it, a
+/// certificate for 127.0.0.1 good for server and client (`server.crt`,
+/// `server.key`), made with openssl in `dir`.
+pub fn test_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl {args:?} failed");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Pleura test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
 }
 
 /// A worklist entry as a dcmtk text dump: an ultrasound step scheduled on
