@@ -12,9 +12,9 @@
 //! source ──► preprocess ──► model ──► scoring ──► exam::Session ──► display
 //! (frames)   (sector, crop,  (LusNet:  (live score,  (zones, journal)   (screen)
 //!             resize)         score +   clip score,        │
-//!                             segmentation) stability)     └──► record (report, frame log)
-//!                                                      ▲
-//!                                       input (keys, buttons, taps)
+//!                             segmentation) stability)     ├──► record (report, frame log)
+//!                                                      ▲   └──► hospital (worklist in,
+//!                                       input (keys, buttons, taps)    outbox out: PACS, HL7)
 //! ```
 //!
 //! **The bedside runtime**

@@ -425,16 +425,7 @@ fn a_finished_exam_is_queued_and_the_unit_stores_it_on_the_pacs() {
     let (child, mut keys, frame_log) = start_exam_run_with(&journal, &screens, &more);
     press(&mut keys, "s");
     wait_for(&journal, "started", 1);
-    press_and_settle(&mut keys, "r", &frame_log);
-    wait_for(&journal, "recorded", 1);
-    press(&mut keys, "x");
-    wait_for(&journal, "finished", 1);
-    // One zone's clip, the summary capture and the report.
-    let deadline = Instant::now() + patience();
-    while orthanc.instances() < 3 {
-        assert!(Instant::now() < deadline, "the exam never reached the PACS");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    record_one_zone_finish_and_wait_for_the_pacs(&mut keys, &journal, &frame_log, &orthanc);
     stop(child);
     assert_eq!(orthanc.instances(), 3);
     let jobs = pleura::hospital::outbox::Outbox::for_board(&board)
@@ -445,6 +436,26 @@ fn a_finished_exam_is_queued_and_the_unit_stores_it_on_the_pacs() {
         jobs[0].1.as_ref().unwrap().state(),
         pleura::hospital::outbox::JobState::Sent
     );
+}
+
+/// Records the current zone by key, finishes the exam, and waits until the
+/// PACS holds its three objects (the zone's clip, the summary capture and
+/// the report).
+fn record_one_zone_finish_and_wait_for_the_pacs(
+    keys: &mut ChildStdin,
+    journal: &Path,
+    frame_log: &Path,
+    orthanc: &fixtures::Orthanc,
+) {
+    press_and_settle(keys, "r", frame_log);
+    wait_for(journal, "recorded", 1);
+    press(keys, "x");
+    wait_for(journal, "finished", 1);
+    let deadline = Instant::now() + patience();
+    while orthanc.instances() < 3 {
+        assert!(Instant::now() < deadline, "the exam never reached the PACS");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Presses `key` every half second until the journal holds a `started`
@@ -485,15 +496,7 @@ fn the_exam_is_of_the_patient_picked_from_the_worklist_and_reaches_the_pacs_as_t
     let (child, mut keys, frame_log) = start_exam_run_with(&journal, &screens, &more);
     press(&mut keys, "s"); // asks the worklist
     press_until_started(&mut keys, "r", &journal); // picks the first row
-    press_and_settle(&mut keys, "r", &frame_log);
-    wait_for(&journal, "recorded", 1);
-    press(&mut keys, "x");
-    wait_for(&journal, "finished", 1);
-    let deadline = Instant::now() + patience();
-    while orthanc.instances() < 3 {
-        assert!(Instant::now() < deadline, "the exam never reached the PACS");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    record_one_zone_finish_and_wait_for_the_pacs(&mut keys, &journal, &frame_log, &orthanc);
     stop(child);
     let exam = recovered(&journal);
     assert_eq!(exam["identity"]["patient"]["id"], "MRN-55", "{exam}");
