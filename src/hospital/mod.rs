@@ -9,7 +9,7 @@
 //!   scored on, with their frame time),
 //! - one **Secondary Capture** of the bedside summary screen,
 //! - one **Comprehensive SR** following TID 1500, with a measurement group
-//!   per zone ([`report`]),
+//!   per zone (`report.rs`),
 //! - one **HL7 v2.5 ORU^R01** with an OBX per zone and one for the total
 //!   ([`hl7`]).
 //!

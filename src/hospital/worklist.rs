@@ -4,7 +4,7 @@
 //! The query asks for ultrasound procedure steps scheduled for this
 //! station's AE title today (PS3.4 K.6.1), and returns for each the
 //! patient, the accession number and the study UID. The bedside never
-//! waits on it: the query runs on its own thread ([`spawn_query`]), and a
+//! waits on it: the query runs on its own thread ([`WorklistClient`]), and a
 //! worklist that cannot be reached, or does not answer in time, leaves the
 //! exam anonymous ([`crate::exam::Session`]).
 
