@@ -271,8 +271,8 @@ fn a_refused_association_is_an_error_and_the_job_waits_longer_each_time() {
 }
 
 #[test]
-fn an_hl7_nak_is_an_error_with_its_reason_and_the_message_is_sent_again_unchanged() {
-    let receiver = Hl7Receiver::start(&["AE", "AA"]);
+fn an_hl7_error_or_reject_is_reported_with_its_reason_and_the_message_is_sent_again_unchanged() {
+    let receiver = Hl7Receiver::start(&["AE", "AR", "AA"]);
     let dir = tempfile::tempdir().unwrap();
     let (boards, board) = board_in(dir.path());
     let journal = finished_exam(dir.path(), 4);
@@ -288,13 +288,16 @@ fn an_hl7_nak_is_an_error_with_its_reason_and_the_message_is_sent_again_unchange
         "{stdout}"
     );
     let outbox = Outbox::for_board(&board);
-    let deliveries = outbox.deliver_due(&sender(&board), now() + 600, None);
+    let rejected = outbox.deliver_due(&sender(&board), now() + 600, None);
+    let error = rejected[0].error.as_deref().unwrap_or("");
+    assert!(error.contains("answered AR"), "{error}");
+    let deliveries = outbox.deliver_due(&sender(&board), now() + 6000, None);
     assert_eq!(deliveries[0].error, None);
     let messages = receiver.messages();
-    assert_eq!(messages.len(), 2);
-    assert_eq!(
-        messages[0], messages[1],
-        "the same message, the same MSH-10"
+    assert_eq!(messages.len(), 3);
+    assert!(
+        messages.iter().all(|m| *m == messages[0]),
+        "the same message, the same MSH-10, each time"
     );
     let segments: Vec<&str> = messages[0].split('\r').filter(|s| !s.is_empty()).collect();
     assert!(segments[0].starts_with("MSH|^~\\&|PLEURA|PLEURA|"));
