@@ -188,7 +188,12 @@ impl Orthanc {
             }
             std::fs::write(&config, settings.to_string()).unwrap();
             let log = home.join("orthanc.log");
-            let child = std::process::Command::new("Orthanc")
+            // Debian puts it in /usr/sbin, which a user's PATH may lack.
+            let program = ["/usr/sbin/Orthanc", "Orthanc"]
+                .into_iter()
+                .find(|p| Path::new(p).is_file())
+                .unwrap_or("Orthanc");
+            let child = std::process::Command::new(program)
                 .arg(format!("--logfile={}", log.display()))
                 .arg(&config)
                 .stdout(Stdio::null())
