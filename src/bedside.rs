@@ -169,7 +169,11 @@ pub fn run(board: &BoardProfile, options: LiveOptions) -> Result<RunReport, Beds
     let mut session = match options.exam {
         Some(protocol) => {
             let journal = options.journal.clone().unwrap_or_else(|| board.journal());
-            Session::with_exam(protocol, Journal::open(&journal)?)
+            let model_name = model_path
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Session::with_exam(protocol, Journal::open(&journal)?.scored_by(model_name))
         }
         None => Session::default(),
     };

@@ -169,6 +169,13 @@ fn the_report_holds_each_zone_score_the_findings_the_total_and_the_clips() {
     assert!(report.contains("(24028007,SCT,\"Right\")"), "{report}");
     assert_eq!(
         report
+            .matches("\"Algorithm Version\")=\"lusnet-test.gguf\"")
+            .count(),
+        3,
+        "each zone names the model the journal says scored it:\n{report}"
+    );
+    assert_eq!(
+        report
             .matches("\"Source of Measurement\")=(USm image")
             .count(),
         2,

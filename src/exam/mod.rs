@@ -267,6 +267,9 @@ pub enum JournalEntry {
         /// exams had identities).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         identity: Option<ExamIdentity>,
+        /// The model file that scores it (absent in older journals).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
     },
     /// A zone's score was recorded (or re-recorded after a redo).
     Recorded {
@@ -333,6 +336,8 @@ pub struct Exam {
     pub identity: Option<ExamIdentity>,
     /// When it started, seconds since the Unix epoch.
     pub started_at: u64,
+    /// The model file that scored it, when the journal says.
+    pub model: Option<String>,
     /// When it was finished, seconds since the Unix epoch.
     pub finished_at: Option<u64>,
 }
@@ -347,6 +352,7 @@ impl Exam {
             finished: false,
             identity,
             started_at,
+            model: None,
             finished_at: None,
         }
     }
@@ -382,7 +388,11 @@ impl Exam {
                 protocol,
                 time,
                 ref identity,
-            } => *self = Exam::new(protocol, identity.clone(), time),
+                ref model,
+            } => {
+                *self = Exam::new(protocol, identity.clone(), time);
+                self.model = model.clone();
+            }
             JournalEntry::Recorded { zone, result, .. } => {
                 if let Some(slot) = self.zones.get_mut(zone) {
                     *slot = Some(result);
@@ -491,6 +501,8 @@ pub struct Journal {
     path: PathBuf,
     file: File,
     exam: Option<Exam>,
+    /// The model file named in each exam it starts.
+    model: Option<String>,
 }
 
 impl Journal {
@@ -521,7 +533,15 @@ impl Journal {
             path: path.to_path_buf(),
             file,
             exam: replayed.exam,
+            model: None,
         })
+    }
+
+    /// Names `model` (the model file's name) in every exam started from now
+    /// on, for the reports to say which model scored it.
+    pub fn scored_by(mut self, model: impl Into<String>) -> Self {
+        self.model = Some(model.into());
+        self
     }
 
     /// The exam a journal holds, read without changing the file (a torn
@@ -695,6 +715,7 @@ impl Journal {
             protocol,
             time: now(),
             identity: Some(identity),
+            model: self.model.clone(),
         })
     }
 
@@ -1179,6 +1200,19 @@ mod tests {
         drop(journal);
         let exam = Journal::read(&path).unwrap().unwrap();
         assert_eq!((exam.total(), exam.recorded()), (3, 2));
+    }
+
+    #[test]
+    fn the_model_that_scores_an_exam_is_journaled_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let mut journal = Journal::open(&path).unwrap().scored_by("lusnet-v3.gguf");
+        journal
+            .command(Command::Start, Protocol::Blue6, None)
+            .unwrap();
+        drop(journal);
+        let exam = Journal::read(&path).unwrap().unwrap();
+        assert_eq!(exam.model.as_deref(), Some("lusnet-v3.gguf"));
     }
 
     #[test]

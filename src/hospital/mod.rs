@@ -77,7 +77,8 @@ pub struct Station {
     pub board: String,
     /// Pleura's version.
     pub software: String,
-    /// The model file the scores come from.
+    /// The model file the scores come from, for exams whose journal does
+    /// not say.
     pub model: String,
     /// The institution, when the profile names one.
     pub institution: Option<String>,
@@ -120,11 +121,13 @@ pub(crate) struct ExamFacts {
     pub(crate) zones: Vec<Option<ZoneScore>>,
     pub(crate) started_at: u64,
     pub(crate) finished_at: u64,
+    /// The model file that scored it: the journal's, else the station's.
+    pub(crate) model: String,
     exam: Exam,
 }
 
 impl ExamFacts {
-    fn of(exam: &Exam) -> Result<Self, HospitalError> {
+    fn of(exam: &Exam, station_model: &str) -> Result<Self, HospitalError> {
         let finished_at = exam
             .finished_at
             .filter(|_| exam.finished)
@@ -136,6 +139,10 @@ impl ExamFacts {
             zones: exam.zones.clone(),
             started_at: exam.started_at,
             finished_at,
+            model: exam
+                .model
+                .clone()
+                .unwrap_or_else(|| station_model.to_string()),
             exam: exam.clone(),
         })
     }
@@ -224,7 +231,7 @@ impl ExamObjects {
         station: &Station,
         receiver: (&str, &str),
     ) -> Result<Self, HospitalError> {
-        let facts = ExamFacts::of(exam)?;
+        let facts = ExamFacts::of(exam, &station.model)?;
         let identity = &facts.identity;
         let into_file = |object, name: &str| {
             dicom::into_file(object, station).map_err(|e| HospitalError::Dicom {

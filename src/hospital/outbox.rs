@@ -244,7 +244,7 @@ impl Outbox {
         now: u64,
         again: bool,
     ) -> Result<Vec<PathBuf>, OutboxError> {
-        let facts = super::ExamFacts::of(exam)?;
+        let facts = super::ExamFacts::of(exam, "")?;
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |cause| OutboxError::Io { path, cause }

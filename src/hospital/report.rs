@@ -338,7 +338,7 @@ pub(crate) fn structured_report(
                 .iter()
                 .find(|(z, _)| *z == zone)
                 .map(|(_, uid)| uid.as_str());
-            zone_group(exam, station, zone, &score, clip)
+            zone_group(exam, zone, &score, clip)
         })
         .collect();
     groups.push(total_group(exam));
@@ -400,7 +400,6 @@ fn evidence_item(exam: &ExamFacts, evidence: &Evidence<'_>) -> Object {
 /// TID 1501 for one recorded zone.
 fn zone_group(
     exam: &ExamFacts,
-    station: &Station,
     zone: usize,
     score: &crate::exam::ZoneScore,
     clip: Option<&str>,
@@ -435,7 +434,7 @@ fn zone_group(
         site,
         code("HAS CONCEPT MOD", ZONE, zone_code),
         text("HAS CONCEPT MOD", ALGORITHM_NAME, "Pleura LusNet"),
-        text("HAS CONCEPT MOD", ALGORITHM_VERSION, &station.model),
+        text("HAS CONCEPT MOD", ALGORITHM_VERSION, &exam.model),
         code(
             "HAS CONCEPT MOD",
             RECORDED_BY,

@@ -60,7 +60,7 @@ pub fn finished_exam(
     zones: Vec<Zone>,
 ) -> PathBuf {
     let path = dir.join("exam.jsonl");
-    let mut journal = Journal::open(&path).unwrap();
+    let mut journal = Journal::open(&path).unwrap().scored_by("lusnet-test.gguf");
     let root = identity.uid_root.clone();
     journal.start(protocol, identity).unwrap();
     let clips = ZoneClips::beside(&path);
