@@ -534,3 +534,40 @@ pub fn failing_store_scp(status: u16) -> AeAddress {
     });
     format!("FULL@127.0.0.1:{port}").parse().unwrap()
 }
+
+/// A TCP relay on a free loopback port to `port`, which holds every chunk
+/// the server sends back for `delay`: a slow link to a real PACS, so that a
+/// send can be cut between objects at a time of the test's choosing.
+pub fn slow_relay(port: u16, delay: Duration) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let relay = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let Ok(server) = TcpStream::connect(("127.0.0.1", port)) else {
+                continue;
+            };
+            let (mut client_in, mut server_out) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut client_in, &mut server_out);
+                let _ = server_out.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut server_in, mut client_out) = (server, client);
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 64 * 1024];
+                while let Ok(n) = server_in.read(&mut buffer) {
+                    if n == 0 {
+                        break;
+                    }
+                    std::thread::sleep(delay);
+                    if client_out.write_all(&buffer[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = client_out.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    relay
+}
