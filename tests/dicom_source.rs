@@ -181,3 +181,53 @@ fn a_file_that_is_not_a_dicom_picture_is_refused_by_name_and_reason() {
     let error = cut.expect_err("a truncated file").to_string();
     assert!(error.contains("truncated.dcm"), "{error}");
 }
+
+/// Inputs the fuzzer found (`scripts/fuzz dicom_clip`), as the fuzz target
+/// feeds them: after a zero preamble and `DICM`.
+fn fuzz_finding(name: &str, dir: &Path) -> PathBuf {
+    let mut bytes = vec![0u8; 128];
+    bytes.extend_from_slice(b"DICM");
+    bytes.extend(std::fs::read(common::repo(&format!("tests/fixtures/fuzz/{name}"))).unwrap());
+    let path = dir.join(format!("{name}.dcm"));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn a_small_file_declaring_a_huge_element_is_refused_before_anything_is_allocated() {
+    // 480 bytes whose header declares an element of some 3 GB: the parser
+    // would have sized its buffer by the declaration (the fuzzer's
+    // out-of-memory finding).
+    let dir = tempfile::tempdir().unwrap();
+    let path = fuzz_finding("dicom-clip-oom-1f3be492", dir.path());
+    let error = DicomSource::open(&path).err().expect("refused").to_string();
+    assert!(
+        error.contains("dicom-clip-oom-1f3be492.dcm") && error.contains("past the end"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_unknown_vr_is_measured_as_the_parser_reads_it() {
+    // A StudyDescription whose VR bytes were damaged: the parser reads an
+    // unknown VR as UN, with a 32-bit length taken from the text, some
+    // 1.7 GB (the fuzzer's timeout finding: the kernel zeroing the buffer).
+    let dir = tempfile::tempdir().unwrap();
+    let path = fuzz_finding("dicom-clip-unknown-vr-aec8dbbe", dir.path());
+    let error = DicomSource::open(&path).err().expect("refused").to_string();
+    assert!(error.contains("past the end"), "{error}");
+}
+
+#[test]
+fn a_number_element_of_a_ragged_length_is_refused() {
+    // ManufacturerModelName turned into an FD of 10 bytes: the parser reads
+    // one 8-byte number and goes on two bytes early, into a header it
+    // misreads as declaring gigabytes (the fuzzer's second timeout).
+    let dir = tempfile::tempdir().unwrap();
+    let path = fuzz_finding("dicom-clip-ragged-fd-1ef7a181", dir.path());
+    let error = DicomSource::open(&path).err().expect("refused").to_string();
+    assert!(
+        error.contains("(0008,1090)") && error.contains("not a whole number"),
+        "{error}"
+    );
+}

@@ -55,6 +55,7 @@ impl DicomSource {
                 "not a DICOM file (no 'DICM' after a 128-byte preamble)".into(),
             ));
         }
+        check_declared_lengths(path).map_err(bad)?;
         let header = OpenFileOptions::new()
             .read_until(tags::PIXEL_DATA)
             .open_file(path)
@@ -123,6 +124,184 @@ impl DicomSource {
             fps,
         })
     }
+}
+
+/// The transfer syntaxes Pleura reads: implicit and explicit VR little
+/// endian, JPEG baseline, RLE.
+const READ_SYNTAXES: [&str; 4] = [
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.4.50",
+    "1.2.840.10008.1.2.5",
+];
+/// The most elements walked in one file.
+const MAX_ELEMENTS: usize = 1_000_000;
+
+/// Walks every element header of the file, the way the parser will meet
+/// them, and refuses one whose declared length runs past the end of the
+/// file: the parser allocates a value's declared length before reading it,
+/// so a 500-byte file declaring a 3 GB element would otherwise ask for
+/// 3 GB. Sequences and items are walked into; pixel data fragments and
+/// other values are skipped. Also refuses transfer syntaxes Pleura does
+/// not read (big endian, deflated, other codecs).
+fn check_declared_lengths(path: &Path) -> Result<(), String> {
+    use dicom_core::dictionary::{DataDictionary, VirtualVr};
+    use dicom_core::{Tag, VR};
+    use std::io::{BufReader, Read, Seek};
+    const UNDEFINED: u32 = u32::MAX;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let size = file.metadata().map_err(|e| e.to_string())?.len();
+    let mut reader = BufReader::new(file);
+    reader
+        .seek(std::io::SeekFrom::Start(132))
+        .map_err(|e| e.to_string())?;
+    let mut at = 132u64;
+    /// Reads `n` bytes (at most 64 KiB: headers and the syntax UID).
+    fn read(reader: &mut impl Read, n: usize, at: &mut u64) -> Result<Vec<u8>, String> {
+        let mut bytes = vec![0u8; n.min(1 << 16)];
+        reader
+            .read_exact(&mut bytes)
+            .map_err(|_| format!("cut short at byte {at}"))?;
+        *at += n as u64;
+        Ok(bytes)
+    }
+    fn skip(reader: &mut BufReader<std::fs::File>, n: u32, at: &mut u64) -> Result<(), String> {
+        reader
+            .seek_relative(i64::from(n))
+            .map_err(|e| e.to_string())?;
+        *at += u64::from(n);
+        Ok(())
+    }
+    let u16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+    let u32_at = |b: &[u8], i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let mut syntax = String::new();
+    let mut explicit = true;
+    let mut in_meta = true;
+    // Undefined-length sequences and items open, and the depth at which
+    // the open pixel data's fragments are.
+    let mut depth = 0usize;
+    let mut fragments_at: Option<usize> = None;
+    for _ in 0..MAX_ELEMENTS {
+        if at + 8 > size {
+            return Ok(());
+        }
+        let tag = read(&mut reader, 4, &mut at)?;
+        let (group, element) = (u16_at(&tag, 0), u16_at(&tag, 2));
+        if in_meta && group != 0x0002 {
+            in_meta = false;
+            let syntax = syntax.trim_end_matches(['\0', ' ']);
+            if !READ_SYNTAXES.contains(&syntax) {
+                return Err(format!("transfer syntax {syntax} is not read"));
+            }
+            explicit = syntax != READ_SYNTAXES[0];
+        }
+        let past_end = |length: u32, at: u64| u64::from(length) > size - at;
+        if group == 0xFFFE {
+            let length = u32_at(&read(&mut reader, 4, &mut at)?, 0);
+            match element {
+                0xE000 if length == UNDEFINED => depth += 1,
+                0xE000 if past_end(length, at) => {
+                    return Err(format!("an item of {length} bytes runs past the end"));
+                }
+                // A fragment of encapsulated pixel data: bytes, skipped.
+                0xE000 if fragments_at == Some(depth) => skip(&mut reader, length, &mut at)?,
+                0xE000 => {}
+                _ => {
+                    if fragments_at == Some(depth) {
+                        fragments_at = None;
+                    }
+                    depth = depth.saturating_sub(1);
+                }
+            }
+            continue;
+        }
+        let (vr, length) = if explicit || in_meta {
+            let head = read(&mut reader, 4, &mut at)?;
+            // As the parser reads it: an unknown VR is UN, and only these
+            // VRs have a 16-bit length (PS3.5 7.1.2).
+            let vr = VR::from_binary([head[0], head[1]]).unwrap_or(VR::UN);
+            let long = !matches!(
+                vr,
+                VR::AE
+                    | VR::AS
+                    | VR::AT
+                    | VR::CS
+                    | VR::DA
+                    | VR::DS
+                    | VR::DT
+                    | VR::FL
+                    | VR::FD
+                    | VR::IS
+                    | VR::LO
+                    | VR::LT
+                    | VR::PN
+                    | VR::SH
+                    | VR::SL
+                    | VR::SS
+                    | VR::ST
+                    | VR::TM
+                    | VR::UI
+                    | VR::UL
+                    | VR::US
+            );
+            let length = if long {
+                u32_at(&read(&mut reader, 4, &mut at)?, 0)
+            } else {
+                u32::from(u16_at(&head, 2))
+            };
+            (Some(vr), length)
+        } else {
+            let length = u32_at(&read(&mut reader, 4, &mut at)?, 0);
+            let vr = dicom_dictionary_std::StandardDataDictionary
+                .by_tag(Tag(group, element))
+                .and_then(|entry| match entry.vr {
+                    VirtualVr::Exact(vr) => Some(vr),
+                    _ => None,
+                });
+            (vr, length)
+        };
+        if length == UNDEFINED {
+            depth += 1;
+            if (group, element) == (0x7FE0, 0x0010) {
+                fragments_at = Some(depth);
+            }
+            continue;
+        }
+        if past_end(length, at) {
+            return Err(format!(
+                "element ({group:04X},{element:04X}) declares {length} bytes, past the end of the \
+                 file"
+            ));
+        }
+        if vr == Some(VR::SQ) {
+            continue; // its items are walked
+        }
+        // The parser reads binary numbers whole: a length that is not a
+        // multiple of the number's size would leave it reading elsewhere
+        // than this walk.
+        let number = match vr {
+            Some(VR::FD | VR::OD | VR::SV | VR::UV | VR::OV) => 8,
+            Some(VR::FL | VR::OF | VR::OL | VR::SL | VR::UL | VR::AT) => 4,
+            Some(VR::SS | VR::US | VR::OW) => 2,
+            _ => 1,
+        };
+        if length % number != 0 {
+            return Err(format!(
+                "element ({group:04X},{element:04X}) holds {length} bytes, not a whole number of \
+                 {number}-byte values"
+            ));
+        }
+        if (group, element) == (0x0002, 0x0010) {
+            if length > 64 {
+                return Err(format!("a transfer syntax UID of {length} bytes"));
+            }
+            syntax =
+                String::from_utf8_lossy(&read(&mut reader, length as usize, &mut at)?).into_owned();
+            continue;
+        }
+        skip(&mut reader, length, &mut at)?;
+    }
+    Err(format!("more than {MAX_ELEMENTS} elements"))
 }
 
 /// The frame rate a file declares: 1000 / Frame Time, else Cine Rate,
