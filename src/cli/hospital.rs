@@ -4,9 +4,9 @@
 use super::print::say;
 use anyhow::{Context, Result, bail};
 use pleura::board::BoardProfile;
-use pleura::exam::{Journal, ZoneClips};
+use pleura::exam::{Journal, ZoneClips, unix_now};
 use pleura::hospital::net::Link;
-use pleura::hospital::outbox::{Destination, JobState, Outbox, Sender, unix_now};
+use pleura::hospital::outbox::{Destination, JobState, Outbox, Sender};
 use pleura::hospital::{ExamObjects, Station};
 use pleura::spec::{AeAddress, HostPort};
 use std::path::PathBuf;

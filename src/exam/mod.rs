@@ -630,7 +630,7 @@ impl Journal {
             return Ok(());
         }
         let stem = self.path.file_stem().unwrap_or_default().to_string_lossy();
-        let time = now();
+        let time = unix_now();
         let archive = (0..)
             .map(|n| {
                 let suffix = if n == 0 {
@@ -671,7 +671,7 @@ impl Journal {
         protocol: Protocol,
         zone_score: Option<ZoneScore>,
     ) -> Result<bool, ExamError> {
-        let time = now();
+        let time = unix_now();
         let entry = match (command, self.exam.as_ref()) {
             (Command::Start, _) => {
                 return self
@@ -713,7 +713,7 @@ impl Journal {
         self.archive_if_large()?;
         self.append(JournalEntry::Started {
             protocol,
-            time: now(),
+            time: unix_now(),
             identity: Some(identity),
             model: self.model.clone(),
         })
@@ -738,7 +738,7 @@ impl Journal {
         self.append(JournalEntry::Recorded {
             zone,
             result,
-            time: now(),
+            time: unix_now(),
         })
         .map(|()| true)
     }
@@ -881,7 +881,9 @@ fn replay(path: &Path) -> Result<Replayed, ExamError> {
     Ok(replayed)
 }
 
-pub(crate) fn now() -> u64 {
+/// Seconds since the Unix epoch, now: the time the journal and the
+/// outbox keep.
+pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

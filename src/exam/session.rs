@@ -268,7 +268,7 @@ impl Session {
         };
         let identity = match &entry {
             Some(entry) => entry.identity(),
-            None => ExamIdentity::anonymous(super::now()),
+            None => ExamIdentity::anonymous(super::unix_now()),
         };
         match exam.journal.start(exam.protocol, identity) {
             Ok(()) => {

@@ -21,7 +21,7 @@ use super::mllp;
 use super::net;
 use super::{ExamObjects, HospitalError, Station};
 use crate::atomic_write::{Durability, write_atomically};
-use crate::exam::{Exam, Journal, OutboxCounts, ZoneClips};
+use crate::exam::{Exam, Journal, OutboxCounts, ZoneClips, unix_now};
 use crate::spec::{AeAddress, HostPort};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -545,14 +545,6 @@ pub fn spawn_sender(
                 std::thread::sleep(every);
             }
         })
-}
-
-/// Seconds since the Unix epoch, now.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// The wait after the `attempts`th failed try: 5 s, 10 s, 20 s … up to

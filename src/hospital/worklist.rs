@@ -108,7 +108,7 @@ fn scheduled(answer: &InMemDicomObject) -> Option<Scheduled> {
 
 /// Today's date, `YYYYMMDD` (UTC, as the unit keeps time).
 pub fn today() -> String {
-    super::dicom::date_time(super::outbox::unix_now()).0
+    super::dicom::date_time(crate::exam::unix_now()).0
 }
 
 /// Asks `peer` for the ultrasound exams scheduled on `station_ae` on `date`
