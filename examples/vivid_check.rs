@@ -9,7 +9,13 @@
 //! 3. vivid's "Disconnect" control (a simulated unplug) turns into a
 //!    no-signal report, not a crash;
 //! 4. after the driver is reloaded (the grabber plugged back in), the same
-//!    source delivers frames again.
+//!    source delivers frames again;
+//! 5. 100 times over, while it streams, the grabber is pulled out (vivid's
+//!    device unbound from its driver, as a USB unplug unbinds a grabber)
+//!    and plugged back in after a random while: each time the source
+//!    reports the loss (the screen's NO SIGNAL) and delivers frames again
+//!    (NO SIGNAL cleared) within 2 s of the replug, with as many file
+//!    descriptors open as after the first cycle and its memory flat.
 //!
 //! It prints one `CHECK` line per step and exits non-zero on a failure.
 //! Environment: `VIVID_KO` (the module file) and `VIVID_ARGS` (its
@@ -17,6 +23,7 @@
 
 use pleura::source::pixels::PixelFormat;
 use pleura::source::{FrameSource, SourceError, V4lOptions, V4lSource, list_devices};
+use rand::{RngExt, SeedableRng};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -24,6 +31,15 @@ use std::time::{Duration, Instant};
 const VIVID_CID_DISCONNECT: u32 = 0x00f0_f041;
 /// `VIDIOC_S_CTRL`: `_IOWR('V', 28, struct v4l2_control)`.
 const VIDIOC_S_CTRL: libc::c_ulong = 0xC008_561C;
+/// The platform device vivid makes, and its driver's folder in sysfs.
+const VIVID_DEVICE: &str = "vivid.0";
+const VIVID_DRIVER: &str = "/sys/bus/platform/drivers/vivid";
+/// How many times the grabber is pulled out and plugged back in.
+const UNPLUGS: usize = 100;
+/// The longest a replugged grabber may take to deliver frames again.
+const RECOVERY_LIMIT: Duration = Duration::from_secs(2);
+/// The most resident memory may grow from the first ten cycles to the last.
+const RSS_GROWTH_LIMIT_KIB: i64 = 1024;
 
 fn main() {
     let failures = checks();
@@ -67,6 +83,10 @@ fn checks() -> Vec<String> {
         }
     }
     check("disconnect and recovery", unplug_and_back(&path));
+    check(
+        &format!("{UNPLUGS} unplugs while streaming"),
+        unplug_cycles(&path),
+    );
     failures
 }
 
@@ -197,4 +217,136 @@ fn run(program: &str, args: &[&str]) -> Result<(), String> {
         .success()
         .then_some(())
         .ok_or_else(|| format!("{program} {} failed: {status}", args.join(" ")))
+}
+
+/// Pulls the grabber out while it streams and plugs it back in, [`UNPLUGS`]
+/// times, with random gaps; see the module's point 5.
+fn unplug_cycles(path: &Path) -> Result<String, String> {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.as_secs());
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
+    let mut source = open(path, PixelFormat::Yuyv, (640, 360))?;
+    let (mut recoveries, mut fds, mut rss) = (Vec::new(), Vec::new(), Vec::new());
+    let mut slow = Vec::new();
+    for cycle in 0..UNPLUGS {
+        let fail = |what: String| format!("cycle {cycle} (seed {seed}): {what}");
+        let streaming = Duration::from_millis(rng.random_range(100..1000));
+        let started = Instant::now();
+        while started.elapsed() < streaming {
+            match source.next_frame() {
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(fail("the stream ended".into())),
+                Err(e) => return Err(fail(format!("while streaming: {e}"))),
+            }
+        }
+        sysfs(&format!("{VIVID_DRIVER}/unbind"), VIVID_DEVICE).map_err(fail)?;
+        let mut lost = false;
+        for _ in 0..20 {
+            match source.next_frame() {
+                Ok(Some(_)) => continue, // frames queued before the unplug
+                Ok(None) => return Err(fail("the stream ended".into())),
+                Err(e) if e.is_signal_loss() => {
+                    lost = true;
+                    break;
+                }
+                Err(e) => return Err(fail(format!("after the unplug: {e} (not a signal loss)"))),
+            }
+        }
+        if !lost {
+            return Err(fail("frames kept coming after the unplug".into()));
+        }
+        // Plugged back in after a random while, by another thread, while
+        // this one keeps asking for frames as the pipeline does.
+        let gone = Duration::from_millis(rng.random_range(50..1500));
+        let replug = std::thread::spawn(move || {
+            std::thread::sleep(gone);
+            sysfs(&format!("{VIVID_DRIVER}/bind"), VIVID_DEVICE).map(|()| Instant::now())
+        });
+        let deadline = Instant::now() + gone + Duration::from_secs(15);
+        let back = loop {
+            match source.next_frame() {
+                Ok(Some(_)) => break Instant::now(),
+                Ok(None) => return Err(fail("the stream ended".into())),
+                Err(e) if e.is_signal_loss() => {}
+                Err(e) => return Err(fail(format!("while unplugged: {e}"))),
+            }
+            if Instant::now() > deadline {
+                return Err(fail("no frame 15 s after the replug".into()));
+            }
+        };
+        let plugged = replug
+            .join()
+            .map_err(|_| fail("the replug thread panicked".into()))?
+            .map_err(fail)?;
+        let recovery = back.saturating_duration_since(plugged);
+        if recovery > RECOVERY_LIMIT {
+            slow.push(format!("cycle {cycle}: {:.2} s", recovery.as_secs_f64()));
+        }
+        recoveries.push(recovery.as_secs_f64());
+        fds.push(open_fds());
+        rss.push(rss_kib());
+    }
+    let mut sorted = recoveries.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let longest = sorted[sorted.len() - 1];
+    let mean = |v: &[i64]| v.iter().sum::<i64>() / v.len().max(1) as i64;
+    let growth = mean(&rss[rss.len() - 10..]) - mean(&rss[..10]);
+    let leaked: Vec<String> = fds
+        .iter()
+        .enumerate()
+        .filter(|&(_, &n)| n != fds[0])
+        .map(|(cycle, n)| format!("cycle {cycle}: {n}"))
+        .collect();
+    let summary = format!(
+        "{}/{UNPLUGS} back within {:.0} s (median {median:.2} s, longest {longest:.2} s), \
+         open fds {} after the first cycle and {} after the last, RSS {} KiB then {} KiB \
+         (growth {growth} KiB from the first 10 cycles to the last 10), seed {seed}",
+        UNPLUGS - slow.len(),
+        RECOVERY_LIMIT.as_secs_f64(),
+        fds[0],
+        fds[fds.len() - 1],
+        rss[0],
+        rss[rss.len() - 1]
+    );
+    if !slow.is_empty() {
+        return Err(format!(
+            "{summary}; slower than the limit: {}",
+            slow.join(", ")
+        ));
+    }
+    if !leaked.is_empty() {
+        return Err(format!(
+            "{summary}; file descriptors leaked: {}",
+            leaked.join(", ")
+        ));
+    }
+    if growth > RSS_GROWTH_LIMIT_KIB {
+        return Err(format!("{summary}; memory grew"));
+    }
+    Ok(summary)
+}
+
+/// Writes `value` to the sysfs file `path`.
+fn sysfs(path: &str, value: &str) -> Result<(), String> {
+    std::fs::write(path, value).map_err(|e| format!("writing {value} to {path}: {e}"))
+}
+
+/// File descriptors this process has open.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count())
+}
+
+/// This process's resident memory, KiB.
+fn rss_kib() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }

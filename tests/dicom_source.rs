@@ -231,3 +231,19 @@ fn a_number_element_of_a_ragged_length_is_refused() {
         "{error}"
     );
 }
+
+#[test]
+fn a_file_meta_group_whose_length_disagrees_with_its_elements_is_refused() {
+    // The meta group's length says 182 bytes, its elements (one with a
+    // damaged VR) take 96: dicom-object reads the meta group by its length
+    // and so meets the data set elsewhere than the walk, at an
+    // undefined-length header it sized at 2 GB (the fuzzer's fourth
+    // out-of-memory finding).
+    let dir = tempfile::tempdir().unwrap();
+    let path = fuzz_finding("dicom-clip-meta-length-af8cbf9f", dir.path());
+    let error = DicomSource::open(&path).err().expect("refused").to_string();
+    assert!(
+        error.contains("meta group declares 182 bytes") && error.contains("take 96"),
+        "{error}"
+    );
+}

@@ -377,7 +377,10 @@ impl Session {
             exam.journal.exam().map(|e| e.current_name())
         );
         if changed && command == Command::Record {
-            self.save_zone_clip(zone);
+            self.zone_recorded(zone);
+        }
+        if changed && command == Command::Redo {
+            self.zone_cleared(zone);
         }
         if changed && command == Command::Start {
             self.handover = None;
@@ -424,7 +427,7 @@ impl Session {
                     self.armed = !recorded;
                     self.unsaved = false;
                     if recorded {
-                        self.save_zone_clip(zone);
+                        self.zone_recorded(zone);
                     }
                 }
                 Err(e) => {
@@ -435,15 +438,48 @@ impl Session {
         }
     }
 
-    /// Saves the frames `zone` was just recorded from beside the journal.
-    /// A failure is logged and leaves the zone's score recorded: the exam
-    /// is then sent without that zone's clip.
-    fn save_zone_clip(&mut self, zone: Option<usize>) {
-        let (Some(exam), Some(zone), Some(clip)) = (&self.exam, zone, self.zone_frames.clip())
-        else {
+    /// Once `zone`'s score is cleared in the journal (to be redone): says
+    /// so in the log, as [`Session::zone_recorded`] says a recording.
+    fn zone_cleared(&self, zone: Option<usize>) {
+        let Some((exam, zone)) = self.exam.as_ref().zip(zone) else {
             return;
         };
-        let Some(identity) = exam.journal.exam().and_then(|e| e.identity.as_ref()) else {
+        if let Some(cleared) = exam.journal.exam()
+            && let Some(identity) = cleared.identity.as_ref()
+        {
+            log::info!(
+                "cleared zone {zone} ({}) of exam {}",
+                cleared.protocol.zones().get(zone).copied().unwrap_or("?"),
+                identity.uid_root
+            );
+        }
+    }
+
+    /// Once `zone`'s score is in the journal (fsynced): says so in the log,
+    /// then saves the frames it was recorded from beside the journal. A
+    /// failed save is logged and leaves the zone's score recorded: the exam
+    /// is then sent without that zone's clip.
+    fn zone_recorded(&mut self, zone: Option<usize>) {
+        let (Some(exam), Some(zone)) = (&self.exam, zone) else {
+            return;
+        };
+        let Some(recorded) = exam.journal.exam() else {
+            return;
+        };
+        let Some(identity) = recorded.identity.as_ref() else {
+            return;
+        };
+        if let Some(Some(score)) = recorded.zones.get(zone) {
+            // The kill test (scripts/killtest) reads this line as the unit's
+            // word that the zone is kept.
+            log::info!(
+                "recorded zone {zone} ({}) of exam {}: score {}",
+                recorded.protocol.zones().get(zone).copied().unwrap_or("?"),
+                identity.uid_root,
+                score.score
+            );
+        }
+        let Some(clip) = self.zone_frames.clip() else {
             return;
         };
         if let Err(e) = exam.clips.save(&identity.uid_root, zone, &clip) {

@@ -177,6 +177,11 @@ fn check_declared_lengths(path: &Path) -> Result<(), String> {
     let mut syntax = String::new();
     let mut explicit = true;
     let mut in_meta = true;
+    // Where the file meta group ends, by its group length (0002,0000):
+    // dicom-object reads the meta group by that length, this walk by its
+    // elements, and a file on which the two disagree is refused.
+    let mut meta_end: Option<u64> = None;
+    let mut meta_start = 0u64;
     // Undefined-length sequences and items open, and the depth at which
     // the open pixel data's fragments are.
     let mut depth = 0usize;
@@ -185,9 +190,18 @@ fn check_declared_lengths(path: &Path) -> Result<(), String> {
         if at + 8 > size {
             return Ok(());
         }
+        let tag_at = at;
         let tag = read(&mut reader, 4, &mut at)?;
         let (group, element) = (u16_at(&tag, 0), u16_at(&tag, 2));
-        if in_meta && group != 0x0002 {
+        let meta_over = meta_end.is_some_and(|end| tag_at >= end);
+        if in_meta && (group != 0x0002 || meta_over) {
+            if let Some(end) = meta_end.filter(|&end| end != tag_at) {
+                return Err(format!(
+                    "the file meta group declares {} bytes, but its elements take {}",
+                    end - meta_start,
+                    tag_at - meta_start
+                ));
+            }
             in_meta = false;
             let syntax = syntax.trim_end_matches(['\0', ' ']);
             if !READ_SYNTAXES.contains(&syntax) {
@@ -290,6 +304,12 @@ fn check_declared_lengths(path: &Path) -> Result<(), String> {
                 "element ({group:04X},{element:04X}) holds {length} bytes, not a whole number of \
                  {number}-byte values"
             ));
+        }
+        if (group, element) == (0x0002, 0x0000) && length == 4 && meta_end.is_none() {
+            let value = u32_at(&read(&mut reader, 4, &mut at)?, 0);
+            meta_start = at;
+            meta_end = Some(at + u64::from(value));
+            continue;
         }
         if (group, element) == (0x0002, 0x0010) {
             if length > 64 {
