@@ -21,26 +21,19 @@
 //! `WORK_DIR/results.json`; exits non-zero if any zone was lost or any
 //! journal failed to open.
 
-use pleura::exam::Journal;
 use rand::{RngExt, SeedableRng};
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "shared/declared.rs"]
+mod declared;
+
 /// The longest a run lives before it is killed.
 const LONGEST_RUN: Duration = Duration::from_millis(4000);
 /// The keys the scripted clinician presses, with their weights.
 const KEYS: [(&str, u32); 6] = [("r", 45), ("n", 30), ("p", 8), ("d", 4), ("s", 8), ("x", 5)];
-
-/// One zone a run declared recorded (with its score) or cleared.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Declared {
-    root: String,
-    zone: usize,
-    score: Option<u8>,
-}
 
 #[derive(Default, serde::Serialize)]
 struct Summary {
@@ -178,41 +171,6 @@ fn pick_key(rng: &mut rand_pcg::Pcg64) -> &'static str {
     KEYS[0].0
 }
 
-/// What a run's log declares of each zone it touched, in order: recorded
-/// with a score, or cleared to be redone (`None`). The last word counts.
-fn declared(log: &str) -> BTreeMap<(String, usize), Option<u8>> {
-    let mut zones = BTreeMap::new();
-    for line in log.lines() {
-        let (rest, recorded) = match (
-            line.split("recorded zone ").nth(1),
-            line.split("cleared zone ").nth(1),
-        ) {
-            (Some(rest), _) => (rest, true),
-            (None, Some(rest)) => (rest, false),
-            (None, None) => continue,
-        };
-        let parse = || -> Option<Declared> {
-            let (zone, rest) = rest.split_once(' ')?;
-            let rest = rest.split_once(" of exam ")?.1;
-            let (root, score) = if recorded {
-                let (root, score) = rest.split_once(": score ")?;
-                (root, Some(score.trim().parse().ok()?))
-            } else {
-                (rest.trim(), None)
-            };
-            Some(Declared {
-                root: root.to_string(),
-                zone: zone.parse().ok()?,
-                score,
-            })
-        };
-        if let Some(d) = parse() {
-            zones.insert((d.root, d.zone), d.score);
-        }
-    }
-    zones
-}
-
 /// Checks the journal after run `run`, whose log is `log`.
 fn check(run: usize, pleura: &Path, journal: &Path, log: &str, summary: &mut Summary) {
     if journal.exists() {
@@ -233,34 +191,16 @@ fn check(run: usize, pleura: &Path, journal: &Path, log: &str, summary: &mut Sum
                 .push(format!("run {run}: pleura exam fails: {}", stderr.trim()));
         }
     }
-    for ((root, zone), score) in declared(log) {
-        if score.is_some() {
-            summary.zones_declared += 1;
-        } else {
-            summary.zones_cleared += 1;
-        }
-        let kept = match Journal::find(journal, &root) {
-            Ok(Some(exam)) => exam
-                .zones
-                .get(zone)
-                .and_then(|z| z.as_ref())
-                .map(|z| z.score),
-            Ok(None) => None,
-            Err(e) => {
-                summary
-                    .failures
-                    .push(format!("run {run}: the journal does not replay: {e}"));
-                None
-            }
-        };
-        if kept != score {
-            summary.zones_lost += 1;
-            summary.failures.push(format!(
-                "run {run}: zone {zone} of exam {root} was declared {score:?}; the journal has \
-                 {kept:?}"
-            ));
-        }
-    }
+    let verdict = declared::verify(log, journal);
+    summary.zones_declared += verdict.declared;
+    summary.zones_cleared += verdict.cleared;
+    summary.zones_lost += verdict.lost.len();
+    summary.failures.extend(
+        verdict
+            .lost
+            .into_iter()
+            .map(|why| format!("run {run}: {why}")),
+    );
 }
 
 fn tail(log: &Path) -> String {

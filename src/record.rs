@@ -184,6 +184,8 @@ pub struct FrameRecord {
     pub seq: u64,
     /// Milliseconds since the run started, when the frame was recorded.
     pub t_ms: f64,
+    /// Milliseconds from the frame's capture (or decode) to its record.
+    pub latency_ms: f64,
     /// The frame's own score.
     pub score: u8,
     /// The frame's score probabilities.
@@ -421,6 +423,7 @@ impl Recorder {
         let record = FrameRecord {
             seq: scored.frame.seq,
             t_ms: self.started.elapsed().as_secs_f64() * 1000.0,
+            latency_ms: scored.frame.captured.elapsed().as_secs_f64() * 1000.0,
             score: scored.prediction.score(),
             probs: scored.prediction.score_probs,
             live_score: scored.scores.live_score,

@@ -165,10 +165,52 @@ fn a_file_that_is_not_a_dicom_picture_is_refused_by_name_and_reason() {
             huge.as_os_str(),
         ],
     );
+    // The same picture in a transfer syntax Pleura does not read, and one
+    // picture wider than any grabber's.
+    let (big_endian, wide) = (dir.path().join("big.dcm"), dir.path().join("wide.dcm"));
+    let wide_dump = dir.path().join("wide.txt");
+    std::fs::write(
+        &wide_dump,
+        std::fs::read_to_string(&dump)
+            .unwrap()
+            .replace("(0028,0008) IS [50000]", "(0028,0008) IS [1]")
+            .replace("(0028,0011) US 4096", "(0028,0011) US 5000"),
+    )
+    .unwrap();
+    let small_dump = dir.path().join("small.txt");
+    std::fs::write(
+        &small_dump,
+        std::fs::read_to_string(&dump)
+            .unwrap()
+            .replace("(0028,0008) IS [50000]", "(0028,0008) IS [1]")
+            .replace("4096", "16"),
+    )
+    .unwrap();
+    dcmtk(
+        "dump2dcm",
+        &[
+            "--write-xfer-big".as_ref(),
+            small_dump.as_os_str(),
+            big_endian.as_os_str(),
+        ],
+    );
+    dcmtk(
+        "dump2dcm",
+        &[
+            "--write-xfer-little".as_ref(),
+            wide_dump.as_os_str(),
+            wide.as_os_str(),
+        ],
+    );
     for (file, says) in [
         (text, "not a DICOM file"),
         (out.join("report.dcm"), "not a picture"),
         (huge, "more than the 1024 MiB"),
+        (
+            big_endian,
+            "transfer syntax 1.2.840.10008.1.2.2 is not read",
+        ),
+        (wide, "declares 5000x4096 pixels"),
     ] {
         let error = DicomSource::open(&file).err().expect("refused").to_string();
         assert!(
@@ -244,6 +286,20 @@ fn a_file_meta_group_whose_length_disagrees_with_its_elements_is_refused() {
     let error = DicomSource::open(&path).err().expect("refused").to_string();
     assert!(
         error.contains("meta group declares 182 bytes") && error.contains("take 96"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_element_in_the_item_group_that_is_not_an_item_or_a_delimiter_is_refused() {
+    // A (FFFE,FFFF) header with a length of 4 GB among the image pixel
+    // module: the parser reads it as an element and sizes its value by
+    // that length (the fuzzer's fifth out-of-memory finding).
+    let dir = tempfile::tempdir().unwrap();
+    let path = fuzz_finding("dicom-clip-fffe-element-e974e91d", dir.path());
+    let error = DicomSource::open(&path).err().expect("refused").to_string();
+    assert!(
+        error.contains("(FFFE,FFFF) is neither an item nor a delimiter"),
         "{error}"
     );
 }

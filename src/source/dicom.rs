@@ -220,11 +220,18 @@ fn check_declared_lengths(path: &Path) -> Result<(), String> {
                 // A fragment of encapsulated pixel data: bytes, skipped.
                 0xE000 if fragments_at == Some(depth) => skip(&mut reader, length, &mut at)?,
                 0xE000 => {}
-                _ => {
+                0xE00D | 0xE0DD => {
                     if fragments_at == Some(depth) {
                         fragments_at = None;
                     }
                     depth = depth.saturating_sub(1);
+                }
+                // The parser reads any other (FFFE,xxxx) as an element
+                // with a value of its 32-bit length.
+                _ => {
+                    return Err(format!(
+                        "(FFFE,{element:04X}) is neither an item nor a delimiter"
+                    ));
                 }
             }
             continue;

@@ -276,3 +276,38 @@ impl Sink for SyncedFile {
 fn bad_tar(path: &Path, e: std::io::Error) -> UpdateError {
     UpdateError::Rejected(format!("{} is not a readable bundle: {e}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minisign public key (the fuzz targets' key, fuzz/keys/fuzz.pub).
+    const KEY: &str = "untrusted comment: minisign public key CA876FBE7878B049\n\
+                       RWRJsHh4vm+HyueyIvqWURM4cJL3ejJNOFYpyDt9esrIcEXqVsUfAOL+\n";
+
+    #[test]
+    fn an_unreadable_key_is_passed_over_and_a_unit_without_a_readable_key_trusts_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        // No keys folder at all.
+        let error = Keys::load(&keys).err().expect("refused").to_string();
+        assert!(error.contains(&*keys.to_string_lossy()), "{error}");
+        // A folder whose only key is damaged: nothing is trusted.
+        std::fs::create_dir(&keys).unwrap();
+        std::fs::write(
+            keys.join("damaged.pub"),
+            "untrusted comment: x\nnot base64\n",
+        )
+        .unwrap();
+        std::fs::write(keys.join("notes.txt"), KEY).unwrap(); // not a .pub file
+        match Keys::load(&keys) {
+            Err(UpdateError::NoKeys(dir)) => assert_eq!(dir, keys),
+            other => panic!("expected NoKeys, got {:?}", other.map(|k| k.keys.len())),
+        }
+        // Beside a good key, the damaged one is passed over.
+        std::fs::write(keys.join("good.pub"), KEY).unwrap();
+        let trusted = Keys::load(&keys).unwrap();
+        assert_eq!(trusted.keys.len(), 1);
+        assert!(trusted.keys[0].0.ends_with("good.pub"));
+    }
+}
