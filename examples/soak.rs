@@ -5,7 +5,8 @@
 //! open file descriptors and threads every second, and reads every frame's
 //! capture-to-record latency from the frame log.
 //!
-//! It reports, as JSON (also written to `WORK_DIR/results.json`):
+//! It reports, as JSON (also written to `WORK_DIR/results.json`, beside
+//! every sample in `samples.tsv`):
 //! * memory growth from the first 10 % of the samples to the last 10 %
 //!   (means; passes at ≤ 1 MiB), and the file descriptors and threads at
 //!   the start and end (passes when flat);
@@ -121,6 +122,12 @@ fn main() {
     println!("{json}");
     std::fs::write(work.join("results.json"), &json).expect("results.json");
     std::fs::write(work.join("run.txt"), summary).expect("run.txt");
+    let samples_tsv: String = std::iter::once("second\trss_kib\tfds\tthreads\n".to_string())
+        .chain(samples.iter().map(|s| {
+            format!("{}\t{}\t{}\t{}\n", s.second, s.rss_kib, s.fds, s.threads)
+        }))
+        .collect();
+    std::fs::write(work.join("samples.tsv"), samples_tsv).expect("samples.tsv");
     let passed = report["passed"].as_bool().unwrap_or(false);
     std::process::exit(i32::from(!passed));
 }
