@@ -123,9 +123,11 @@ fn main() {
     std::fs::write(work.join("results.json"), &json).expect("results.json");
     std::fs::write(work.join("run.txt"), summary).expect("run.txt");
     let samples_tsv: String = std::iter::once("second\trss_kib\tfds\tthreads\n".to_string())
-        .chain(samples.iter().map(|s| {
-            format!("{}\t{}\t{}\t{}\n", s.second, s.rss_kib, s.fds, s.threads)
-        }))
+        .chain(
+            samples
+                .iter()
+                .map(|s| format!("{}\t{}\t{}\t{}\n", s.second, s.rss_kib, s.fds, s.threads)),
+        )
         .collect();
     std::fs::write(work.join("samples.tsv"), samples_tsv).expect("samples.tsv");
     let passed = report["passed"].as_bool().unwrap_or(false);
