@@ -2,7 +2,8 @@
 //! as a unit runs it (the int8 path, the PNG display drawing every 100th
 //! frame, the exam journal on, with a scripted clinician starting exams,
 //! recording zones and finishing), samples the process's resident memory,
-//! open file descriptors and threads every second, and reads every frame's
+//! open file descriptors and threads every second from its first scored
+//! frame on, and reads every frame's
 //! capture-to-record latency from the frame log.
 //!
 //! It reports, as JSON (also written to `WORK_DIR/results.json`, beside
@@ -89,9 +90,13 @@ fn main() {
     let samples = Arc::new(Mutex::new(Vec::new()));
     let sampler_done = Arc::clone(&done);
     let sampled = Arc::clone(&samples);
+    let scoring = frame_log.clone();
     let sampler = std::thread::spawn(move || {
         while !sampler_done.load(Ordering::Relaxed) {
-            if let Some(sample) = sample(pid, started) {
+            // From the first scored frame on: before it, the process is
+            // still loading its model and opening its files.
+            let started_scoring = std::fs::metadata(&scoring).is_ok_and(|m| m.len() > 0);
+            if started_scoring && let Some(sample) = sample(pid, started) {
                 sampled.lock().expect("samples").push(sample);
             }
             std::thread::sleep(Duration::from_secs(1));
