@@ -13,6 +13,7 @@
 //!
 //! Prints one JSON object and exits 1 when the check fails.
 
+use pleura::update::manifest::hex;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -108,11 +109,7 @@ fn expected(bundle: &Path) -> Result<(String, BTreeMap<String, String>), String>
                 serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
             version = manifest["version"].as_str().unwrap_or("?").to_string();
         }
-        let hash: String = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        files.insert(path, hash);
+        files.insert(path, hex(&Sha256::digest(&bytes)));
     }
     Ok((version, files))
 }

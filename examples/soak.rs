@@ -24,6 +24,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "shared/process.rs"]
+mod process;
+
 /// Frames in one latency block.
 const BLOCK: usize = 100_000;
 /// The most resident memory may grow, KiB.
@@ -141,21 +144,13 @@ fn main() {
 
 /// The process's memory, descriptors and threads now.
 fn sample(pid: u32, started: Instant) -> Option<Sample> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| -> Option<u64> {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    };
+    let pid = pid.to_string();
+    let [rss_kib, threads] = process::status(&pid, ["VmRSS:", "Threads:"])?;
     Some(Sample {
         second: started.elapsed().as_secs(),
-        rss_kib: field("VmRSS:")?,
-        fds: std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count(),
-        threads: field("Threads:")? as usize,
+        rss_kib,
+        fds: process::open_fds(&pid)?,
+        threads: threads as usize,
     })
 }
 

@@ -27,6 +27,9 @@ use rand::{RngExt, SeedableRng};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+#[path = "shared/process.rs"]
+mod process;
+
 /// vivid's "Disconnect" button control (`VIVID_CID_DISCONNECT`).
 const VIVID_CID_DISCONNECT: u32 = 0x00f0_f041;
 /// `VIDIOC_S_CTRL`: `_IOWR('V', 28, struct v4l2_control)`.
@@ -284,8 +287,8 @@ fn unplug_cycles(path: &Path) -> Result<String, String> {
             slow.push(format!("cycle {cycle}: {:.2} s", recovery.as_secs_f64()));
         }
         recoveries.push(recovery.as_secs_f64());
-        fds.push(open_fds());
-        rss.push(rss_kib());
+        fds.push(process::open_fds("self").unwrap_or(0));
+        rss.push(process::status("self", ["VmRSS:"]).map_or(0, |[kib]| kib as i64));
     }
     let mut sorted = recoveries.clone();
     sorted.sort_by(f64::total_cmp);
@@ -331,22 +334,4 @@ fn unplug_cycles(path: &Path) -> Result<String, String> {
 /// Writes `value` to the sysfs file `path`.
 fn sysfs(path: &str, value: &str) -> Result<(), String> {
     std::fs::write(path, value).map_err(|e| format!("writing {value} to {path}: {e}"))
-}
-
-/// File descriptors this process has open.
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count())
-}
-
-/// This process's resident memory, KiB.
-fn rss_kib() -> i64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
