@@ -6,7 +6,7 @@
 //! The command line (`pleura run`) only turns its flags into
 //! [`LiveOptions`]; whatever a flag leaves out comes from the board.
 
-use crate::board::BoardProfile;
+use crate::board::{BoardProfile, WhenAbsent};
 use crate::display::{DisplayError, DisplaySetup, DisplaySpec};
 use crate::exam::{ExamError, Journal, Protocol, Session};
 use crate::hospital::outbox::{Counts, Destination, Outbox, Queue, Sender, spawn_sender};
@@ -16,7 +16,7 @@ use crate::model::{LusNet, ModelError, Precision};
 use crate::pipeline::{RunOptions, Stages};
 use crate::preprocess::{Roi, SectorMode};
 use crate::record::{FrameLog, OutputError, Recorder, RunReport};
-use crate::source::{SourceError, SourceSpec};
+use crate::source::{FrameSource, SourceError, SourceSpec};
 use crate::spec::AeAddress;
 use crate::update::UpdateError;
 use crate::update::health::prove_trial;
@@ -118,6 +118,44 @@ pub enum BedsideError {
     Keys(#[from] KeyMapError),
 }
 
+/// Opens the source asked for, else the board's grabber; when the grabber
+/// is not there and the board says so (`[capture] when_absent = "demo"`,
+/// a development PC), the demo clips instead, logging why. Returns the
+/// source opened, and what it is.
+fn open_source(
+    board: &BoardProfile,
+    options: &LiveOptions,
+) -> Result<(Box<dyn FrameSource>, SourceSpec), BedsideError> {
+    let open = |spec: SourceSpec| match spec.open(&options.demo_dir) {
+        Ok(source) => Ok((source, spec)),
+        Err(cause) => Err(BedsideError::Source {
+            spec: spec.to_string(),
+            cause: Box::new(cause),
+        }),
+    };
+    if let Some(spec) = &options.source {
+        return open(spec.clone());
+    }
+    let grabber = board.source_spec();
+    match grabber.open(&options.demo_dir) {
+        Ok(source) => Ok((source, grabber)),
+        Err(SourceError::Missing { path }) if board.capture.when_absent == WhenAbsent::Demo => {
+            log::warn!(
+                "no grabber at {}: playing the demo clips in {} instead, as the {} profile says \
+                 (capture.when_absent = \"demo\"); --source picks another source",
+                path.display(),
+                options.demo_dir.display(),
+                board.name
+            );
+            open(SourceSpec::Demo)
+        }
+        Err(cause) => Err(BedsideError::Source {
+            spec: grabber.to_string(),
+            cause: Box::new(cause),
+        }),
+    }
+}
+
 /// Runs the board's bedside program with `options` until the source ends
 /// or `options.stop` is set; returns the run's report (not yet written).
 pub fn run(board: &BoardProfile, options: LiveOptions) -> Result<RunReport, BedsideError> {
@@ -155,16 +193,7 @@ pub fn run(board: &BoardProfile, options: LiveOptions) -> Result<RunReport, Beds
     let model = LusNet::load(&model_path, options.precision.unwrap_or(board.precision))?;
     prove_trial(&model, board, started)?;
     let classes = model.meta().seg_classes.clone();
-    let spec = options
-        .source
-        .clone()
-        .unwrap_or_else(|| board.source_spec());
-    let source = spec
-        .open(&options.demo_dir)
-        .map_err(|cause| BedsideError::Source {
-            spec: spec.to_string(),
-            cause: Box::new(cause),
-        })?;
+    let (source, spec) = open_source(board, &options)?;
     let (input_sender, inputs) = crossbeam_channel::unbounded();
     let mut session = match options.exam {
         Some(protocol) => {

@@ -230,6 +230,22 @@ pub struct CaptureProfile {
     /// when absent.
     #[serde(default, deserialize_with = "optional_fps")]
     pub fps: Option<u32>,
+    /// What a run without `--source` does when the device is not there.
+    #[serde(default)]
+    pub when_absent: WhenAbsent,
+}
+
+/// What a run without `--source` does when the board's grabber is not
+/// there (`[capture] when_absent`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhenAbsent {
+    /// Refuse to run, naming the device: a unit without its grabber is
+    /// broken, and must say so.
+    #[default]
+    Fail,
+    /// Play the demo clips, and log why: a development PC has no grabber.
+    Demo,
 }
 
 /// The board's input devices and key bindings.
@@ -606,6 +622,17 @@ mod tests {
             "the A72 has no dotprod"
         );
         assert_eq!(rpi4.target, "aarch64-unknown-linux-gnu");
+        // Only the development PC plays the demo clips without a grabber;
+        // a unit without its grabber fails.
+        for name in ["rpi4", "rpi5", "rk3588", "rpi-zero2", "x86_64-dev"] {
+            let profile = BoardProfile::named(&boards(), name).unwrap();
+            let expected = if name == "x86_64-dev" {
+                WhenAbsent::Demo
+            } else {
+                WhenAbsent::Fail
+            };
+            assert_eq!(profile.capture.when_absent, expected, "{name}");
+        }
     }
 
     #[test]
@@ -639,6 +666,13 @@ mod tests {
         let err = BoardProfile::load(&path).unwrap_err().to_string();
         assert!(
             err.contains("input.keys") && err.contains("KEY_PAWS"),
+            "{err}"
+        );
+        let absent = good.replace("[capture]", "[capture]\nwhen_absent = \"ignore\"");
+        std::fs::write(&path, absent).unwrap();
+        let err = BoardProfile::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("when_absent") && err.contains("fail") && err.contains("demo"),
             "{err}"
         );
         std::fs::write(&path, good.replace("rotation = 0", "rotation = 45")).unwrap();

@@ -106,6 +106,51 @@ fn command_line_flags_win_over_the_profile() {
 }
 
 #[test]
+fn a_pc_without_a_grabber_plays_the_demo_clips_and_says_why() {
+    // The x86_64-dev profile's rule, on a profile whose grabber is surely
+    // absent (the shipped one's /dev/video0 may be there).
+    let dir = tempfile::tempdir().unwrap();
+    let (screens, data) = (dir.path().join("screens"), dir.path().join("data"));
+    write_profile(dir.path(), &common::shipped_model(), &screens, &data);
+    let profile = dir.path().join("bench.toml");
+    let text = std::fs::read_to_string(&profile).unwrap();
+    let text = text.replace("[capture]\n", "[capture]\nwhen_absent = \"demo\"\n");
+    std::fs::write(&profile, text).unwrap();
+    let report = dir.path().join("report.json");
+
+    let output = common::succeed(
+        pleura()
+            .args(["--boards", dir.path().to_str().unwrap(), "--board", "bench"])
+            .args(["run", "--display", "none", "--no-pace", "--report"])
+            .arg(&report),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no grabber at /dev/pleura-no-such-grabber")
+            && stderr.contains("playing the demo clips")
+            && stderr.contains("when_absent"),
+        "the log says why: {stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let demo_clips = std::fs::read_dir(common::repo("tests/demo"))
+        .unwrap()
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().extension().is_some_and(|e| e == "mp4"))
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect::<Vec<_>>();
+    assert!(!demo_clips.is_empty());
+    for clip in &demo_clips {
+        assert!(
+            stdout.contains(&format!("clip          {clip}")),
+            "{clip} played: {stdout}"
+        );
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["source"], "demo", "the report names what played");
+}
+
+#[test]
 fn pleura_board_shows_the_named_or_the_fallback_profile() {
     let output = common::succeed(pleura().args(["--board", "rpi4", "board"]));
     let shown = String::from_utf8_lossy(&output.stdout);
