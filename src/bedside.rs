@@ -39,6 +39,9 @@ pub struct LiveOptions {
     pub precision: Option<Precision>,
     /// A fixed sector instead of the one found.
     pub roi: Option<Roi>,
+    /// Hold each clip's first frames until its sector is locked, instead
+    /// of scoring them on a provisional one ([`SectorMode::Wait`]).
+    pub wait_for_sector: bool,
     /// Replay recordings in real time (frames may be dropped).
     pub pace: bool,
     /// Where frames are shown.
@@ -265,7 +268,11 @@ pub fn run(board: &BoardProfile, options: LiveOptions) -> Result<RunReport, Beds
     }
     let run_options = RunOptions {
         pace: options.pace,
-        sector: options.roi.map_or(SectorMode::Auto, SectorMode::Fixed),
+        sector: match (options.roi, options.wait_for_sector) {
+            (Some(roi), _) => SectorMode::Fixed(roi),
+            (None, true) => SectorMode::Wait,
+            (None, false) => SectorMode::Auto,
+        },
         stop: options.stop,
     };
     let recorder = match options.report {

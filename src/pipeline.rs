@@ -32,11 +32,11 @@ use crate::frame::GrayFrame;
 use crate::input::Input;
 use crate::model::{LusNet, ModelMeta};
 use crate::preprocess::quality::{FrameGate, RejectedFrame, Rejection};
-use crate::preprocess::{FrameHistory, Roi, SectorMode, SectorTracker};
+use crate::preprocess::{FrameHistory, Roi, SectorMode, SectorTracker, Tracked};
 use crate::record::{
     EndReason, FrameCounts, Recorded, Recorder, RunReport, StageClock, StageClocks,
 };
-use crate::scoring::{ClipTracker, ScoredFrame};
+use crate::scoring::{ClipTracker, ScoreUpdate, ScoredFrame};
 use crate::source::FrameSource;
 use crossbeam_channel::{
     Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError, bounded,
@@ -126,13 +126,25 @@ enum Outcome {
     Scored(ScoredFrame),
     /// The frame gets no score, and why.
     Rejected(RejectedFrame),
+    /// The clip's sector was locked after frames were scored on a
+    /// provisional one; these are its scores with those that agree counted.
+    Settled {
+        /// The clip.
+        clip: Arc<str>,
+        /// Its locked sector (`None`: none was found).
+        locked: Option<Roi>,
+        /// Its scores.
+        scores: ScoreUpdate,
+    },
 }
 
 impl Outcome {
-    fn frame(&self) -> &GrayFrame {
+    /// The frame it carries, if any.
+    fn frame(&self) -> Option<&GrayFrame> {
         match self {
-            Outcome::Scored(scored) => &scored.frame,
-            Outcome::Rejected(rejected) => &rejected.frame,
+            Outcome::Scored(scored) => Some(&scored.frame),
+            Outcome::Rejected(rejected) => Some(&rejected.frame),
+            Outcome::Settled { .. } => None,
         }
     }
 }
@@ -475,15 +487,37 @@ impl InferenceEnd {
 fn score_ready(
     model: &LusNet,
     clip: &mut ClipState,
-    ready: &mut Vec<(GrayFrame, Option<Roi>)>,
+    ready: &mut Vec<Tracked>,
     outcomes: &Sender<Outcome>,
     out: &mut InferenceEnd,
 ) {
-    for (frame, roi) in ready.drain(..) {
+    for tracked in ready.drain(..) {
         if out.failure.is_some() {
             continue;
         }
-        let outcome = match score_frame(model, clip, frame, roi, out) {
+        let (frame, roi, provisional) = match tracked {
+            Tracked::Frame {
+                frame,
+                sector,
+                provisional,
+            } => (frame, sector, provisional),
+            Tracked::Locked(locked) => {
+                if let Some(scores) = clip.scores.settle(locked) {
+                    let settled = Outcome::Settled {
+                        clip: clip.name.clone(),
+                        locked,
+                        scores,
+                    };
+                    if outcomes.send(settled).is_err() {
+                        out.failure = Some(EndReason::OutputFailed {
+                            message: "the output stage stopped".into(),
+                        });
+                    }
+                }
+                continue;
+            }
+        };
+        let outcome = match score_frame(model, clip, frame, roi, provisional, out) {
             Ok(Ok(scored)) => Outcome::Scored(scored),
             Ok(Err(rejected)) => {
                 let count = out.count_rejection(rejected.reason);
@@ -543,6 +577,7 @@ fn score_frame(
     clip: &mut ClipState,
     frame: GrayFrame,
     sector: Option<Roi>,
+    provisional: bool,
     out: &mut InferenceEnd,
 ) -> Result<Result<ScoredFrame, RejectedFrame>, crate::model::ModelError> {
     let started = Instant::now();
@@ -570,13 +605,18 @@ fn score_frame(
     })?;
     out.inference.since(started);
     let started = Instant::now();
-    let scores = clip.scores.update(&prediction);
+    let scores = if provisional {
+        clip.scores.update_provisional(&prediction, sector)
+    } else {
+        clip.scores.update(&prediction)
+    };
     out.scoring.since(started);
     out.scored += 1;
     Ok(Ok(ScoredFrame {
         clip: clip.name.clone(),
         frame,
         sector,
+        provisional,
         prediction,
         scores,
     }))
@@ -618,17 +658,37 @@ fn output_stage(
             match outcome {
                 Outcome::Scored(frame) => {
                     recorder.record(frame);
-                    output.session.observe(&frame.prediction, &frame.frame);
+                    if frame.provisional {
+                        let (prediction, sector) = (&frame.prediction, frame.sector);
+                        output
+                            .session
+                            .observe_provisional(prediction, &frame.frame, sector);
+                    } else {
+                        output.session.observe(&frame.prediction, &frame.frame);
+                    }
+                    recorded += 1;
                 }
-                Outcome::Rejected(frame) => recorder.reject(frame),
+                Outcome::Rejected(frame) => {
+                    recorder.reject(frame);
+                    recorded += 1;
+                }
+                Outcome::Settled {
+                    clip,
+                    locked,
+                    scores,
+                } => {
+                    recorder.settle(clip, *locked, scores);
+                    output.session.settle(*locked);
+                }
             }
         }
-        recorded += waiting.len() as u64;
-        if let Some(newest) = waiting.last() {
+        let newest = waiting.iter().rev().find(|o| o.frame().is_some());
+        if let Some(newest) = newest {
             let started = Instant::now();
             let shown = output.display(|renderer, session| match newest {
                 Outcome::Scored(frame) => renderer.show(frame, session),
                 Outcome::Rejected(frame) => renderer.reject(frame, session),
+                Outcome::Settled { .. } => Ok(false),
             });
             if shown {
                 render.since(started);
@@ -636,7 +696,9 @@ fn output_stage(
             }
         }
         for outcome in waiting.drain(..) {
-            end_to_end.since(outcome.frame().captured);
+            if let Some(frame) = outcome.frame() {
+                end_to_end.since(frame.captured);
+            }
         }
     }
     output.take_inputs();

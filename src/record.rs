@@ -10,11 +10,12 @@
 //! [`MAX_SERIES_FRAMES`].
 
 use crate::atomic_write::{Durability, write_atomically};
+use crate::frame::GrayFrame;
 use crate::model::SCORE_CLASSES;
 use crate::model::heads;
 use crate::preprocess::Roi;
 use crate::preprocess::quality::RejectedFrame;
-use crate::scoring::ScoredFrame;
+use crate::scoring::{ScoreUpdate, ScoredFrame};
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -196,6 +197,9 @@ pub struct FrameRecord {
     pub clip_score: u8,
     /// Whether the clip score is stable.
     pub stable: bool,
+    /// Whether the frame was cropped to a provisional sector (see
+    /// [`crate::preprocess::SectorTracker`]).
+    pub provisional: bool,
     /// Fraction of the sector covered by each pathological class.
     pub areas: ClassAreas,
 }
@@ -234,10 +238,17 @@ impl serde::Serialize for ClassAreas {
 pub struct ClipReport {
     /// The clip's name.
     pub name: String,
-    /// The sector of its last frame.
+    /// The sector of its last frame (the locked one, once the clip's is
+    /// locked).
     pub sector: Roi,
-    /// Frames scored.
+    /// Frames counted in the clip score.
     pub frames: usize,
+    /// Frames scored on a provisional sector, before the clip's was locked
+    /// (counted in `frames` only if their sector agreed with the lock).
+    pub provisional_frames: usize,
+    /// Milliseconds from the capture of the clip's first frame to its
+    /// first score.
+    pub first_score_ms: f64,
     /// Clip score 0–3.
     pub score: u8,
     /// Probability of that score.
@@ -257,6 +268,19 @@ pub struct ClipReport {
     pub series_truncated: bool,
     /// Frames of the clip that got no score, by reason (e.g. `frozen`).
     pub rejected: BTreeMap<String, u64>,
+}
+
+impl ClipReport {
+    /// Takes the clip's scores after the frames counted so far.
+    fn count(&mut self, scores: &ScoreUpdate, areas: BTreeMap<String, f32>) {
+        self.frames = scores.clip.frames;
+        self.score = scores.clip.score;
+        self.confidence = scores.clip.confidence;
+        self.probs = scores.clip.probs;
+        self.stable = scores.stable;
+        self.areas = areas;
+        self.findings = scores.findings.map(heads::named).unwrap_or_default();
+    }
 }
 
 /// A clip none of whose frames got a score: it has no score at all.
@@ -341,6 +365,11 @@ impl RunReport {
     }
 }
 
+/// The reason given for the frames of a clip scored on a provisional sector
+/// that the locked sector did not agree with, when no frame of the clip
+/// counted.
+pub const PROVISIONAL_DISAGREED: &str = "provisional_sector_disagreed";
+
 /// Keeps the per-clip results and writes the frame log.
 pub struct Recorder {
     classes: Vec<String>,
@@ -354,6 +383,8 @@ pub struct Recorder {
     log: Option<FrameLog>,
     errors: Vec<String>,
     started: Instant,
+    /// The clip playing and when its first frame seen was captured.
+    first_capture: Option<(Arc<str>, Instant)>,
 }
 
 impl Recorder {
@@ -375,6 +406,7 @@ impl Recorder {
             log,
             errors: Vec::new(),
             started: Instant::now(),
+            first_capture: None,
         }
     }
 
@@ -389,6 +421,7 @@ impl Recorder {
 
     /// Counts a frame that got no score against its clip.
     pub fn reject(&mut self, rejected: &RejectedFrame) {
+        self.saw(&rejected.clip, &rejected.frame);
         if self
             .rejected
             .last()
@@ -405,14 +438,7 @@ impl Recorder {
     /// Records one scored frame. A failing frame log is reported once and
     /// closed; the run goes on.
     pub fn record(&mut self, scored: &ScoredFrame) {
-        let areas = |fractions: &[f32]| -> BTreeMap<String, f32> {
-            self.classes
-                .iter()
-                .zip(fractions)
-                .skip(1)
-                .map(|(name, &f)| (name.clone(), f))
-                .collect()
-        };
+        let first_capture = self.saw(&scored.clip, &scored.frame);
         let frame_areas = ClassAreas {
             names: Arc::clone(&self.pathological),
             values: std::array::from_fn(|i| match i < self.pathological.len() {
@@ -429,6 +455,7 @@ impl Recorder {
             live_score: scored.scores.live_score,
             clip_score: scored.scores.clip.score,
             stable: scored.scores.stable,
+            provisional: scored.provisional,
             areas: frame_areas,
         };
         if let Some(log) = &mut self.log
@@ -438,13 +465,15 @@ impl Recorder {
             self.errors.push(format!("frame log: {e}"));
             self.log = None;
         }
-        let clip_areas = areas(&scored.scores.class_fractions);
+        let clip_areas = self.areas(&scored.scores.class_fractions);
         let is_new_clip = self.clips.last().is_none_or(|c| *c.name != *scored.clip);
         if is_new_clip {
             self.clips.push(ClipReport {
                 name: scored.clip.to_string(),
                 sector: scored.sector,
                 frames: 0,
+                provisional_frames: 0,
+                first_score_ms: first_capture.elapsed().as_secs_f64() * 1000.0,
                 score: 0,
                 confidence: 0.0,
                 probs: [0.0; SCORE_CLASSES],
@@ -459,15 +488,13 @@ impl Recorder {
         let Some(clip) = self.clips.last_mut() else {
             return;
         };
-        let scores = &scored.scores;
         clip.sector = scored.sector;
-        clip.frames = scores.clip.frames;
-        clip.score = scores.clip.score;
-        clip.confidence = scores.clip.confidence;
-        clip.probs = scores.clip.probs;
-        clip.stable = scores.stable;
-        clip.areas = clip_areas;
-        clip.findings = scores.findings.map(heads::named).unwrap_or_default();
+        if scored.provisional {
+            // Its clip score is tentative until the sector is locked.
+            clip.provisional_frames += 1;
+        } else {
+            clip.count(&scored.scores, clip_areas);
+        }
         if !self.keep_series {
             return;
         }
@@ -475,6 +502,40 @@ impl Recorder {
             clip.series.push(record);
         } else {
             clip.series_truncated = true;
+        }
+    }
+
+    /// The clip's sector was locked at `locked` after frames were scored
+    /// on a provisional one: `scores` counts those that agreed with it.
+    pub fn settle(&mut self, clip: &str, locked: Option<Roi>, scores: &ScoreUpdate) {
+        let areas = self.areas(&scores.class_fractions);
+        if let Some(report) = self.clips.last_mut().filter(|c| c.name == clip) {
+            report.count(scores, areas);
+            if let Some(locked) = locked {
+                report.sector = locked;
+            }
+        }
+    }
+
+    /// The area of each pathological class, by name.
+    fn areas(&self, fractions: &[f32]) -> BTreeMap<String, f32> {
+        self.classes
+            .iter()
+            .zip(fractions)
+            .skip(1)
+            .map(|(name, &f)| (name.clone(), f))
+            .collect()
+    }
+
+    /// Notes a frame of `clip` reaching the record; returns when the
+    /// clip's first frame seen was captured.
+    fn saw(&mut self, clip: &Arc<str>, frame: &GrayFrame) -> Instant {
+        match &self.first_capture {
+            Some((playing, captured)) if **playing == **clip => *captured,
+            _ => {
+                self.first_capture = Some((Arc::clone(clip), frame.captured));
+                frame.captured
+            }
         }
     }
 
@@ -487,20 +548,41 @@ impl Recorder {
             self.errors.push(format!("frame log: {e}"));
         }
         let mut unscored = Vec::new();
+        // A clip whose provisional frames all disagreed with its locked
+        // sector, or that had none, has no score.
+        let (clips, uncounted): (Vec<ClipReport>, Vec<ClipReport>) =
+            self.clips.into_iter().partition(|c| c.frames > 0);
+        self.clips = clips;
+        for clip in uncounted {
+            let mut rejected = clip.rejected;
+            rejected.insert(PROVISIONAL_DISAGREED.into(), clip.provisional_frames as u64);
+            unscored.push(UnscoredClip {
+                name: clip.name,
+                rejected,
+            });
+        }
         for (name, reasons) in self.rejected {
-            let reasons: BTreeMap<String, u64> = reasons
+            let reasons = reasons
                 .into_iter()
-                .map(|(reason, n)| (reason.to_string(), n))
-                .collect();
-            match self.clips.iter_mut().rev().find(|c| *c.name == *name) {
-                Some(clip) => {
+                .map(|(reason, n)| (reason.to_string(), n));
+            let scored = self.clips.iter_mut().rev().find(|c| *c.name == *name);
+            let counts = match scored {
+                Some(clip) => Some(&mut clip.rejected),
+                None => unscored
+                    .iter_mut()
+                    .rev()
+                    .find(|c| *c.name == *name)
+                    .map(|c| &mut c.rejected),
+            };
+            match counts {
+                Some(counts) => {
                     for (reason, n) in reasons {
-                        *clip.rejected.entry(reason).or_default() += n;
+                        *counts.entry(reason).or_default() += n;
                     }
                 }
                 None => unscored.push(UnscoredClip {
                     name: name.to_string(),
-                    rejected: reasons,
+                    rejected: reasons.collect(),
                 }),
             }
         }
@@ -576,6 +658,84 @@ mod tests {
         assert!((stats.median_ms - 50.0).abs() < 1.0, "{stats:?}");
         assert!((stats.p99_ms - 99.0).abs() < 1.0, "{stats:?}");
         assert!((stats.max_ms - 100.0).abs() < 1.0, "{stats:?}");
+    }
+
+    /// Frame `seq` of `clip`, scored on `sector` by `tracker`.
+    fn scored(
+        clip: &Arc<str>,
+        seq: u64,
+        sector: Roi,
+        provisional: bool,
+        tracker: &mut crate::scoring::ClipTracker,
+    ) -> ScoredFrame {
+        let prediction = crate::model::FramePrediction {
+            score_probs: [0.1, 0.7, 0.1, 0.1],
+            seg_size: 2,
+            seg_labels: vec![0; 4],
+            heads: None,
+        };
+        let scores = if provisional {
+            tracker.update_provisional(&prediction, sector)
+        } else {
+            tracker.update(&prediction)
+        };
+        ScoredFrame {
+            clip: Arc::clone(clip),
+            frame: GrayFrame::new(4, 4, vec![0; 16], seq).unwrap(),
+            sector,
+            provisional,
+            prediction,
+            scores,
+        }
+    }
+
+    #[test]
+    fn a_clip_takes_its_score_from_the_frames_it_counts_and_none_without_any() {
+        let classes = vec!["background".to_string(), "b_line".to_string()];
+        let sector = Roi {
+            x: 0,
+            y: 0,
+            w: 100,
+            h: 100,
+        };
+        let other = Roi { w: 50, ..sector };
+        let mut recorder = Recorder::new(classes, None);
+
+        // Three provisional frames, two of which agree with the lock.
+        let agreeing: Arc<str> = Arc::from("agreeing.mp4");
+        let mut tracker = crate::scoring::ClipTracker::new(2);
+        for (seq, roi) in [(0, other), (1, sector), (2, sector)] {
+            recorder.record(&scored(&agreeing, seq, roi, true, &mut tracker));
+        }
+        let settled = tracker.settle(Some(sector)).unwrap();
+        recorder.settle(&agreeing, Some(sector), &settled);
+        recorder.record(&scored(&agreeing, 3, sector, false, &mut tracker));
+
+        // A short clip whose provisional frames all disagree with its lock.
+        let disagreeing: Arc<str> = Arc::from("disagreeing.mp4");
+        let mut tracker = crate::scoring::ClipTracker::new(2);
+        recorder.record(&scored(&disagreeing, 0, other, true, &mut tracker));
+        let settled = tracker.settle(Some(sector)).unwrap();
+        recorder.settle(&disagreeing, Some(sector), &settled);
+
+        let recorded = recorder.finish();
+        assert_eq!(recorded.clips.len(), 1);
+        let clip = &recorded.clips[0];
+        assert_eq!(clip.name, "agreeing.mp4");
+        assert_eq!(
+            (clip.frames, clip.provisional_frames, clip.score),
+            (3, 3, 1)
+        );
+        assert_eq!(clip.sector, sector);
+        assert_eq!(clip.series.len(), 4, "every frame shown is in the series");
+        assert!(clip.series[..3].iter().all(|f| f.provisional));
+        assert_eq!(
+            recorded.unscored,
+            vec![UnscoredClip {
+                name: "disagreeing.mp4".into(),
+                rejected: [(PROVISIONAL_DISAGREED.to_string(), 1)].into(),
+            }]
+        );
     }
 
     #[test]

@@ -99,6 +99,10 @@ pub struct ScoredFrame {
     pub frame: GrayFrame,
     /// The sector it was cropped to.
     pub sector: Roi,
+    /// Whether that sector was provisional (the clip's was not locked yet):
+    /// the frame is shown, but counts in the clip score only once the
+    /// locked sector agrees with it.
+    pub provisional: bool,
     /// The network's output for it.
     pub prediction: FramePrediction,
     /// The scores after it.
@@ -143,7 +147,18 @@ impl HeadWindow {
     }
 }
 
+/// The smallest overlap (intersection over union) of a provisional frame's
+/// sector with the locked one for the frame to count in the clip score.
+pub const AGREEING_IOU: f32 = 0.9;
+
 /// The running scores of one clip, in constant memory.
+///
+/// Frames scored on a provisional sector (before the clip's sector is
+/// locked, see [`crate::preprocess::SectorTracker`]) move the live score at
+/// once, but are held out of the clip score until the lock: then each
+/// counts, in order, if its sector overlaps the locked one by at least
+/// [`AGREEING_IOU`], and is dropped otherwise. Meanwhile the clip score
+/// shown is what it would be if they all counted, never stable.
 #[derive(Debug, Clone)]
 pub struct ClipTracker {
     prob_sums: [f64; SCORE_CLASSES],
@@ -153,6 +168,9 @@ pub struct ClipTracker {
     last_score: Option<u8>,
     unchanged: usize,
     window: HeadWindow,
+    /// Provisional frames waiting for the lock (at most
+    /// [`crate::preprocess::LOCK_FRAMES`]), with their sectors.
+    held: Vec<(Roi, FramePrediction)>,
 }
 
 impl ClipTracker {
@@ -166,11 +184,75 @@ impl ClipTracker {
             last_score: None,
             unchanged: 0,
             window: HeadWindow::default(),
+            held: Vec::new(),
         }
     }
 
     /// Adds the next frame's prediction.
     pub fn update(&mut self, frame: &FramePrediction) -> ScoreUpdate {
+        self.follow_live(frame);
+        self.count(frame);
+        self.report()
+    }
+
+    /// Adds the next frame's prediction, made on the provisional `sector`:
+    /// it moves the live score now and waits for [`Self::settle`] to count.
+    pub fn update_provisional(&mut self, frame: &FramePrediction, sector: Roi) -> ScoreUpdate {
+        self.follow_live(frame);
+        self.held.push((sector, frame.clone()));
+        let held = std::mem::take(&mut self.held);
+        let mut tentative = self.clone();
+        for (_, frame) in &held {
+            tentative.count(frame);
+        }
+        self.held = held;
+        let mut update = tentative.report();
+        update.stable = false;
+        update
+    }
+
+    /// The clip's sector is locked at `locked` (`None`: none was found):
+    /// the provisional frames whose sector agrees with it count, in order;
+    /// the others are dropped. Returns the scores after them, `None` when
+    /// no frame was held.
+    pub fn settle(&mut self, locked: Option<Roi>) -> Option<ScoreUpdate> {
+        if self.held.is_empty() {
+            return None;
+        }
+        let held = std::mem::take(&mut self.held);
+        let agreeing: Vec<&FramePrediction> = held
+            .iter()
+            .filter(|(sector, _)| locked.is_some_and(|l| sector.iou(l) >= AGREEING_IOU))
+            .map(|(_, frame)| frame)
+            .collect();
+        log::debug!(
+            "sector locked: {} of {} provisional frames agree and count",
+            agreeing.len(),
+            held.len()
+        );
+        let mut last = None;
+        for frame in agreeing {
+            self.count(frame);
+            last = Some(self.report());
+        }
+        Some(last.unwrap_or_else(|| {
+            let (score, probs) = self.decide();
+            self.update_with(score, probs)
+        }))
+    }
+
+    /// The live score follows every frame, smoothed.
+    fn follow_live(&mut self, frame: &FramePrediction) {
+        self.live = Some(match self.live {
+            None => frame.score_probs,
+            Some(prev) => {
+                std::array::from_fn(|i| prev[i] + LIVE_SMOOTHING * (frame.score_probs[i] - prev[i]))
+            }
+        });
+    }
+
+    /// Counts a frame in the clip score.
+    fn count(&mut self, frame: &FramePrediction) {
         self.frames += 1;
         for (sum, &p) in self.prob_sums.iter_mut().zip(&frame.score_probs) {
             *sum += f64::from(p);
@@ -178,30 +260,39 @@ impl ClipTracker {
         for (class, sum) in self.class_sums.iter_mut().enumerate() {
             *sum += f64::from(frame.class_fraction(class));
         }
-        let live = match self.live {
-            None => frame.score_probs,
-            Some(prev) => {
-                std::array::from_fn(|i| prev[i] + LIVE_SMOOTHING * (frame.score_probs[i] - prev[i]))
-            }
-        };
-        self.live = Some(live);
         if let Some(outputs) = frame.heads {
             self.window.push(outputs);
         }
-        let (score, probs) =
-            match heads::decide(self.window.slots.iter().filter_map(|h| h.clip.as_ref())) {
-                Some(decision) => (decision.score, decision.probs),
-                None => {
-                    let probs = self.prob_sums.map(|s| (s / self.frames as f64) as f32);
-                    (argmax(&probs) as u8, probs)
-                }
-            };
+    }
+
+    /// The scores after the frame just counted.
+    fn report(&mut self) -> ScoreUpdate {
+        let (score, probs) = self.decide();
         self.unchanged = if self.last_score == Some(score) {
             self.unchanged + 1
         } else {
             0
         };
         self.last_score = Some(score);
+        self.update_with(score, probs)
+    }
+
+    /// The clip score and its probabilities from the frames counted, by
+    /// the model's rule (all zero before any frame counts).
+    fn decide(&self) -> (u8, [f32; SCORE_CLASSES]) {
+        match heads::decide(self.window.slots.iter().filter_map(|h| h.clip.as_ref())) {
+            Some(decision) => (decision.score, decision.probs),
+            None => {
+                let probs = self
+                    .prob_sums
+                    .map(|s| (s / self.frames.max(1) as f64) as f32);
+                (argmax(&probs) as u8, probs)
+            }
+        }
+    }
+
+    fn update_with(&self, score: u8, probs: [f32; SCORE_CLASSES]) -> ScoreUpdate {
+        let live = self.live.unwrap_or(probs);
         ScoreUpdate {
             live_score: argmax(&live) as u8,
             live_probs: live,
@@ -305,6 +396,67 @@ mod tests {
         let update = update.unwrap();
         assert_eq!(update.live_score, 3);
         assert_eq!(update.clip.score, 0);
+    }
+
+    #[test]
+    fn provisional_frames_count_once_the_locked_sector_agrees_and_are_dropped_if_not() {
+        let locked = Roi {
+            x: 0,
+            y: 0,
+            w: 100,
+            h: 100,
+        };
+        let near = Roi { w: 96, ..locked };
+        let far = Roi { w: 60, ..locked };
+        assert!(locked.iou(near) >= AGREEING_IOU && locked.iou(far) < AGREEING_IOU);
+        let mild = frame([0.1, 0.8, 0.1, 0.0], vec![0; 4]);
+        let severe = frame([0.0, 0.0, 0.1, 0.9], vec![0; 4]);
+        let mut tracker = ClipTracker::new(3);
+        // On screen at once, never stable, not yet counted.
+        let shown = tracker.update_provisional(&severe, far);
+        assert_eq!(
+            (shown.live_score, shown.clip.score, shown.stable),
+            (3, 3, false)
+        );
+        let shown = tracker.update_provisional(&mild, near);
+        assert_eq!(shown.clip.frames, 2, "the tentative clip score");
+        // The lock: the frame on the near sector counts, the far one not.
+        let settled = tracker.settle(Some(locked)).unwrap();
+        assert_eq!((settled.clip.frames, settled.clip.score), (1, 1));
+        assert_eq!(tracker.settle(Some(locked)), None, "nothing left to settle");
+        assert_eq!(tracker.update(&mild).clip.frames, 2);
+
+        // No sector locked: nothing provisional counts.
+        let mut tracker = ClipTracker::new(3);
+        tracker.update_provisional(&severe, locked);
+        let settled = tracker.settle(None).unwrap();
+        assert_eq!(settled.clip.frames, 0);
+    }
+
+    #[test]
+    fn settled_provisional_frames_count_as_if_they_had_come_on_the_locked_sector() {
+        let sector = Roi {
+            x: 0,
+            y: 0,
+            w: 80,
+            h: 60,
+        };
+        let frames: Vec<FramePrediction> = (0..40)
+            .map(|i| v3_frame([0.2, 0.3, 0.3, 0.2], (i % 7) as f32 - 3.0, (i % 5) as f32))
+            .collect();
+        let mut direct = ClipTracker::new(3);
+        let expected = frames.iter().map(|f| direct.update(f)).last().unwrap();
+        let mut provisional = ClipTracker::new(3);
+        for f in &frames[..20] {
+            provisional.update_provisional(f, sector);
+        }
+        provisional.settle(Some(sector));
+        let got = frames[20..]
+            .iter()
+            .map(|f| provisional.update(f))
+            .last()
+            .unwrap();
+        assert_eq!(got, expected);
     }
 
     fn v3_frame(probs: [f32; 4], value: f32, attention: f32) -> FramePrediction {

@@ -199,8 +199,13 @@ fn a_demo_clip_run_writes_a_complete_report_frames_and_log() {
     assert_eq!(clip["name"], "healthy-score0.mp4");
     assert_eq!(clip["score"], 0, "the healthy demo clip scores 0");
     assert!(clip["confidence"].as_f64().unwrap() > 0.25);
-    assert_eq!(clip["frames"], 100);
+    // Every frame is scored and in the series; the clip score counts those
+    // on the locked sector and the provisional ones that agree with it.
     assert_eq!(clip["series"].as_array().unwrap().len(), 100);
+    let provisional = clip["provisional_frames"].as_u64().unwrap();
+    assert_eq!(provisional, 31, "scored before the lock at the 32nd frame");
+    let counted = clip["frames"].as_u64().unwrap();
+    assert!((100 - provisional..=100).contains(&counted), "{counted}");
     for key in [
         "score",
         "probs",
@@ -281,7 +286,10 @@ fn a_corrupt_or_short_frame_mid_stream_is_skipped_and_counted() {
     assert_eq!(r["frames"]["corrupt"], 1);
     assert_eq!(r["frames"]["rejected"], 1, "the 50×50 frame");
     assert_eq!(r["frames"]["scored"], 38);
-    assert_eq!(r["clips"][0]["frames"], 38);
+    let clip = &r["clips"][0];
+    let counted = clip["frames"].as_u64().unwrap();
+    let provisional = clip["provisional_frames"].as_u64().unwrap();
+    assert!((38 - provisional..=38).contains(&counted), "{clip}");
 }
 
 #[test]
@@ -546,7 +554,7 @@ fn a_display_that_panics_is_switched_off_and_recording_goes_on() {
 }
 
 #[test]
-fn a_zone_is_scored_on_every_scored_frame_even_when_the_display_drops_frames() {
+fn a_zone_counts_every_frame_its_clip_counts_even_when_the_display_drops_frames() {
     let dir = tempfile::tempdir().unwrap();
     let (mut session, _) = blue_exam(dir.path());
     session.command(Command::Start);
@@ -569,8 +577,11 @@ fn a_zone_is_scored_on_every_scored_frame_even_when_the_display_drops_frames() {
         report.frames.rendered
     );
     let zone = session.zone().expect("the zone saw frames");
-    assert_eq!(zone.frames, 80, "every scored frame counts for the zone");
     let clip = &report.clips[0];
+    assert_eq!(
+        zone.frames, clip.frames,
+        "the zone counts every frame its clip counts"
+    );
     assert_eq!(
         (zone.score.score, zone.score.confidence),
         (clip.score, clip.confidence),

@@ -12,7 +12,7 @@ use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
 use embedded_graphics::text::Text;
 use pleura::display::Canvas;
 use pleura::frame::GrayFrame;
-use pleura::preprocess::{Roi, SectorMode, SectorTracker, detect_sector};
+use pleura::preprocess::{Roi, SectorMode, SectorTracker, Tracked, detect_sector};
 use pleura::source::decode_clip;
 
 /// Width and height of the grabber frame.
@@ -77,6 +77,7 @@ fn close(found: Roi, expected: Roi) -> bool {
         && near(found.h, expected.h)
 }
 
+/// The sector the live tracker locks on the clip.
 fn live_sector(frames: Vec<GrayFrame>) -> Roi {
     let mut tracker = SectorTracker::new(SectorMode::Auto);
     let mut ready = Vec::new();
@@ -84,7 +85,11 @@ fn live_sector(frames: Vec<GrayFrame>) -> Roi {
         tracker.push(frame, &mut ready).unwrap();
     }
     tracker.finish(&mut ready);
-    ready.last().unwrap().1.expect("a sector")
+    let locked = ready.iter().find_map(|t| match t {
+        Tracked::Locked(roi) => Some(*roi),
+        Tracked::Frame { .. } => None,
+    });
+    locked.flatten().expect("a sector")
 }
 
 #[test]

@@ -31,6 +31,12 @@ pub(crate) struct RunArgs {
     /// Use this sector (x,y,w,h in pixels) instead of finding it.
     #[arg(long)]
     roi: Option<Roi>,
+    /// Hold each clip's first frames until its sector is locked (32
+    /// frames), instead of scoring them at once on a provisional sector:
+    /// every frame is then cropped to the locked sector, and the first
+    /// score comes 32 frames late.
+    #[arg(long, conflicts_with = "roi")]
+    wait_for_sector: bool,
     /// Play recordings as fast as possible, scoring every frame, instead
     /// of in real time.
     #[arg(long)]
@@ -102,6 +108,7 @@ pub(crate) fn run(args: &RunArgs, board: &BoardProfile) -> Result<()> {
         model: args.model.model.clone(),
         precision: args.model.precision,
         roi: args.roi,
+        wait_for_sector: args.wait_for_sector,
         pace: !args.no_pace,
         display: args.display.clone(),
         every: args.every,

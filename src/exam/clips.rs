@@ -94,6 +94,37 @@ impl ZoneClips {
     /// Saves `clip` as `zone`'s, durably: once this returns, the clip
     /// survives a power cut.
     pub fn save(&self, uid_root: &str, zone: usize, clip: &ZoneClip) -> Result<(), ClipError> {
+        let frames = [clip.pixels.as_slice()];
+        let header = (clip.width, clip.height, clip.frames(), clip.frame_time);
+        self.write(uid_root, zone, header, &frames)
+    }
+
+    /// Saves the frames of `buffer` as `zone`'s clip, as [`Self::save`],
+    /// straight from the buffer's frames (no copy of the whole clip in
+    /// memory); nothing when the buffer is empty.
+    pub(crate) fn save_buffer(
+        &self,
+        uid_root: &str,
+        zone: usize,
+        buffer: &ClipBuffer,
+    ) -> Result<(), ClipError> {
+        let Some(first) = buffer.frames.front() else {
+            return Ok(());
+        };
+        let frames: Vec<&[u8]> = buffer.frames.iter().map(|f| f.pixels.as_slice()).collect();
+        let header = (first.width, first.height, frames.len(), buffer.frame_time());
+        self.write(uid_root, zone, header, &frames)
+    }
+
+    /// Writes a clip file from its header (width, height, frames, frame
+    /// time) and its pixels, in pieces.
+    fn write(
+        &self,
+        uid_root: &str,
+        zone: usize,
+        (width, height, frames, frame_time): (usize, usize, usize, Duration),
+        pixels: &[&[u8]],
+    ) -> Result<(), ClipError> {
         let path = self.path(uid_root, zone);
         let io = |cause| ClipError::Io {
             path: path.clone(),
@@ -105,13 +136,10 @@ impl ZoneClips {
         write_atomically(&path, Durability::Synced, |out| {
             writeln!(
                 out,
-                "{MAGIC} {} {} {} {}",
-                clip.width,
-                clip.height,
-                clip.frames(),
-                clip.frame_time.as_micros()
+                "{MAGIC} {width} {height} {frames} {}",
+                frame_time.as_micros()
             )?;
-            out.write_all(&clip.pixels)
+            pixels.iter().try_for_each(|piece| out.write_all(piece))
         })
         .map_err(io)?;
         // The rename, and a new folder, survive a power cut too.
@@ -224,20 +252,28 @@ impl ClipBuffer {
         self.frames.clear();
     }
 
-    /// The frames kept, as a clip, or `None` before the first frame. The
-    /// frame time is the mean time between the frames' captures (40 ms,
-    /// 25 fps, for a single frame).
-    pub(crate) fn clip(&self) -> Option<ZoneClip> {
-        let (first, last) = (self.frames.front()?, self.frames.back()?);
-        let gaps = (self.frames.len() - 1) as u32;
-        let frame_time = match last.captured.checked_duration_since(first.captured) {
+    /// The mean time between the frames' captures (40 ms, 25 fps, for a
+    /// single frame).
+    fn frame_time(&self) -> Duration {
+        let gaps = self.frames.len().saturating_sub(1) as u32;
+        let span = match (self.frames.front(), self.frames.back()) {
+            (Some(first), Some(last)) => last.captured.checked_duration_since(first.captured),
+            _ => None,
+        };
+        match span {
             Some(span) if gaps > 0 => (span / gaps).max(Duration::from_millis(1)),
             _ => Duration::from_millis(40),
-        };
+        }
+    }
+
+    /// The frames kept, as a clip, or `None` before the first frame.
+    #[cfg(test)]
+    pub(crate) fn clip(&self) -> Option<ZoneClip> {
+        let first = self.frames.front()?;
         Some(ZoneClip {
             width: first.width,
             height: first.height,
-            frame_time,
+            frame_time: self.frame_time(),
             pixels: self
                 .frames
                 .iter()

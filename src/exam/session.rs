@@ -23,7 +23,8 @@ use super::clips::ClipBuffer;
 use super::{Command, Exam, ExamIdentity, Journal, Protocol, Scheduled, ZoneClips, ZoneScore};
 use crate::frame::GrayFrame;
 use crate::model::FramePrediction;
-use crate::scoring::ClipTracker;
+use crate::preprocess::Roi;
+use crate::scoring::{ClipTracker, ScoreUpdate};
 use std::time::{Duration, Instant};
 
 /// A selected zone is recorded by stability only after the probe was held
@@ -400,11 +401,48 @@ impl Session {
     /// and records the zone when it is armed, held long enough and stable.
     /// Frames while frozen, or outside a running exam, are not counted.
     pub fn observe(&mut self, prediction: &FramePrediction, frame: &GrayFrame) {
-        if self.frozen || !self.recording() || self.picking.is_some() {
+        if !self.observing() {
             return;
         }
         let update = self.zone.update(prediction);
         self.zone_frames.push(frame);
+        self.take(&update);
+    }
+
+    /// Adds a frame scored on a provisional `sector` (the clip's sector is
+    /// not locked yet): it shows in the zone's score, but counts only once
+    /// [`Session::settle`] finds that the locked sector agrees (as for the
+    /// clip score, see [`crate::scoring::ClipTracker`]).
+    pub fn observe_provisional(
+        &mut self,
+        prediction: &FramePrediction,
+        frame: &GrayFrame,
+        sector: Roi,
+    ) {
+        if !self.observing() {
+            return;
+        }
+        let update = self.zone.update_provisional(prediction, sector);
+        self.zone_frames.push(frame);
+        self.take(&update);
+    }
+
+    /// The clip's sector is locked at `locked`: the zone's provisional
+    /// frames that agree with it count, the others are dropped.
+    pub fn settle(&mut self, locked: Option<Roi>) {
+        if let Some(update) = self.zone.settle(locked) {
+            self.take(&update);
+        }
+    }
+
+    /// Whether frames count for the zone now.
+    fn observing(&self) -> bool {
+        !self.frozen && self.recording() && self.picking.is_none()
+    }
+
+    /// Shows the zone's scores after a frame, and records the zone when it
+    /// is armed, held long enough and stable.
+    fn take(&mut self, update: &ScoreUpdate) {
         let progress = ZoneProgress {
             score: ZoneScore {
                 score: update.clip.score,
@@ -479,10 +517,10 @@ impl Session {
                 score.score
             );
         }
-        let Some(clip) = self.zone_frames.clip() else {
-            return;
-        };
-        if let Err(e) = exam.clips.save(&identity.uid_root, zone, &clip) {
+        if let Err(e) = exam
+            .clips
+            .save_buffer(&identity.uid_root, zone, &self.zone_frames)
+        {
             log::error!("{e}: zone {zone} is recorded, but will be sent without its clip");
         }
     }

@@ -233,14 +233,22 @@ impl SectorStats {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SectorMode {
     /// Found from the first frames of each clip, then kept unless it moves.
+    /// Until it is locked, each frame is passed on at once with a
+    /// provisional sector, found from the frames so far.
     Auto,
+    /// As `Auto`, but the first frames of each clip wait for the lock and
+    /// are all cropped to the locked sector: the first score comes
+    /// [`LOCK_FRAMES`] frames late.
+    Wait,
     /// Given by the user (`--roi`); never searched.
     Fixed(Roi),
 }
 
-/// Frames from which the sector of a new clip is found; they wait, and are
-/// scored as soon as the sector is known.
+/// Frames from which the sector of a new clip is found and locked.
 pub const LOCK_FRAMES: usize = 32;
+/// A provisional sector moves only when one of its edges would move by
+/// more than this many pixels (no jitter from frame to frame).
+pub const PROVISIONAL_STEP_PX: usize = 4;
 /// Frames between two checks that the locked sector has not moved.
 const RECHECK_FRAMES: usize = 50;
 /// A check "disagrees" when its sector overlaps the locked one less than this.
@@ -266,10 +274,34 @@ pub struct SizeMismatch {
     pub got_height: usize,
 }
 
+/// What the tracker passes on, in order.
+#[derive(Debug)]
+pub enum Tracked {
+    /// A frame and the sector to crop it to (`None` when none was found).
+    Frame {
+        /// The frame.
+        frame: GrayFrame,
+        /// Its sector.
+        sector: Option<Roi>,
+        /// Whether the sector is provisional: the clip's is not locked yet.
+        provisional: bool,
+    },
+    /// The clip's sector is locked (`None` when none was found). The
+    /// provisional frames passed on before it count in the clip score only
+    /// if their sector agrees with it (see [`crate::scoring`]).
+    Locked(Option<Roi>),
+}
+
 /// Keeps the sector of a live stream steady: found once from the first
 /// [`LOCK_FRAMES`] frames of a clip, re-checked every few seconds, and
 /// moved only when several checks in a row agree that it has moved. Frames
 /// of a different size are refused, until a new size persists.
+///
+/// In [`SectorMode::Auto`], the frames before the lock are not held back:
+/// each goes on at once, cropped to a provisional sector found from the
+/// clip's frames so far, which moves only by more than
+/// [`PROVISIONAL_STEP_PX`]. The lock itself is the same in both modes, from
+/// the same frames.
 #[derive(Debug)]
 pub struct SectorTracker {
     mode: SectorMode,
@@ -284,8 +316,12 @@ enum TrackState {
     Idle,
     /// Collecting the first frames of a clip.
     Locking {
+        size: (usize, usize),
         stats: SectorStats,
+        /// The frames waiting for the lock ([`SectorMode::Wait`]).
         pending: Vec<GrayFrame>,
+        /// The sector the frames so far were cropped to ([`SectorMode::Auto`]).
+        provisional: Option<Roi>,
     },
     /// The search is over: the sector, or `None` when none was found.
     Locked {
@@ -306,7 +342,7 @@ impl SectorTracker {
         }
     }
 
-    /// The sector frames are currently cropped to, once known.
+    /// The sector frames are currently cropped to, once locked.
     pub fn sector(&self) -> Option<Roi> {
         match (&self.mode, &self.state) {
             (SectorMode::Fixed(roi), _) => Some(*roi),
@@ -315,17 +351,17 @@ impl SectorTracker {
         }
     }
 
-    /// Takes the next frame of the clip. The frames whose sector search is
-    /// over, this one and any that waited for it, are appended to `ready`
-    /// in order, each with the sector, or `None` when no sector was found
-    /// (such frames get no score, see [`quality`]).
-    pub fn push(
-        &mut self,
-        frame: GrayFrame,
-        ready: &mut Vec<(GrayFrame, Option<Roi>)>,
-    ) -> Result<(), SizeMismatch> {
+    /// Takes the next frame of the clip. What can be passed on now is
+    /// appended to `ready` in order: this frame (at once with a provisional
+    /// sector, or once the sector is locked), any frames that waited for
+    /// the lock, and the lock itself.
+    pub fn push(&mut self, frame: GrayFrame, ready: &mut Vec<Tracked>) -> Result<(), SizeMismatch> {
         if let SectorMode::Fixed(roi) = self.mode {
-            ready.push((frame, Some(roi)));
+            ready.push(Tracked::Frame {
+                frame,
+                sector: Some(roi),
+                provisional: false,
+            });
             return Ok(());
         }
         let size = (frame.width, frame.height);
@@ -351,18 +387,46 @@ impl SectorTracker {
             self.finish(ready);
         }
         self.resize_run = None;
+        if let TrackState::Idle = self.state {
+            self.state = TrackState::Locking {
+                size,
+                stats: SectorStats::new(size.0, size.1),
+                pending: Vec::new(),
+                provisional: None,
+            };
+        }
+        let mut lock_now = false;
         match &mut self.state {
-            TrackState::Idle => {
-                let mut stats = SectorStats::new(size.0, size.1);
+            TrackState::Idle => {}
+            TrackState::Locking {
+                stats,
+                pending,
+                provisional,
+                ..
+            } => {
                 stats.add(&frame);
-                self.state = TrackState::Locking {
-                    stats,
-                    pending: vec![frame],
-                };
-            }
-            TrackState::Locking { stats, pending } => {
-                stats.add(&frame);
-                pending.push(frame);
+                if stats.frames() >= LOCK_FRAMES {
+                    pending.push(frame);
+                    lock_now = true;
+                } else if self.mode == SectorMode::Wait {
+                    pending.push(frame);
+                } else {
+                    let found = stats.sector();
+                    if let Some(found) = found.filter(|&f| {
+                        provisional.is_none_or(|p| moved_by(p, f) > PROVISIONAL_STEP_PX)
+                    }) {
+                        log::info!(
+                            "provisional sector {found:?} after {} frames",
+                            stats.frames()
+                        );
+                        *provisional = Some(found);
+                    }
+                    ready.push(Tracked::Frame {
+                        frame,
+                        sector: *provisional,
+                        provisional: true,
+                    });
+                }
             }
             TrackState::Locked {
                 roi,
@@ -396,19 +460,22 @@ impl SectorTracker {
                     }
                     *recheck = SectorStats::new(size.0, size.1);
                 }
-                ready.push((frame, *roi));
+                ready.push(Tracked::Frame {
+                    frame,
+                    sector: *roi,
+                    provisional: false,
+                });
             }
         }
-        if matches!(&self.state, TrackState::Locking { pending, .. } if pending.len() >= LOCK_FRAMES)
-        {
+        if lock_now {
             self.lock(ready);
         }
         Ok(())
     }
 
-    /// Ends the clip: frames still waiting get the sector found from them,
-    /// and the next frame starts a new search.
-    pub fn finish(&mut self, ready: &mut Vec<(GrayFrame, Option<Roi>)>) {
+    /// Ends the clip: its sector is locked from the frames seen (frames
+    /// still waiting get it), and the next frame starts a new search.
+    pub fn finish(&mut self, ready: &mut Vec<Tracked>) {
         if matches!(self.state, TrackState::Locking { .. }) {
             self.lock(ready);
         }
@@ -419,27 +486,31 @@ impl SectorTracker {
     fn stream_size(&self) -> Option<(usize, usize)> {
         match &self.state {
             TrackState::Idle => None,
-            TrackState::Locking { pending, .. } => pending.first().map(|f| (f.width, f.height)),
-            TrackState::Locked { size, .. } => Some(*size),
+            TrackState::Locking { size, .. } | TrackState::Locked { size, .. } => Some(*size),
         }
     }
 
-    fn lock(&mut self, ready: &mut Vec<(GrayFrame, Option<Roi>)>) {
-        let TrackState::Locking { stats, pending } =
-            std::mem::replace(&mut self.state, TrackState::Idle)
+    fn lock(&mut self, ready: &mut Vec<Tracked>) {
+        let TrackState::Locking {
+            size,
+            stats,
+            pending,
+            ..
+        } = std::mem::replace(&mut self.state, TrackState::Idle)
         else {
             return;
         };
-        let Some(first) = pending.first() else {
-            return;
-        };
-        let size = (first.width, first.height);
         let roi = stats.sector();
         match roi {
-            Some(roi) => log::debug!("sector locked at {roi:?} after {} frames", pending.len()),
-            None => log::info!("no sector in the first {} frames", pending.len()),
+            Some(roi) => log::debug!("sector locked at {roi:?} after {} frames", stats.frames()),
+            None => log::info!("no sector in the first {} frames", stats.frames()),
         }
-        ready.extend(pending.into_iter().map(|f| (f, roi)));
+        ready.push(Tracked::Locked(roi));
+        ready.extend(pending.into_iter().map(|frame| Tracked::Frame {
+            frame,
+            sector: roi,
+            provisional: false,
+        }));
         self.state = TrackState::Locked {
             roi,
             size,
@@ -447,6 +518,19 @@ impl SectorTracker {
             disagreeing: 0,
         };
     }
+}
+
+/// How far the furthest edge of `b` is from the same edge of `a`, in pixels.
+fn moved_by(a: Roi, b: Roi) -> usize {
+    [
+        a.x.abs_diff(b.x),
+        a.y.abs_diff(b.y),
+        (a.x + a.w).abs_diff(b.x + b.w),
+        (a.y + a.h).abs_diff(b.y + b.h),
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0)
 }
 
 /// The longest run of entries at or above `PROFILE_FRACTION` of the maximum.
@@ -614,9 +698,35 @@ mod tests {
         h: 30,
     };
 
+    /// The frames passed on: sequence number, sector, provisional.
+    fn passed(ready: &[Tracked]) -> Vec<(u64, Option<Roi>, bool)> {
+        ready
+            .iter()
+            .filter_map(|t| match t {
+                Tracked::Frame {
+                    frame,
+                    sector,
+                    provisional,
+                } => Some((frame.seq, *sector, *provisional)),
+                Tracked::Locked(_) => None,
+            })
+            .collect()
+    }
+
+    /// The locks passed on.
+    fn locks(ready: &[Tracked]) -> Vec<Option<Roi>> {
+        ready
+            .iter()
+            .filter_map(|t| match t {
+                Tracked::Locked(roi) => Some(*roi),
+                Tracked::Frame { .. } => None,
+            })
+            .collect()
+    }
+
     #[test]
-    fn tracker_holds_the_first_frames_until_the_sector_is_known() {
-        let mut tracker = SectorTracker::new(SectorMode::Auto);
+    fn waiting_holds_the_first_frames_until_the_sector_is_known() {
+        let mut tracker = SectorTracker::new(SectorMode::Wait);
         let mut ready = Vec::new();
         for t in 0..LOCK_FRAMES - 1 {
             tracker.push(scan(64, 48, t, SECTOR), &mut ready).unwrap();
@@ -626,25 +736,93 @@ mod tests {
         tracker
             .push(scan(64, 48, LOCK_FRAMES, SECTOR), &mut ready)
             .unwrap();
-        assert_eq!(ready.len(), LOCK_FRAMES);
-        assert!(ready.iter().all(|(_, roi)| *roi == Some(SECTOR)));
-        let seqs: Vec<u64> = ready.iter().map(|(f, _)| f.seq).collect();
         assert!(
-            seqs.windows(2).all(|w| w[0] < w[1]),
+            matches!(ready[0], Tracked::Locked(Some(SECTOR))),
+            "the lock comes first"
+        );
+        let frames = passed(&ready);
+        assert_eq!(frames.len(), LOCK_FRAMES);
+        assert!(
+            frames
+                .iter()
+                .all(|&(_, roi, provisional)| roi == Some(SECTOR) && !provisional)
+        );
+        assert!(
+            frames.windows(2).all(|w| w[0].0 < w[1].0),
             "frames keep their order"
         );
     }
 
     #[test]
-    fn a_clip_shorter_than_the_lock_window_is_released_at_its_end() {
-        let mut tracker = SectorTracker::new(SectorMode::Auto);
-        let mut ready = Vec::new();
-        for t in 0..5 {
-            tracker.push(scan(64, 48, t, SECTOR), &mut ready).unwrap();
+    fn auto_passes_every_frame_at_once_with_a_steady_provisional_sector_then_locks_the_same() {
+        let frames: Vec<GrayFrame> = (0..LOCK_FRAMES + 3)
+            .map(|t| scan(64, 48, t, SECTOR))
+            .collect();
+        let mut waiting = SectorTracker::new(SectorMode::Wait);
+        let mut auto = SectorTracker::new(SectorMode::Auto);
+        let (mut waited, mut ready) = (Vec::new(), Vec::new());
+        for (t, frame) in frames.into_iter().enumerate() {
+            waiting.push(frame.clone(), &mut waited).unwrap();
+            let before = ready.len();
+            auto.push(frame, &mut ready).unwrap();
+            assert!(ready.len() > before, "frame {t} passed on at once");
         }
-        tracker.finish(&mut ready);
-        assert_eq!(ready.len(), 5);
-        assert_eq!(ready[0].1, Some(SECTOR));
+        let auto_frames = passed(&ready);
+        assert_eq!(auto_frames.len(), LOCK_FRAMES + 3);
+        assert!(
+            auto_frames[..LOCK_FRAMES - 1]
+                .iter()
+                .all(|&(_, roi, provisional)| provisional && roi.is_some())
+        );
+        assert!(
+            auto_frames[LOCK_FRAMES - 1..]
+                .iter()
+                .all(|&(_, roi, provisional)| !provisional && roi == Some(SECTOR))
+        );
+        assert_eq!(
+            locks(&ready),
+            locks(&waited),
+            "the same lock, from the same frames"
+        );
+        assert_eq!(auto.sector(), waiting.sector());
+        // The lock comes right before the first frame cropped to it.
+        let lock = ready
+            .iter()
+            .position(|t| matches!(t, Tracked::Locked(_)))
+            .unwrap();
+        assert!(matches!(
+            &ready[lock + 1],
+            Tracked::Frame {
+                provisional: false,
+                ..
+            }
+        ));
+        // Steady: the provisional sector changed at most a few times, each
+        // time by more than the step.
+        let sectors: Vec<Roi> = auto_frames[..LOCK_FRAMES - 1]
+            .iter()
+            .filter_map(|f| f.1)
+            .collect();
+        for pair in sectors.windows(2) {
+            assert!(pair[0] == pair[1] || moved_by(pair[0], pair[1]) > PROVISIONAL_STEP_PX);
+        }
+    }
+
+    #[test]
+    fn a_clip_shorter_than_the_lock_window_is_locked_at_its_end() {
+        for mode in [SectorMode::Wait, SectorMode::Auto] {
+            let mut tracker = SectorTracker::new(mode);
+            let mut ready = Vec::new();
+            for t in 0..5 {
+                tracker.push(scan(64, 48, t, SECTOR), &mut ready).unwrap();
+            }
+            tracker.finish(&mut ready);
+            assert_eq!(passed(&ready).len(), 5, "{mode:?}");
+            assert_eq!(locks(&ready), vec![Some(SECTOR)], "{mode:?}");
+            if mode == SectorMode::Wait {
+                assert_eq!(passed(&ready)[0].1, Some(SECTOR));
+            }
+        }
     }
 
     #[test]
@@ -671,7 +849,7 @@ mod tests {
             .count();
         assert_eq!(refused, RESIZE_FRAMES - 1);
         tracker.finish(&mut ready);
-        assert_eq!(ready.last().unwrap().1, Some(small));
+        assert_eq!(passed(&ready).last().unwrap().1, Some(small));
     }
 
     #[test]
@@ -709,8 +887,10 @@ mod tests {
         let mut ready = Vec::new();
         tracker.push(scan(64, 48, 0, SECTOR), &mut ready).unwrap();
         tracker.push(scan(16, 16, 1, SECTOR), &mut ready).unwrap();
-        assert_eq!(ready.len(), 2);
-        assert!(ready.iter().all(|(_, r)| *r == Some(roi)));
+        assert_eq!(
+            passed(&ready),
+            vec![(0, Some(roi), false), (1, Some(roi), false)]
+        );
     }
 
     #[test]

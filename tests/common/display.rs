@@ -56,6 +56,7 @@ pub fn phantom_scored_frames(count: u64, width: usize, height: usize) -> Vec<Sco
             clip: clip.clone(),
             frame: frame.image,
             sector: Roi { x: 0, y: 0, w, h },
+            provisional: false,
             prediction,
             scores,
         }

@@ -267,3 +267,33 @@ slots = "{slots}"
         text
     }
 }
+
+/// Every development clip (BLUES and POCUS, every Nth under emulation)
+/// when `../shared/data` is present, and the demo clips always.
+pub fn development_clips() -> Vec<PathBuf> {
+    let mut clips: Vec<PathBuf> = ["healthy-score0", "covid-score1", "covid-score2"]
+        .iter()
+        .chain(&["viral-linear-score2", "h1n1-whitelung"])
+        .map(|c| repo(&format!("tests/demo/{c}.mp4")))
+        .collect();
+    let mut dev = Vec::new();
+    for dir in [
+        dev_data("blues-dev").map(|d| d.join("videos")),
+        dev_data("pocus").map(|d| d.join("videos/convex")),
+        dev_data("pocus").map(|d| d.join("videos/linear")),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .collect();
+        found.sort();
+        dev.extend(found);
+    }
+    let stride = std::env::var("PLEURA_AGREEMENT_STRIDE").map_or(1, |n| n.parse().unwrap_or(1));
+    clips.extend(dev.into_iter().step_by(stride));
+    clips
+}
