@@ -204,12 +204,23 @@ impl SectorStats {
     /// The sector seen so far, or `None` before any frame or when no pixel
     /// stands out. With fewer than 3 frames, motion is not required.
     pub fn sector(&self) -> Option<Roi> {
+        self.region(self.frames >= 3)
+    }
+
+    /// The bright region seen so far, moving or not (static overlays
+    /// included), or `None` before any frame or when no pixel stands out.
+    pub fn bright_region(&self) -> Option<Roi> {
+        self.region(false)
+    }
+
+    /// The region of pixels bright on average, and changing over time when
+    /// `check_motion`.
+    fn region(&self, check_motion: bool) -> Option<Roi> {
         if self.frames == 0 {
             return None;
         }
         let (w, h) = (self.width, self.height);
         let n = self.frames as f32;
-        let check_motion = self.frames >= 3;
         let mut rows = vec![0usize; h];
         let mut cols = vec![0usize; w];
         for (y, row_count) in rows.iter_mut().enumerate() {
@@ -411,7 +422,12 @@ impl SectorTracker {
                 } else if self.mode == SectorMode::Wait {
                     pending.push(frame);
                 } else {
-                    let found = stats.sector();
+                    // Over a few frames, motion may mark only part of the
+                    // sector: too small a part gives way to the bright region.
+                    let found = stats
+                        .sector()
+                        .filter(scorable)
+                        .or_else(|| stats.bright_region().filter(scorable));
                     if let Some(found) = found.filter(|&f| {
                         provisional.is_none_or(|p| moved_by(p, f) > PROVISIONAL_STEP_PX)
                     }) {
@@ -518,6 +534,11 @@ impl SectorTracker {
             disagreeing: 0,
         };
     }
+}
+
+/// Whether a sector is large enough to be scored.
+fn scorable(roi: &Roi) -> bool {
+    roi.w >= quality::MIN_SECTOR_SIDE && roi.h >= quality::MIN_SECTOR_SIDE
 }
 
 /// How far the furthest edge of `b` is from the same edge of `a`, in pixels.
@@ -755,8 +776,15 @@ mod tests {
 
     #[test]
     fn auto_passes_every_frame_at_once_with_a_steady_provisional_sector_then_locks_the_same() {
+        // A sector large enough to be scored (64 px a side at least).
+        let sector = Roi {
+            x: 10,
+            y: 5,
+            w: 100,
+            h: 80,
+        };
         let frames: Vec<GrayFrame> = (0..LOCK_FRAMES + 3)
-            .map(|t| scan(64, 48, t, SECTOR))
+            .map(|t| scan(128, 96, t, sector))
             .collect();
         let mut waiting = SectorTracker::new(SectorMode::Wait);
         let mut auto = SectorTracker::new(SectorMode::Auto);
@@ -777,7 +805,7 @@ mod tests {
         assert!(
             auto_frames[LOCK_FRAMES - 1..]
                 .iter()
-                .all(|&(_, roi, provisional)| !provisional && roi == Some(SECTOR))
+                .all(|&(_, roi, provisional)| !provisional && roi == Some(sector))
         );
         assert_eq!(
             locks(&ready),
@@ -849,7 +877,7 @@ mod tests {
             .count();
         assert_eq!(refused, RESIZE_FRAMES - 1);
         tracker.finish(&mut ready);
-        assert_eq!(passed(&ready).last().unwrap().1, Some(small));
+        assert_eq!(locks(&ready).last(), Some(&Some(small)));
     }
 
     #[test]
