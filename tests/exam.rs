@@ -426,16 +426,28 @@ fn a_finished_exam_is_queued_and_the_unit_stores_it_on_the_pacs() {
     press(&mut keys, "s");
     wait_for(&journal, "started", 1);
     record_one_zone_finish_and_wait_for_the_pacs(&mut keys, &journal, &frame_log, &orthanc);
+    // The job is marked sent once the PACS has answered the last store,
+    // a moment after Orthanc holds it.
+    let outbox = pleura::hospital::outbox::Outbox::for_board(&board);
+    let sent = |jobs: &[pleura::hospital::outbox::JobFile]| {
+        jobs.len() == 1
+            && jobs[0]
+                .1
+                .as_ref()
+                .is_ok_and(|job| job.state() == pleura::hospital::outbox::JobState::Sent)
+    };
+    let deadline = Instant::now() + patience();
+    while !sent(&outbox.jobs().unwrap()) {
+        assert!(
+            Instant::now() < deadline,
+            "the job was never marked sent: {:?}",
+            outbox.jobs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     stop(child);
     assert_eq!(orthanc.instances(), 3);
-    let jobs = pleura::hospital::outbox::Outbox::for_board(&board)
-        .jobs()
-        .unwrap();
-    assert_eq!(jobs.len(), 1);
-    assert_eq!(
-        jobs[0].1.as_ref().unwrap().state(),
-        pleura::hospital::outbox::JobState::Sent
-    );
+    assert!(sent(&outbox.jobs().unwrap()), "still sent after the stop");
 }
 
 /// Records the current zone by key, finishes the exam, and waits until the
