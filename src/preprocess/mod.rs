@@ -408,6 +408,7 @@ impl SectorTracker {
         }
         let mut lock_now = false;
         match &mut self.state {
+            // Not reached: a clip's first frame started the search above.
             TrackState::Idle => {}
             TrackState::Locking {
                 stats,
