@@ -117,12 +117,19 @@ fn a_pc_without_a_grabber_plays_the_demo_clips_and_says_why() {
     let text = text.replace("[capture]\n", "[capture]\nwhen_absent = \"demo\"\n");
     std::fs::write(&profile, text).unwrap();
     let report = dir.path().join("report.json");
+    // One demo clip is enough (a hundred times as slow under an emulator).
+    let demo = dir.path().join("demo");
+    std::fs::create_dir(&demo).unwrap();
+    let clip = "covid-score1.mp4";
+    std::fs::copy(common::repo("tests/demo").join(clip), demo.join(clip)).unwrap();
 
     let output = common::succeed(
         pleura()
             .args(["--boards", dir.path().to_str().unwrap(), "--board", "bench"])
             .args(["run", "--display", "none", "--no-pace", "--report"])
-            .arg(&report),
+            .arg(&report)
+            .arg("--demo-dir")
+            .arg(&demo),
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -132,19 +139,11 @@ fn a_pc_without_a_grabber_plays_the_demo_clips_and_says_why() {
         "the log says why: {stderr}"
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let demo_clips = std::fs::read_dir(common::repo("tests/demo"))
-        .unwrap()
-        .filter_map(|entry| entry.ok())
-        .filter(|entry| entry.path().extension().is_some_and(|e| e == "mp4"))
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .collect::<Vec<_>>();
-    assert!(!demo_clips.is_empty());
-    for clip in &demo_clips {
-        assert!(
-            stdout.contains(&format!("clip          {clip}")),
-            "{clip} played: {stdout}"
-        );
-    }
+    assert!(
+        stdout.contains(&format!("clip          {clip}")),
+        "the demo clip played: {stdout}"
+    );
+
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(report["source"], "demo", "the report names what played");

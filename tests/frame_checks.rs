@@ -48,10 +48,7 @@ fn locks(mode: SectorMode, frames: &[GrayFrame]) -> Vec<Option<Roi>> {
 fn check_clip(clip: &Path) -> Checked {
     let frames = decode_clip(clip, None).unwrap_or_else(|e| panic!("{}: {e}", clip.display()));
     let total = frames.len();
-    let locks = (
-        locks(SectorMode::Auto, &frames),
-        locks(SectorMode::Wait, &frames),
-    );
+    let waited = locks(SectorMode::Wait, &frames);
     let mut tracker = SectorTracker::new(SectorMode::Auto);
     let mut gate = FrameGate::new();
     let mut ready = Vec::new();
@@ -63,9 +60,14 @@ fn check_clip(clip: &Path) -> Checked {
         }
     }
     tracker.finish(&mut ready);
+    let mut locked = Vec::new();
     for tracked in ready {
-        let Tracked::Frame { frame, sector, .. } = tracked else {
-            continue;
+        let (frame, sector) = match tracked {
+            Tracked::Frame { frame, sector, .. } => (frame, sector),
+            Tracked::Locked(roi) => {
+                locked.push(roi);
+                continue;
+            }
         };
         if let Err(reason) = gate.admit(&frame, sector, 128) {
             *rejected.entry(reason.key()).or_default() += 1;
@@ -79,7 +81,7 @@ fn check_clip(clip: &Path) -> Checked {
         frames: total,
         rejected,
         brightest_rejected,
-        locks,
+        locks: (locked, waited),
     }
 }
 
