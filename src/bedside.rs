@@ -129,12 +129,13 @@ fn open_source(
     board: &BoardProfile,
     options: &LiveOptions,
 ) -> Result<(Box<dyn FrameSource>, SourceSpec), BedsideError> {
+    let failed = |spec: &SourceSpec, cause| BedsideError::Source {
+        spec: spec.to_string(),
+        cause: Box::new(cause),
+    };
     let open = |spec: SourceSpec| match spec.open(&options.demo_dir) {
         Ok(source) => Ok((source, spec)),
-        Err(cause) => Err(BedsideError::Source {
-            spec: spec.to_string(),
-            cause: Box::new(cause),
-        }),
+        Err(cause) => Err(failed(&spec, cause)),
     };
     if let Some(spec) = &options.source {
         return open(spec.clone());
@@ -152,10 +153,7 @@ fn open_source(
             );
             open(SourceSpec::Demo)
         }
-        Err(cause) => Err(BedsideError::Source {
-            spec: grabber.to_string(),
-            cause: Box::new(cause),
-        }),
+        Err(cause) => Err(failed(&grabber, cause)),
     }
 }
 
