@@ -654,7 +654,21 @@ fn sigterm_stops_a_live_run_and_flushes_every_output() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
+    // Stop it mid-stream: once it has scored a few frames (the frame log is
+    // flushed line by line), however slowly it started. Under an emulator a
+    // frame takes far longer, so a fixed delay would prove nothing there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(&log).map_or(0, |text| text.matches('\n').count()) <= 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no 11 frames scored within 60 s"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended by itself"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
