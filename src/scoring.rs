@@ -171,6 +171,9 @@ pub struct ClipTracker {
     /// Provisional frames waiting for the lock (at most
     /// [`crate::preprocess::LOCK_FRAMES`]), with their sectors.
     held: Vec<(Roi, FramePrediction)>,
+    /// While frames are held: this tracker with all of them counted, the
+    /// clip score shown until the lock.
+    tentative: Option<Box<ClipTracker>>,
 }
 
 impl ClipTracker {
@@ -185,6 +188,7 @@ impl ClipTracker {
             unchanged: 0,
             window: HeadWindow::default(),
             held: Vec::new(),
+            tentative: None,
         }
     }
 
@@ -200,15 +204,31 @@ impl ClipTracker {
     pub fn update_provisional(&mut self, frame: &FramePrediction, sector: Roi) -> ScoreUpdate {
         self.follow_live(frame);
         self.held.push((sector, frame.clone()));
-        let held = std::mem::take(&mut self.held);
-        let mut tentative = self.clone();
-        for (_, frame) in &held {
-            tentative.count(frame);
-        }
-        self.held = held;
+        let mut tentative = self
+            .tentative
+            .take()
+            .unwrap_or_else(|| Box::new(self.clone_counts()));
+        tentative.live = self.live;
+        tentative.count(frame);
         let mut update = tentative.report();
         update.stable = false;
+        self.tentative = Some(tentative);
         update
+    }
+
+    /// This tracker's counts and scores, without its held frames.
+    fn clone_counts(&self) -> ClipTracker {
+        ClipTracker {
+            prob_sums: self.prob_sums,
+            class_sums: self.class_sums.clone(),
+            frames: self.frames,
+            live: self.live,
+            last_score: self.last_score,
+            unchanged: self.unchanged,
+            window: self.window.clone(),
+            held: Vec::new(),
+            tentative: None,
+        }
     }
 
     /// The clip's sector is locked at `locked` (`None`: none was found):
@@ -220,6 +240,7 @@ impl ClipTracker {
             return None;
         }
         let held = std::mem::take(&mut self.held);
+        self.tentative = None;
         let agreeing: Vec<&FramePrediction> = held
             .iter()
             .filter(|(sector, _)| locked.is_some_and(|l| sector.iou(l) >= AGREEING_IOU))
@@ -457,6 +478,31 @@ mod tests {
             .last()
             .unwrap();
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn until_the_lock_the_clip_score_shown_is_as_if_every_held_frame_counted() {
+        let sector = Roi {
+            x: 0,
+            y: 0,
+            w: 80,
+            h: 60,
+        };
+        let frames: Vec<FramePrediction> = (0..31)
+            .map(|i| v3_frame([0.2, 0.3, 0.3, 0.2], (i % 7) as f32 - 3.0, (i % 5) as f32))
+            .collect();
+        let (mut direct, mut provisional) = (ClipTracker::new(3), ClipTracker::new(3));
+        for f in &frames {
+            let (counted, shown) = (direct.update(f), provisional.update_provisional(f, sector));
+            assert!(!shown.stable, "a tentative score is never stable");
+            assert_eq!(
+                shown,
+                ScoreUpdate {
+                    stable: false,
+                    ..counted
+                }
+            );
+        }
     }
 
     fn v3_frame(probs: [f32; 4], value: f32, attention: f32) -> FramePrediction {
