@@ -40,6 +40,7 @@ fn phantom_state(kind: ScreenKind) -> ScreenState {
         live: (2, 0.71),
         clip: (2, 0.64),
         stable: true,
+        provisional: false,
         findings: scored.scores.findings,
         fps: 24.9,
         latency_ms: 38.0,
@@ -178,6 +179,32 @@ fn summary_screen_says_the_exam_is_queued_and_what_the_outbox_holds() {
         ..phantom_state(ScreenKind::Summary)
     };
     check("summary-queued", &state, Some(&exam));
+}
+
+#[test]
+fn a_score_on_a_provisional_sector_is_marked_prelim_until_the_sector_locks() {
+    // Issue 21: a new clip is scored from its first frame, on a sector
+    // that may still move; its clip score may not count, and says so.
+    let provisional = ScreenState {
+        stable: false,
+        provisional: true,
+        ..phantom_state(ScreenKind::Live)
+    };
+    check("provisional", &provisional, Some(&exam_in_progress(false)));
+    let locked = ScreenState {
+        provisional: false,
+        ..provisional.clone()
+    };
+    let mut renderer = ScreenPainter::new();
+    let mut hint_pixels = |state: &ScreenState| {
+        let mut canvas = Canvas::new(800, 480);
+        renderer.draw(&mut canvas, state, None, &classes());
+        canvas.0.pixels().filter(|p| p.0 == [250, 215, 120]).count()
+    };
+    assert!(
+        hint_pixels(&provisional) > hint_pixels(&locked) + 20,
+        "no PRELIM drawn in the hint colour"
+    );
 }
 
 #[test]

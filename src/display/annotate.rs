@@ -142,7 +142,13 @@ fn draw_bar(canvas: &mut Canvas, scored: &ScoredFrame, classes: &[String], top: 
     let end = Text::with_baseline(&headline, Point::new(6, top + 4), big, Baseline::Top)
         .draw(canvas)
         .unwrap_or(Point::new(60, top));
-    let status = if scores.stable { "stable" } else { "settling" };
+    let status = if scored.provisional {
+        "prelim"
+    } else if scores.stable {
+        "stable"
+    } else {
+        "settling"
+    };
     let detail = format!(
         " conf {:.2} {status}   live {}   frame {}",
         clip.confidence,

@@ -12,6 +12,10 @@
 //! └─────────────────────────────────┴──────────────────────────────┘
 //! ```
 //!
+//! Until a new clip's sector is locked (about 32 frames), its frames are
+//! scored on a provisional sector and the clip score is marked PRELIM, in
+//! the hint colour: those frames count only if the locked sector agrees.
+//!
 //! Under the clip score, a model with the v3 heads shows the clip's
 //! findings as chips, lit when present; the B-line and consolidation chips
 //! wear their tint's colour, so they are also the overlay's legend (a v2
@@ -83,6 +87,10 @@ pub struct ScreenState {
     pub clip: (u8, f32),
     /// Whether the clip score is stable.
     pub stable: bool,
+    /// Whether the frame was scored on a provisional sector (the first
+    /// second or so of a clip, before its sector is locked): its clip score
+    /// is marked PRELIM, because it may not count.
+    pub provisional: bool,
     /// The clip's finding probabilities ([`FINDINGS`] order), for a model
     /// with the v3 heads.
     pub findings: Option<[f32; FINDINGS.len()]>,
@@ -170,6 +178,7 @@ impl Default for ScreenState {
             live: (0, 0.0),
             clip: (0, 0.0),
             stable: false,
+            provisional: false,
             findings: None,
             fps: 0.0,
             latency_ms: 0.0,
@@ -205,6 +214,7 @@ impl ScreenState {
         );
         self.clip = (scores.clip.score, scores.clip.confidence);
         self.stable = scores.stable;
+        self.provisional = scored.provisional;
         self.findings = scores.findings;
     }
 
@@ -680,7 +690,9 @@ impl ScreenPainter {
             .draw(canvas)
             .unwrap_or(Point::new(x, y));
         if has_scores {
-            let (word, c) = if state.stable {
+            let (word, c) = if state.provisional {
+                ("PRELIM", HINT)
+            } else if state.stable {
                 ("STABLE", TEXT)
             } else {
                 ("settling", DIM)
