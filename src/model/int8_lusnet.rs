@@ -11,19 +11,22 @@
 //! 2. The 3×3 neighbourhoods of a few output pixels at a time are gathered
 //!    into a panel small enough to stay in the L1 cache, and multiplied with
 //!    the weights. The image is never unfolded whole (no im2col).
-//! 3. The i32 sums become f32 with the bias and ReLU fused.
+//! 3. Each panel's i32 sums become f32 with the bias and ReLU fused while
+//!    they are still in the L1 cache, and the layer's maximum (the next
+//!    layer's scale) is kept on the way, so no output is read twice.
 //!
 //! Skip connections meet by upsampling and concatenating straight into the
 //! next layer's quantized input, with one scale for both parts. On several
-//! threads, each layer's output pixels are split across rayon's pool, and
-//! the whole frame runs inside the pool ([`Int8LusNet::run`]).
+//! threads, each layer's output pixels (and the rows it quantizes, and the
+//! stem's pixels) are split across rayon's pool, and the whole frame runs
+//! inside the pool ([`Int8LusNet::run`]).
 //!
 //! The stem (its input, the normalized frame, is signed), the 1×1
 //! segmentation head and the score head stay f32: together under 1 % of
 //! the work. A frame allocates nothing but the prediction it returns.
 
 use super::arch::{ConvSpec, conv_specs, output_sides, score_shape};
-use super::int8::{Int8Weights, Kernel, activation_scale, quantize_activation, requantize};
+use super::int8::{Int8Weights, Kernel, activation_scale, max_of, quantize_activation, requantize};
 use super::{ModelError, ModelFile, ModelMeta, ModelOutput, SCORE_CLASSES};
 use candle_core::Tensor;
 use std::cell::RefCell;
@@ -33,10 +36,14 @@ use std::sync::Mutex;
 const PANEL_BYTES: usize = 16 * 1024;
 /// Output pixels per thread below which a layer is not split.
 const MIN_ROWS_PER_THREAD: usize = 32;
+/// Values per thread below which an element-wise pass is not split.
+const MIN_VALUES_PER_THREAD: usize = 8 * 1024;
 
 thread_local! {
     /// Each thread's panel, grown to the largest layer once.
     static PANEL: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Each thread's i32 sums of its panel, grown the same way.
+    static PANEL_SUMS: RefCell<Vec<i32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// An f32 feature map, `side × side × channels`, row-major (NHWC, N = 1).
@@ -45,6 +52,9 @@ struct FeatureMap {
     data: Vec<f32>,
     side: usize,
     channels: usize,
+    /// The largest value, 0 for an all-negative map: kept by the layer
+    /// that writes the map, so that the next one need not read it twice.
+    max: f32,
 }
 
 impl FeatureMap {
@@ -53,24 +63,8 @@ impl FeatureMap {
             data: vec![0.0; side * side * channels],
             side,
             channels,
+            max: 0.0,
         }
-    }
-
-    /// The largest value, 0 for an all-negative map (16 lanes, so that the
-    /// compiler vectorizes it).
-    #[inline(always)]
-    fn max(&self) -> f32 {
-        let mut lanes = [0f32; 16];
-        let chunks = self.data.chunks_exact(16);
-        let rest = chunks.remainder();
-        for chunk in chunks {
-            for (lane, &v) in lanes.iter_mut().zip(chunk) {
-                *lane = if v > *lane { v } else { *lane };
-            }
-        }
-        rest.iter()
-            .chain(&lanes)
-            .fold(0f32, |m, &v| if v > m { v } else { m })
     }
 }
 
@@ -96,9 +90,33 @@ impl QuantizedInput {
     }
 
     /// Quantizes the channel-wise concatenation of `parts`, each map
-    /// upsampled (nearest) by its factor to `side`, with one scale.
-    fn fill(&mut self, side: usize, parts: &[(&FeatureMap, usize)]) {
-        fill_quantized(self, side, parts);
+    /// upsampled (nearest) by its factor to `side`, with one scale, its
+    /// rows split across up to `threads` threads.
+    fn fill(&mut self, side: usize, parts: &[(&FeatureMap, usize)], threads: usize) {
+        use rayon::prelude::*;
+        let channels: usize = parts.iter().map(|(map, _)| map.channels).sum();
+        let max = parts.iter().map(|(map, _)| map.max).fold(0f32, f32::max);
+        self.scale = activation_scale(max);
+        self.side = side;
+        self.channels = channels;
+        let inverse = 1.0 / self.scale;
+        let row_len = (side + 2) * channels;
+        let data = &mut self.data[..(side + 2) * row_len];
+        data[..row_len].fill(0);
+        data[(side + 1) * row_len..].fill(0);
+        let rows = &mut data[row_len..(side + 1) * row_len];
+        let threads = threads
+            .min(side * side * channels / MIN_VALUES_PER_THREAD)
+            .min(side)
+            .max(1);
+        if threads == 1 {
+            quantize_rows(rows, 0, parts, inverse);
+        } else {
+            let chunk = side.div_ceil(threads);
+            rows.par_chunks_mut(chunk * row_len)
+                .enumerate()
+                .for_each(|(i, rows)| quantize_rows(rows, i * chunk, parts, inverse));
+        }
     }
 
     /// Copies the 3×3 neighbourhood of output pixel (`oy`, `ox`) of a
@@ -114,24 +132,15 @@ impl QuantizedInput {
     }
 }
 
-/// [`QuantizedInput::fill`]: plain loops for the compiler to vectorize,
+/// Padded input rows from row `first` of the maps on (see
+/// [`QuantizedInput::fill`]): plain loops for the compiler to vectorize,
 /// built for AVX2 + FMA as well on x86-64 (see [`requantize`]).
 #[multiversion::multiversion(targets("x86_64+avx2+fma"))]
-fn fill_quantized(input: &mut QuantizedInput, side: usize, parts: &[(&FeatureMap, usize)]) {
+fn quantize_rows(rows: &mut [u8], first: usize, parts: &[(&FeatureMap, usize)], inverse: f32) {
     let channels: usize = parts.iter().map(|(map, _)| map.channels).sum();
-    let max = parts.iter().map(|(map, _)| map.max()).fold(0f32, f32::max);
-    input.scale = activation_scale(max);
-    input.side = side;
-    input.channels = channels;
-    let inverse = 1.0 / input.scale;
+    let side = parts.first().map_or(0, |(map, up)| map.side * up);
     let row_len = (side + 2) * channels;
-    let data = &mut input.data[..(side + 2) * row_len];
-    data[..row_len].fill(0);
-    data[(side + 1) * row_len..].fill(0);
-    for (y, row) in data[row_len..(side + 1) * row_len]
-        .chunks_exact_mut(row_len)
-        .enumerate()
-    {
+    for (y, row) in (first..).zip(rows.chunks_exact_mut(row_len)) {
         row[..channels].fill(0);
         row[(side + 1) * channels..].fill(0);
         let pixels = &mut row[channels..(side + 1) * channels];
@@ -176,88 +185,86 @@ impl Int8Conv {
     }
 
     /// Quantizes `parts` (see [`QuantizedInput::fill`]) into `input`, then
-    /// runs the layer into `out` on up to `threads` threads; `sums` is scratch.
+    /// runs the layer into `out` on up to `threads` threads.
     fn run(
         &self,
         parts: &[(&FeatureMap, usize)],
         input: &mut QuantizedInput,
-        sums: &mut [i32],
         out: &mut FeatureMap,
         threads: usize,
     ) {
         let side = parts.first().map_or(0, |(map, up)| map.side * up);
-        input.fill(side, parts);
-        self.forward(input, sums, out, threads);
+        input.fill(side, parts, threads);
+        self.forward(input, out, threads);
     }
 
-    /// `input` through the layer into `out` on up to `threads` threads;
-    /// `sums` is scratch.
-    fn forward(
-        &self,
-        input: &QuantizedInput,
-        sums: &mut [i32],
-        out: &mut FeatureMap,
-        threads: usize,
-    ) {
+    /// `input` through the layer into `out`, its output pixels split across
+    /// up to `threads` threads.
+    fn forward(&self, input: &QuantizedInput, out: &mut FeatureMap, threads: usize) {
+        use rayon::prelude::*;
         let out_side = self.out_side(input.side);
         let m = out_side * out_side;
-        let sums = &mut sums[..m * self.weights.stride()];
-        self.product(input, out_side, sums, threads);
-        requantize(
-            sums,
-            &self.weights,
-            input.scale,
-            &self.bias,
-            self.spec.relu,
-            &mut out.data,
-        );
-    }
-
-    /// The i32 sums of every output pixel, split by pixels across threads.
-    fn product(&self, input: &QuantizedInput, out_side: usize, sums: &mut [i32], threads: usize) {
-        use rayon::prelude::*;
-        let stride = self.weights.stride();
-        let m = sums.len() / stride;
+        let o = self.weights.out();
+        let data = &mut out.data[..m * o];
         let threads = threads.min(m / MIN_ROWS_PER_THREAD).max(1);
-        if threads == 1 {
-            self.product_rows(input, out_side, 0, sums);
-            return;
-        }
-        let chunk = m.div_ceil(threads);
-        sums.par_chunks_mut(chunk * stride)
-            .enumerate()
-            .for_each(|(i, sums)| self.product_rows(input, out_side, i * chunk, sums));
+        out.max = if threads == 1 {
+            self.pixels(input, out_side, 0, data)
+        } else {
+            let chunk = m.div_ceil(threads);
+            data.par_chunks_mut(chunk * o)
+                .enumerate()
+                .map(|(i, data)| self.pixels(input, out_side, i * chunk, data))
+                .reduce(|| 0.0, f32::max)
+        };
     }
 
-    /// The sums of the output pixels from `first` on, panel by panel.
-    fn product_rows(
+    /// The outputs of the pixels from `first` on, into `out`, panel by
+    /// panel: gathered, multiplied, and turned back into f32 while the
+    /// panel's sums are still in the L1 cache. Returns their largest value.
+    fn pixels(
         &self,
         input: &QuantizedInput,
         out_side: usize,
         first: usize,
-        sums: &mut [i32],
-    ) {
-        let (k, stride) = (self.weights.k(), self.weights.stride());
+        out: &mut [f32],
+    ) -> f32 {
+        let (k, stride, o) = (self.weights.k(), self.weights.stride(), self.weights.out());
         let rows_per_panel = (PANEL_BYTES / k).max(4) / 4 * 4;
+        let mut max = 0f32;
         PANEL.with_borrow_mut(|panel| {
-            if panel.len() < rows_per_panel * k {
-                panel.resize(rows_per_panel * k, 0);
-            }
-            for (p, sums) in sums.chunks_mut(rows_per_panel * stride).enumerate() {
-                let rows = sums.len() / stride;
-                let panel = &mut panel[..rows * k];
-                let start = first + p * rows_per_panel;
-                let (mut oy, mut ox) = (start / out_side, start % out_side);
-                for row in panel.chunks_exact_mut(k) {
-                    input.gather(self.spec.stride, oy, ox, row);
-                    ox += 1;
-                    if ox == out_side {
-                        (oy, ox) = (oy + 1, 0);
-                    }
+            PANEL_SUMS.with_borrow_mut(|sums| {
+                if panel.len() < rows_per_panel * k {
+                    panel.resize(rows_per_panel * k, 0);
                 }
-                self.weights.kernel().product(panel, &self.weights, sums);
-            }
+                if sums.len() < rows_per_panel * stride {
+                    sums.resize(rows_per_panel * stride, 0);
+                }
+                for (p, out) in out.chunks_mut(rows_per_panel * o).enumerate() {
+                    let rows = out.len() / o;
+                    let (panel, sums) = (&mut panel[..rows * k], &mut sums[..rows * stride]);
+                    let start = first + p * rows_per_panel;
+                    let (mut oy, mut ox) = (start / out_side, start % out_side);
+                    for row in panel.chunks_exact_mut(k) {
+                        input.gather(self.spec.stride, oy, ox, row);
+                        ox += 1;
+                        if ox == out_side {
+                            (oy, ox) = (oy + 1, 0);
+                        }
+                    }
+                    self.weights.kernel().product(panel, &self.weights, sums);
+                    let panel_max = requantize(
+                        sums,
+                        &self.weights,
+                        input.scale,
+                        &self.bias,
+                        self.spec.relu,
+                        out,
+                    );
+                    max = max.max(panel_max);
+                }
+            })
         });
+        max
     }
 }
 
@@ -314,19 +321,42 @@ impl Stem {
 
     /// `frame` (`(side + 2)²` pixels of `in_channels` values, padded with
     /// zeros) into `out`, with ReLU.
-    fn forward(&self, frame: &[f32], side: usize, out: &mut FeatureMap) {
-        stem_forward(self, frame, side, out);
+    /// The padded normalized `frame` (`side` before padding) into `out`,
+    /// its output pixels split across up to `threads` threads.
+    fn forward(&self, frame: &[f32], side: usize, out: &mut FeatureMap, threads: usize) {
+        use rayon::prelude::*;
+        let (out_side, c) = (out.side, self.channels);
+        let pixels = out_side * out_side;
+        let threads = threads.min(pixels * c / MIN_VALUES_PER_THREAD).max(1);
+        out.max = if threads == 1 {
+            stem_pixels(self, frame, side, out_side, 0, &mut out.data)
+        } else {
+            let chunk = pixels.div_ceil(threads);
+            out.data
+                .par_chunks_mut(chunk * c)
+                .enumerate()
+                .map(|(i, data)| stem_pixels(self, frame, side, out_side, i * chunk, data))
+                .reduce(|| 0.0, f32::max)
+        };
     }
 }
 
-/// [`Stem::forward`], built for AVX2 + FMA as well on x86-64 (see [`requantize`]).
+/// [`Stem::forward`] for the output pixels from `first` on, into `out`;
+/// returns their largest value. Built for AVX2 + FMA as well on x86-64
+/// (see [`requantize`]).
 #[multiversion::multiversion(targets("x86_64+avx2+fma"))]
-fn stem_forward(stem: &Stem, frame: &[f32], side: usize, out: &mut FeatureMap) {
+fn stem_pixels(
+    stem: &Stem,
+    frame: &[f32],
+    side: usize,
+    out_side: usize,
+    first: usize,
+    out: &mut [f32],
+) -> f32 {
     let (padded, c) = (side + 2, stem.in_channels);
-    let out_side = out.side;
     let mut taps = [0f32; 9 * STEM_MAX_CHANNELS];
     let taps = &mut taps[..9 * c];
-    for (index, pixel) in out.data.chunks_exact_mut(stem.channels).enumerate() {
+    for (index, pixel) in (first..).zip(out.chunks_exact_mut(stem.channels)) {
         let (oy, ox) = (index / out_side, index % out_side);
         let corner = oy * stem.stride * padded + ox * stem.stride;
         for (ky, row) in taps.chunks_exact_mut(3 * c).enumerate() {
@@ -349,6 +379,7 @@ fn stem_forward(stem: &Stem, frame: &[f32], side: usize, out: &mut FeatureMap) {
             }
         }
     }
+    max_of(out)
 }
 
 /// A dense f32 layer: `out[j] = bias[j] + Σᵢ weights[j][i] · x[i]`.
@@ -400,7 +431,6 @@ struct Scratch {
     /// `C` channels.
     frame: Vec<f32>,
     input: QuantizedInput,
-    sums: Vec<i32>,
     /// Stem and down-sampling outputs, at S/2, S/4, S/8, S/16.
     t2: FeatureMap,
     t4: FeatureMap,
@@ -463,8 +493,8 @@ impl Int8LusNet {
         let mut stem = None;
         let mut seg = None;
         let mut convs = Vec::new();
-        // The largest padded quantized input and i32 sums of any layer.
-        let (mut input_len, mut sums_len) = (0, 0);
+        // The largest padded quantized input of any layer.
+        let mut input_len = 0;
         for ((name, spec), out_side) in conv_specs(meta.input_channels(), meta.widths, classes)
             .into_iter()
             .zip(output_sides(s))
@@ -489,7 +519,6 @@ impl Int8LusNet {
                     let weights = Int8Weights::quantize(&rows, spec.out_channels, kernel);
                     let in_side = out_side * spec.stride;
                     input_len = input_len.max((in_side + 2).pow(2) * spec.in_channels);
-                    sums_len = sums_len.max(out_side * out_side * weights.stride());
                     convs.push(Int8Conv {
                         spec,
                         weights,
@@ -513,7 +542,6 @@ impl Int8LusNet {
         let scratch = Scratch {
             frame: vec![0.0; (s + 2) * (s + 2) * meta.input_channels()],
             input: QuantizedInput::with_capacity(input_len),
-            sums: vec![0; sums_len],
             t2: FeatureMap::new(s / 2, w0),
             t4: FeatureMap::new(s / 4, w1),
             t8: FeatureMap::new(s / 8, w2),
@@ -620,44 +648,20 @@ impl Int8LusNet {
             }
         }
         let [stem2, down1, block1, down2, block2, down3, block3, up2, up1] = &self.convs;
-        self.stem.forward(&x.frame, s, &mut x.t2);
-        stem2.run(&[(&x.t2, 1)], &mut x.input, &mut x.sums, &mut x.s2, threads);
-        down1.run(&[(&x.s2, 1)], &mut x.input, &mut x.sums, &mut x.t4, threads);
-        block1.run(&[(&x.t4, 1)], &mut x.input, &mut x.sums, &mut x.s4, threads);
-        down2.run(&[(&x.s4, 1)], &mut x.input, &mut x.sums, &mut x.t8, threads);
-        block2.run(&[(&x.t8, 1)], &mut x.input, &mut x.sums, &mut x.s8, threads);
-        down3.run(
-            &[(&x.s8, 1)],
-            &mut x.input,
-            &mut x.sums,
-            &mut x.t16,
-            threads,
-        );
-        block3.run(
-            &[(&x.t16, 1)],
-            &mut x.input,
-            &mut x.sums,
-            &mut x.s16,
-            threads,
-        );
+        self.stem.forward(&x.frame, s, &mut x.t2, threads);
+        stem2.run(&[(&x.t2, 1)], &mut x.input, &mut x.s2, threads);
+        down1.run(&[(&x.s2, 1)], &mut x.input, &mut x.t4, threads);
+        block1.run(&[(&x.t4, 1)], &mut x.input, &mut x.s4, threads);
+        down2.run(&[(&x.s4, 1)], &mut x.input, &mut x.t8, threads);
+        block2.run(&[(&x.t8, 1)], &mut x.input, &mut x.s8, threads);
+        down3.run(&[(&x.s8, 1)], &mut x.input, &mut x.t16, threads);
+        block3.run(&[(&x.t16, 1)], &mut x.input, &mut x.s16, threads);
 
         pool_mean_max(&x.s16, &mut x.pooled);
         self.score.forward(&x.pooled, &mut x.score_logits);
 
-        up2.run(
-            &[(&x.s16, 2), (&x.s8, 1)],
-            &mut x.input,
-            &mut x.sums,
-            &mut x.d8,
-            threads,
-        );
-        up1.run(
-            &[(&x.d8, 2), (&x.s4, 1)],
-            &mut x.input,
-            &mut x.sums,
-            &mut x.d4,
-            threads,
-        );
+        up2.run(&[(&x.s16, 2), (&x.s8, 1)], &mut x.input, &mut x.d8, threads);
+        up1.run(&[(&x.d8, 2), (&x.s4, 1)], &mut x.input, &mut x.d4, threads);
         self.seg.forward(&x.d4.data, &mut x.seg_logits);
         visit(&x.score_logits, &x.seg_logits, &x.pooled)
     }
@@ -691,6 +695,7 @@ mod tests {
         for (i, v) in m.data.iter_mut().enumerate() {
             *v = ((i * 37 + seed * 11) % 23) as f32 * 0.25;
         }
+        m.max = m.data.iter().fold(0f32, |m, &v| m.max(v));
         m
     }
 
@@ -699,7 +704,7 @@ mod tests {
         let (side, channels) = (6, 16);
         let m = map(side, channels, 1);
         let mut input = QuantizedInput::with_capacity((side + 2) * (side + 2) * channels);
-        input.fill(side, &[(&m, 1)]);
+        input.fill(side, &[(&m, 1)], 1);
         let inverse = 1.0 / input.scale;
         let quantized: Vec<f32> = m
             .data
@@ -723,9 +728,9 @@ mod tests {
     fn a_skip_connection_is_the_upsampled_map_then_the_skip_channels() {
         let (coarse, skip) = (map(2, 16, 2), map(4, 8, 3));
         let mut input = QuantizedInput::with_capacity(6 * 6 * 24);
-        input.fill(4, &[(&coarse, 2), (&skip, 1)]);
+        input.fill(4, &[(&coarse, 2), (&skip, 1)], 1);
         assert_eq!(input.channels, 24);
-        let max = coarse.max().max(skip.max());
+        let max = coarse.max.max(skip.max);
         assert_eq!(input.scale, activation_scale(max));
         let inverse = 1.0 / input.scale;
         for y in 0..4 {
