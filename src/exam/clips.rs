@@ -253,17 +253,18 @@ impl ClipBuffer {
     }
 
     /// The mean time between the frames' captures (40 ms, 25 fps, for a
-    /// single frame).
+    /// single frame), in whole microseconds, as a saved clip holds it.
     fn frame_time(&self) -> Duration {
         let gaps = self.frames.len().saturating_sub(1) as u32;
         let span = match (self.frames.front(), self.frames.back()) {
             (Some(first), Some(last)) => last.captured.checked_duration_since(first.captured),
             _ => None,
         };
-        match span {
+        let mean = match span {
             Some(span) if gaps > 0 => (span / gaps).max(Duration::from_millis(1)),
             _ => Duration::from_millis(40),
-        }
+        };
+        Duration::from_micros(u64::try_from(mean.as_micros()).unwrap_or(u64::MAX))
     }
 
     /// The frames kept, as a clip, or `None` before the first frame.
@@ -296,6 +297,25 @@ mod tests {
             seq,
             captured: Instant::now(),
         }
+    }
+
+    #[test]
+    fn a_slow_clip_keeps_its_frame_time_in_whole_microseconds_when_saved() {
+        // Frames 1.3547 ms apart (slow capture, as under an emulator): the
+        // frame time is kept in whole microseconds, as the file holds it.
+        let dir = tempfile::tempdir().unwrap();
+        let clips = ZoneClips::beside(&dir.path().join("exam.jsonl"));
+        let mut buffer = ClipBuffer::default();
+        let start = Instant::now();
+        for seq in 0..5u32 {
+            let mut f = frame(8, 6, seq as u8, u64::from(seq));
+            f.captured = start + Duration::from_nanos(1_354_704) * seq;
+            buffer.push(&f);
+        }
+        let clip = buffer.clip().unwrap();
+        assert_eq!(clip.frame_time, Duration::from_micros(1354));
+        clips.save("2.25.7", 2, &clip).unwrap();
+        assert_eq!(clips.load("2.25.7", 2).unwrap(), Some(clip));
     }
 
     #[test]
