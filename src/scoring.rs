@@ -456,15 +456,7 @@ mod tests {
 
     #[test]
     fn settled_provisional_frames_count_as_if_they_had_come_on_the_locked_sector() {
-        let sector = Roi {
-            x: 0,
-            y: 0,
-            w: 80,
-            h: 60,
-        };
-        let frames: Vec<FramePrediction> = (0..40)
-            .map(|i| v3_frame([0.2, 0.3, 0.3, 0.2], (i % 7) as f32 - 3.0, (i % 5) as f32))
-            .collect();
+        let (sector, frames) = (SECTOR, varied_frames(40));
         let mut direct = ClipTracker::new(3);
         let expected = frames.iter().map(|f| direct.update(f)).last().unwrap();
         let mut provisional = ClipTracker::new(3);
@@ -482,15 +474,7 @@ mod tests {
 
     #[test]
     fn until_the_lock_the_clip_score_shown_is_as_if_every_held_frame_counted() {
-        let sector = Roi {
-            x: 0,
-            y: 0,
-            w: 80,
-            h: 60,
-        };
-        let frames: Vec<FramePrediction> = (0..31)
-            .map(|i| v3_frame([0.2, 0.3, 0.3, 0.2], (i % 7) as f32 - 3.0, (i % 5) as f32))
-            .collect();
+        let (sector, frames) = (SECTOR, varied_frames(31));
         let (mut direct, mut provisional) = (ClipTracker::new(3), ClipTracker::new(3));
         for f in &frames {
             let (counted, shown) = (direct.update(f), provisional.update_provisional(f, sector));
@@ -503,6 +487,22 @@ mod tests {
                 }
             );
         }
+    }
+
+    /// A sector for the provisional-frame tests.
+    const SECTOR: Roi = Roi {
+        x: 0,
+        y: 0,
+        w: 80,
+        h: 60,
+    };
+
+    /// `n` v3 frames whose clip-head terms vary, so that the clip score
+    /// moves.
+    fn varied_frames(n: usize) -> Vec<FramePrediction> {
+        (0..n)
+            .map(|i| v3_frame([0.2, 0.3, 0.3, 0.2], (i % 7) as f32 - 3.0, (i % 5) as f32))
+            .collect()
     }
 
     fn v3_frame(probs: [f32; 4], value: f32, attention: f32) -> FramePrediction {
