@@ -18,6 +18,11 @@
 //! Weights are stored one output channel per row, so a product is a grid of
 //! dot products; kernels compute four output channels per activation row
 //! at once, reusing each activation load four times.
+//!
+//! The x86 kernels also read their rows in place
+//! ([`Kernel::product_windows`]): a row is then a 3×3 window of a padded
+//! map, three runs of bytes one map row apart, so a convolution needs no
+//! gathered copy of its windows.
 
 /// Row lengths are multiples of this (the widest kernel's step).
 pub(super) const K_STEP: usize = 16;
@@ -94,10 +99,61 @@ impl Kernel {
             // SAFETY: `Int8Weights::quantize` only packs for kernels this
             // CPU runs, and the shapes were checked above.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512Vnni => unsafe { x86::product_vnni(a, weights, out) },
+            Kernel::Avx512Vnni => unsafe {
+                x86::product_vnni(x86::Rows::panel(a, k), weights, out)
+            },
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { x86::product_avx2(a, weights, out) },
+            Kernel::Avx2 => unsafe { x86::product_avx2(x86::Rows::panel(a, k), weights, out) },
             _ => self.product_rows(a, &weights.values, k, out),
+        }
+    }
+
+    /// Whether this kernel reads 3×3 windows in place
+    /// ([`Kernel::product_windows`]): the x86 ones, whose weights are
+    /// packed by groups of 4 values of `k`.
+    pub(super) fn reads_windows(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if matches!(self, Kernel::Avx512Vnni | Kernel::Avx2) {
+            return true;
+        }
+        false
+    }
+
+    /// [`Kernel::product`] without a gathered panel: row `i` of the
+    /// activations is the 3×3 window of a padded map at `starts[i]`, three
+    /// runs of `run` bytes (3 pixels × channels), `row_len` bytes apart.
+    /// The weights' `k` must be exactly `3 · run`, and `run` a multiple
+    /// of 4.
+    ///
+    /// # Panics
+    /// If the shapes disagree, a window leaves the map, or the kernel does
+    /// not read windows ([`Kernel::reads_windows`]).
+    pub(super) fn product_windows(
+        self,
+        map: &[u8],
+        starts: &[usize],
+        row_len: usize,
+        run: usize,
+        weights: &Int8Weights,
+        out: &mut [i32],
+    ) {
+        assert_eq!(weights.k, 3 * run, "rows are not three runs of {run}");
+        assert!(run.is_multiple_of(4), "runs of {run} bytes");
+        assert_eq!(out.len(), starts.len() * weights.stride());
+        assert_eq!(weights.kernel, self, "weights packed for another kernel");
+        let last = starts.iter().max().map_or(0, |&s| s + 2 * row_len + run);
+        assert!(last <= map.len(), "a window leaves the map");
+        match self {
+            // SAFETY: as in `product`, and every window lies in `map`.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Vnni => unsafe {
+                x86::product_vnni(x86::Rows::windows(map, starts, row_len, run), weights, out)
+            },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => unsafe {
+                x86::product_avx2(x86::Rows::windows(map, starts, row_len, run), weights, out)
+            },
+            _ => panic!("{self:?} does not read windows in place"),
         }
     }
 
@@ -182,11 +238,70 @@ mod x86 {
         unsafe { (a.add(at) as *const i32).read_unaligned() }
     }
 
+    /// Where the activation rows of a product are: each row is `parts`
+    /// runs of `run` bytes, `gap` bytes apart, from its start.
+    #[derive(Clone, Copy)]
+    pub(super) struct Rows<'a> {
+        data: &'a [u8],
+        /// Each row's start in `data`; `None`: row `i` starts at `i · run`.
+        starts: Option<&'a [usize]>,
+        parts: usize,
+        run: usize,
+        gap: usize,
+    }
+
+    impl<'a> Rows<'a> {
+        /// Rows of `k` bytes one after another.
+        pub(super) fn panel(a: &'a [u8], k: usize) -> Self {
+            Self {
+                data: a,
+                starts: None,
+                parts: 1,
+                run: k,
+                gap: 0,
+            }
+        }
+
+        /// 3×3 windows read in place (see [`super::Kernel::product_windows`]).
+        pub(super) fn windows(
+            map: &'a [u8],
+            starts: &'a [usize],
+            row_len: usize,
+            run: usize,
+        ) -> Self {
+            Self {
+                data: map,
+                starts: Some(starts),
+                parts: 3,
+                run,
+                gap: row_len,
+            }
+        }
+
+        /// Rows in all.
+        fn len(&self) -> usize {
+            match self.starts {
+                Some(starts) => starts.len(),
+                None => self.data.len() / self.run,
+            }
+        }
+
+        /// Where row `i` starts.
+        #[inline(always)]
+        fn start(&self, i: usize) -> *const u8 {
+            let at = match self.starts {
+                Some(starts) => starts[i],
+                None => i * self.run,
+            };
+            // SAFETY: rows lie within `data` (checked by the callers).
+            unsafe { self.data.as_ptr().add(at) }
+        }
+    }
+
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-    pub(super) unsafe fn product_vnni(a: &[u8], weights: &Int8Weights, out: &mut [i32]) {
-        let (k, stride) = (weights.k, weights.stride());
-        let m = a.len() / k;
-        tiles(m, stride / 16, 4, |rows, columns, row, block| {
+    pub(super) unsafe fn product_vnni(a: Rows<'_>, weights: &Int8Weights, out: &mut [i32]) {
+        let stride = weights.stride();
+        tiles(a.len(), stride / 16, 4, |rows, columns, row, block| {
             // SAFETY: `tiles` keeps row + rows ≤ m and block + columns ≤ blocks.
             unsafe {
                 match (rows, columns) {
@@ -206,29 +321,35 @@ mod x86 {
     /// `R` rows × `C` blocks of 16 channels.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn vnni_tile<const R: usize, const C: usize>(
-        a: &[u8],
+        a: Rows<'_>,
         weights: &Int8Weights,
         out: &mut [i32],
         row: usize,
         block: usize,
     ) {
-        let (k, stride) = (weights.k, weights.stride());
-        let blocks = stride / 16;
-        let (a, w) = (a.as_ptr(), weights.packed.as_ptr());
+        let blocks = weights.stride() / 16;
+        let starts: [*const u8; R] = std::array::from_fn(|r| a.start(row + r));
+        let w = weights.packed.as_ptr();
         let mut acc = [[_mm512_setzero_si512(); C]; R];
-        for q in 0..k / 4 {
-            // SAFETY: packed holds (k / 4) · blocks · 64 bytes.
-            let base = unsafe { w.add((q * blocks + block) * 64) };
-            let ws: [__m512i; C] = std::array::from_fn(|c| unsafe {
-                _mm512_loadu_si512(base.add(c * 64) as *const _)
-            });
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let x = _mm512_set1_epi32(unsafe { broadcast4(a, (row + r) * k + 4 * q) });
-                for (acc, w) in acc.iter_mut().zip(&ws) {
-                    *acc = _mm512_dpbusd_epi32(*acc, x, *w);
+        let mut q = 0;
+        for part in 0..a.parts {
+            for at in (part * a.gap..part * a.gap + a.run).step_by(4) {
+                // SAFETY: packed holds (k / 4) · blocks · 64 bytes, and
+                // k = parts · run.
+                let base = unsafe { w.add((q * blocks + block) * 64) };
+                let ws: [__m512i; C] = std::array::from_fn(|c| unsafe {
+                    _mm512_loadu_si512(base.add(c * 64) as *const _)
+                });
+                for (acc, &start) in acc.iter_mut().zip(&starts) {
+                    let x = _mm512_set1_epi32(unsafe { broadcast4(start, at) });
+                    for (acc, w) in acc.iter_mut().zip(&ws) {
+                        *acc = _mm512_dpbusd_epi32(*acc, x, *w);
+                    }
                 }
+                q += 1;
             }
         }
+        let stride = weights.stride();
         for (r, acc) in acc.iter().enumerate() {
             for (c, v) in acc.iter().enumerate() {
                 let at = (row + r) * stride + (block + c) * 16;
@@ -239,10 +360,9 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn product_avx2(a: &[u8], weights: &Int8Weights, out: &mut [i32]) {
-        let (k, stride) = (weights.k, weights.stride());
-        let m = a.len() / k;
-        tiles(m, stride / 8, 2, |rows, columns, row, block| {
+    pub(super) unsafe fn product_avx2(a: Rows<'_>, weights: &Int8Weights, out: &mut [i32]) {
+        let stride = weights.stride();
+        tiles(a.len(), stride / 8, 2, |rows, columns, row, block| {
             // SAFETY: `tiles` keeps row + rows ≤ m and block + columns ≤ blocks.
             unsafe {
                 match (rows, columns) {
@@ -258,32 +378,38 @@ mod x86 {
     /// `R` rows × `C` blocks of 8 channels.
     #[target_feature(enable = "avx2")]
     unsafe fn avx2_tile<const R: usize, const C: usize>(
-        a: &[u8],
+        a: Rows<'_>,
         weights: &Int8Weights,
         out: &mut [i32],
         row: usize,
         block: usize,
     ) {
-        let (k, stride) = (weights.k, weights.stride());
-        let blocks = stride / 8;
-        let (a, w) = (a.as_ptr(), weights.packed.as_ptr());
+        let blocks = weights.stride() / 8;
+        let starts: [*const u8; R] = std::array::from_fn(|r| a.start(row + r));
+        let w = weights.packed.as_ptr();
         let ones = _mm256_set1_epi16(1);
         let mut acc = [[_mm256_setzero_si256(); C]; R];
-        for q in 0..k / 4 {
-            // SAFETY: packed holds (k / 4) · blocks · 32 bytes.
-            let base = unsafe { w.add((q * blocks + block) * 32) };
-            let ws: [__m256i; C] = std::array::from_fn(|c| unsafe {
-                _mm256_loadu_si256(base.add(c * 32) as *const __m256i)
-            });
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let x = _mm256_set1_epi32(unsafe { broadcast4(a, (row + r) * k + 4 * q) });
-                for (acc, w) in acc.iter_mut().zip(&ws) {
-                    // u8×i8 pairs to i16 (no saturation: a ≤ 127), then i32.
-                    let pairs = _mm256_maddubs_epi16(x, *w);
-                    *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(pairs, ones));
+        let mut q = 0;
+        for part in 0..a.parts {
+            for at in (part * a.gap..part * a.gap + a.run).step_by(4) {
+                // SAFETY: packed holds (k / 4) · blocks · 32 bytes, and
+                // k = parts · run.
+                let base = unsafe { w.add((q * blocks + block) * 32) };
+                let ws: [__m256i; C] = std::array::from_fn(|c| unsafe {
+                    _mm256_loadu_si256(base.add(c * 32) as *const __m256i)
+                });
+                for (acc, &start) in acc.iter_mut().zip(&starts) {
+                    let x = _mm256_set1_epi32(unsafe { broadcast4(start, at) });
+                    for (acc, w) in acc.iter_mut().zip(&ws) {
+                        // u8×i8 pairs to i16 (no saturation: a ≤ 127), then i32.
+                        let pairs = _mm256_maddubs_epi16(x, *w);
+                        *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(pairs, ones));
+                    }
                 }
+                q += 1;
             }
         }
+        let stride = weights.stride();
         for (r, acc) in acc.iter().enumerate() {
             for (c, v) in acc.iter().enumerate() {
                 let at = (row + r) * stride + (block + c) * 8;
@@ -549,6 +675,55 @@ mod tests {
             assert_eq!(reference[1], -127 * 127 * (k as i32 - 1) + 127 * 127);
             for kernel in Kernel::available() {
                 assert_eq!(product(kernel), reference, "{kernel:?} m={m} o={o} k={k}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_kernel_reading_windows_in_place_equals_the_gathered_product() {
+        // A padded 7×7 map of 16 and of 64 channels, every window at
+        // stride 1 and 2, in tiles with remainders (up to 131 outputs).
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(11);
+        for (channels, o) in [(16, 16), (16, 131), (64, 20)] {
+            let (side, run) = (7, 3 * channels);
+            let row_len = (side + 2) * channels;
+            let map: Vec<u8> = (0..(side + 2) * row_len)
+                .map(|_| rng.random_range(0..=127))
+                .collect();
+            let w: Vec<f32> = (0..o * 3 * run)
+                .map(|_| f32::from(rng.random_range(-127i8..=127)))
+                .collect();
+            for stride in [1, 2] {
+                let out_side = (side - 1) / stride + 1;
+                let starts: Vec<usize> = (0..out_side * out_side)
+                    .map(|i| (i / out_side) * stride * row_len + (i % out_side) * stride * channels)
+                    .collect();
+                let gathered: Vec<u8> = starts
+                    .iter()
+                    .flat_map(|&s| {
+                        (0..3).flat_map(move |ky| s + ky * row_len..s + ky * row_len + run)
+                    })
+                    .map(|at| map[at])
+                    .collect();
+                let reference = Int8Weights::quantize(&w, o, Kernel::Scalar);
+                let mut want = vec![0; starts.len() * reference.stride()];
+                Kernel::Scalar.product(&gathered, &reference, &mut want);
+                for kernel in Kernel::available()
+                    .into_iter()
+                    .filter(|k| k.reads_windows())
+                {
+                    let weights = Int8Weights::quantize(&w, o, kernel);
+                    let mut out = vec![0; starts.len() * weights.stride()];
+                    kernel.product_windows(&map, &starts, row_len, run, &weights, &mut out);
+                    let got: Vec<i32> = out
+                        .chunks_exact(weights.stride())
+                        .flat_map(|row| row[..o].to_vec())
+                        .collect();
+                    assert_eq!(
+                        got, want,
+                        "{kernel:?}, {channels} channels, stride {stride}"
+                    );
+                }
             }
         }
     }

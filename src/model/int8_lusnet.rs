@@ -8,9 +8,11 @@
 //!    a copy padded with one pixel of zeros. Inputs follow a ReLU, so they
 //!    are never negative and 0 stays 0. Scales are dynamic, per frame and
 //!    tensor: there is no calibration data to go stale.
-//! 2. The 3×3 neighbourhoods of a few output pixels at a time are gathered
-//!    into a panel small enough to stay in the L1 cache, and multiplied with
-//!    the weights. The image is never unfolded whole (no im2col).
+//! 2. The output pixels are taken a panel at a time, small enough for the
+//!    L1 cache. The x86 kernels read each pixel's 3×3 window in place in
+//!    the padded input (three runs of 3 pixels × channels); the others get
+//!    the windows gathered into a panel first. The image is never unfolded
+//!    whole (no im2col).
 //! 3. Each panel's i32 sums become f32 with the bias and ReLU fused while
 //!    they are still in the L1 cache, and the layer's maximum (the next
 //!    layer's scale) is kept on the way, so no output is read twice.
@@ -22,12 +24,13 @@
 //! inside the pool ([`Int8LusNet::run`]).
 //!
 //! The stem (its input, the normalized frame, is signed), the 1×1
-//! segmentation head and the score head stay f32: together under 1 % of
-//! the multiply-accumulates (the stem is still some 13 % of a frame's time
-//! on one thread). A frame allocates nothing but the prediction it returns.
+//! segmentation head and the score head stay f32: together under 2 % of
+//! the multiply-accumulates. The stem keeps one 16-lane register of
+//! weights per tap (AVX-512 where the CPU has it). A frame allocates
+//! nothing but the prediction it returns.
 
 use super::arch::{ConvSpec, conv_specs, output_sides, score_shape};
-use super::int8::{Int8Weights, Kernel, activation_scale, max_of, quantize_activation, requantize};
+use super::int8::{Int8Weights, Kernel, activation_scale, quantize_activation, requantize};
 use super::{ModelError, ModelFile, ModelMeta, ModelOutput, SCORE_CLASSES};
 use candle_core::Tensor;
 use std::cell::RefCell;
@@ -41,10 +44,43 @@ const MIN_ROWS_PER_THREAD: usize = 32;
 const MIN_VALUES_PER_THREAD: usize = 8 * 1024;
 
 thread_local! {
-    /// Each thread's panel, grown to the largest layer once.
-    static PANEL: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    /// Each thread's i32 sums of its panel, grown the same way.
-    static PANEL_SUMS: RefCell<Vec<i32>> = const { RefCell::new(Vec::new()) };
+    /// Each thread's panel buffers, grown to the largest layer once.
+    static PANEL: RefCell<Panel> = const { RefCell::new(Panel::new()) };
+}
+
+/// A thread's buffers for one panel of output pixels.
+#[derive(Debug)]
+struct Panel {
+    /// Where each pixel's 3×3 window starts in the quantized input.
+    starts: Vec<usize>,
+    /// The windows gathered, one row of `k` bytes each (kernels that do
+    /// not read them in place).
+    rows: Vec<u8>,
+    /// The i32 sums of the product.
+    sums: Vec<i32>,
+}
+
+impl Panel {
+    const fn new() -> Self {
+        Self {
+            starts: Vec::new(),
+            rows: Vec::new(),
+            sums: Vec::new(),
+        }
+    }
+
+    /// Grows the buffers for `pixels` pixels of `k` bytes and `stride`
+    /// sums each.
+    fn reserve(&mut self, pixels: usize, k: usize, stride: usize) {
+        fn grow<T: Clone + Default>(v: &mut Vec<T>, len: usize) {
+            if v.len() < len {
+                v.resize(len, T::default());
+            }
+        }
+        grow(&mut self.starts, pixels);
+        grow(&mut self.rows, pixels * k);
+        grow(&mut self.sums, pixels * stride);
+    }
 }
 
 /// An f32 feature map, `side × side × channels`, row-major (NHWC, N = 1).
@@ -120,23 +156,65 @@ impl QuantizedInput {
         }
     }
 
-    /// Copies the 3×3 neighbourhood of output pixel (`oy`, `ox`) of a
-    /// convolution at `stride` into `row`, `(ky, kx, c)` order, zeros after.
-    fn gather(&self, stride: usize, oy: usize, ox: usize, row: &mut [u8]) {
-        let run = 3 * self.channels;
-        let row_len = (self.side + 2) * self.channels;
-        for ky in 0..3 {
-            let src = (oy * stride + ky) * row_len + ox * stride * self.channels;
-            row[ky * run..(ky + 1) * run].copy_from_slice(&self.data[src..src + run]);
+    /// Bytes from one padded row to the next.
+    fn row_len(&self) -> usize {
+        (self.side + 2) * self.channels
+    }
+
+    /// Where the 3×3 window of each output pixel from `first` on starts,
+    /// for a convolution at `stride` whose output is `out_side` wide: one
+    /// start per element of `starts`.
+    fn window_starts(&self, stride: usize, out_side: usize, first: usize, starts: &mut [usize]) {
+        let (row_len, step) = (self.row_len(), stride * self.channels);
+        let (mut oy, mut ox) = (first / out_side, first % out_side);
+        for start in starts {
+            *start = oy * stride * row_len + ox * step;
+            ox += 1;
+            if ox == out_side {
+                (oy, ox) = (oy + 1, 0);
+            }
         }
-        row[3 * run..].fill(0);
+    }
+
+    /// Copies the windows at `starts` ([`QuantizedInput::window_starts`])
+    /// into the rows of `panel` (`k` bytes each): `(ky, kx, c)` order,
+    /// zeros after.
+    fn gather(&self, starts: &[usize], k: usize, panel: &mut [u8]) {
+        // The copies' length as a constant for the widths of shipped
+        // models (16 to 192 channels): a few vector moves each, rather
+        // than a call to `memcpy`.
+        match 3 * self.channels {
+            48 => self.gather_runs(48, starts, k, panel),
+            96 => self.gather_runs(96, starts, k, panel),
+            192 => self.gather_runs(192, starts, k, panel),
+            288 => self.gather_runs(288, starts, k, panel),
+            384 => self.gather_runs(384, starts, k, panel),
+            576 => self.gather_runs(576, starts, k, panel),
+            run => self.gather_runs(run, starts, k, panel),
+        }
+    }
+
+    /// [`QuantizedInput::gather`] for runs of `run` bytes, inlined into
+    /// each arm of its match.
+    #[inline(always)]
+    fn gather_runs(&self, run: usize, starts: &[usize], k: usize, panel: &mut [u8]) {
+        let row_len = self.row_len();
+        for (&start, row) in starts.iter().zip(panel.chunks_exact_mut(k)) {
+            let (taps, padding) = row.split_at_mut(3 * run);
+            for (ky, taps) in taps.chunks_exact_mut(run).enumerate() {
+                let src = start + ky * row_len;
+                taps.copy_from_slice(&self.data[src..src + run]);
+            }
+            padding.fill(0);
+        }
     }
 }
 
 /// Padded input rows from row `first` of the maps on (see
 /// [`QuantizedInput::fill`]): plain loops for the compiler to vectorize,
-/// built for AVX2 + FMA as well on x86-64 (see [`requantize`]).
-#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+/// built for AVX-512 (of Ice Lake and Zen 4: `multiversion` asks for all
+/// of it) and for AVX2 + FMA as well on x86-64 (see [`requantize`]).
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512bw", "x86_64+avx2+fma"))]
 fn quantize_rows(rows: &mut [u8], first: usize, parts: &[(&FeatureMap, usize)], inverse: f32) {
     let channels: usize = parts.iter().map(|(map, _)| map.channels).sum();
     let side = parts.first().map_or(0, |(map, up)| map.side * up);
@@ -177,6 +255,9 @@ struct Int8Conv {
     spec: ConvSpec,
     weights: Int8Weights,
     bias: Vec<f32>,
+    /// Whether the kernel reads each pixel's window in place
+    /// ([`Kernel::product_windows`]) rather than from a gathered panel.
+    in_place: bool,
 }
 
 impl Int8Conv {
@@ -220,8 +301,9 @@ impl Int8Conv {
     }
 
     /// The outputs of the pixels from `first` on, into `out`, panel by
-    /// panel: gathered, multiplied, and turned back into f32 while the
-    /// panel's sums are still in the L1 cache. Returns their largest value.
+    /// panel: multiplied (the windows read in place, or gathered first),
+    /// and turned back into f32 while the panel's sums are still in the L1
+    /// cache. Returns their largest value.
     fn pixels(
         &self,
         input: &QuantizedInput,
@@ -230,40 +312,36 @@ impl Int8Conv {
         out: &mut [f32],
     ) -> f32 {
         let (k, stride, o) = (self.weights.k(), self.weights.stride(), self.weights.out());
+        let kernel = self.weights.kernel();
         let rows_per_panel = (PANEL_BYTES / k).max(4) / 4 * 4;
         let mut max = 0f32;
         PANEL.with_borrow_mut(|panel| {
-            PANEL_SUMS.with_borrow_mut(|sums| {
-                if panel.len() < rows_per_panel * k {
-                    panel.resize(rows_per_panel * k, 0);
+            let gathered_k = if self.in_place { 0 } else { k };
+            panel.reserve(rows_per_panel, gathered_k, stride);
+            for (p, out) in out.chunks_mut(rows_per_panel * o).enumerate() {
+                let rows = out.len() / o;
+                let starts = &mut panel.starts[..rows];
+                let sums = &mut panel.sums[..rows * stride];
+                let start = first + p * rows_per_panel;
+                input.window_starts(self.spec.stride, out_side, start, starts);
+                if self.in_place {
+                    let (map, run) = (&input.data, 3 * input.channels);
+                    kernel.product_windows(map, starts, input.row_len(), run, &self.weights, sums);
+                } else {
+                    let gathered = &mut panel.rows[..rows * k];
+                    input.gather(starts, k, gathered);
+                    kernel.product(gathered, &self.weights, sums);
                 }
-                if sums.len() < rows_per_panel * stride {
-                    sums.resize(rows_per_panel * stride, 0);
-                }
-                for (p, out) in out.chunks_mut(rows_per_panel * o).enumerate() {
-                    let rows = out.len() / o;
-                    let (panel, sums) = (&mut panel[..rows * k], &mut sums[..rows * stride]);
-                    let start = first + p * rows_per_panel;
-                    let (mut oy, mut ox) = (start / out_side, start % out_side);
-                    for row in panel.chunks_exact_mut(k) {
-                        input.gather(self.spec.stride, oy, ox, row);
-                        ox += 1;
-                        if ox == out_side {
-                            (oy, ox) = (oy + 1, 0);
-                        }
-                    }
-                    self.weights.kernel().product(panel, &self.weights, sums);
-                    let panel_max = requantize(
-                        sums,
-                        &self.weights,
-                        input.scale,
-                        &self.bias,
-                        self.spec.relu,
-                        out,
-                    );
-                    max = max.max(panel_max);
-                }
-            })
+                let panel_max = requantize(
+                    sums,
+                    &self.weights,
+                    input.scale,
+                    &self.bias,
+                    self.spec.relu,
+                    out,
+                );
+                max = max.max(panel_max);
+            }
         });
         max
     }
@@ -275,14 +353,17 @@ const STEM_LANES: usize = 16;
 /// Most input channels the stem takes (a 2.5D input's three frames).
 const STEM_MAX_CHANNELS: usize = 3;
 
+/// Most taps of a stem filter: 3×3 of [`STEM_MAX_CHANNELS`].
+const STEM_MAX_TAPS: usize = 9 * STEM_MAX_CHANNELS;
+
 /// The f32 stem: a 3×3 convolution of the normalized input (one frame, or
 /// a 2.5D input's three).
 #[derive(Debug)]
 struct Stem {
     /// Per block of [`STEM_LANES`] output channels (the last one padded
     /// with zeros): `[taps][lanes]`, taps in the file's `(ky, kx, channel)`
-    /// order.
-    weights: Vec<Vec<[f32; STEM_LANES]>>,
+    /// order, zeros after the last.
+    weights: Vec<[[f32; STEM_LANES]; STEM_MAX_TAPS]>,
     /// Per block, like the weights.
     bias: Vec<[f32; STEM_LANES]>,
     channels: usize,
@@ -302,7 +383,7 @@ impl Stem {
         }
         let taps = 9 * spec.in_channels;
         let blocks = weights.len().div_ceil(STEM_LANES);
-        let mut packed = vec![vec![[0f32; STEM_LANES]; taps]; blocks];
+        let mut packed = vec![[[0f32; STEM_LANES]; STEM_MAX_TAPS]; blocks];
         let mut packed_bias = vec![[0f32; STEM_LANES]; blocks];
         for (o, (row, &b)) in weights.iter().zip(bias).enumerate() {
             let (block, lane) = (o / STEM_LANES, o % STEM_LANES);
@@ -320,9 +401,8 @@ impl Stem {
         })
     }
 
-    /// `frame` (`(side + 2)²` pixels of `in_channels` values, padded with
-    /// zeros) into `out`, with ReLU.
-    /// The padded normalized `frame` (`side` before padding) into `out`,
+    /// The padded normalized `frame` (`(side + 2)²` pixels of
+    /// `in_channels` values, `side` before padding) into `out`, with ReLU,
     /// its output pixels split across up to `threads` threads.
     fn forward(&self, frame: &[f32], side: usize, out: &mut FeatureMap, threads: usize) {
         use rayon::prelude::*;
@@ -343,9 +423,7 @@ impl Stem {
 }
 
 /// [`Stem::forward`] for the output pixels from `first` on, into `out`;
-/// returns their largest value. Built for AVX2 + FMA as well on x86-64
-/// (see [`requantize`]).
-#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+/// returns their largest value.
 fn stem_pixels(
     stem: &Stem,
     frame: &[f32],
@@ -354,33 +432,142 @@ fn stem_pixels(
     first: usize,
     out: &mut [f32],
 ) -> f32 {
-    let (padded, c) = (side + 2, stem.in_channels);
-    let mut taps = [0f32; 9 * STEM_MAX_CHANNELS];
-    let taps = &mut taps[..9 * c];
-    for (index, pixel) in (first..).zip(out.chunks_exact_mut(stem.channels)) {
-        let (oy, ox) = (index / out_side, index % out_side);
-        let corner = oy * stem.stride * padded + ox * stem.stride;
-        for (ky, row) in taps.chunks_exact_mut(3 * c).enumerate() {
-            let start = (corner + ky * padded) * c;
-            row.copy_from_slice(&frame[start..start + 3 * c]);
+    let pixels = StemPixels {
+        frame,
+        side,
+        out_side,
+        first,
+        stride: stem.stride,
+        channels: stem.channels,
+    };
+    let mut max = 0f32;
+    for (block, (filters, bias)) in stem.weights.iter().zip(&stem.bias).enumerate() {
+        let lanes = block * STEM_LANES..stem.channels.min((block + 1) * STEM_LANES);
+        let block_max = match stem.in_channels {
+            1 => pixels.block::<1, 9>(filters, bias, lanes, out),
+            2 => pixels.block::<2, 18>(filters, bias, lanes, out),
+            _ => pixels.block::<3, 27>(filters, bias, lanes, out),
+        };
+        max = max.max(block_max);
+    }
+    max
+}
+
+/// Where [`stem_pixels`] reads and writes.
+struct StemPixels<'a> {
+    frame: &'a [f32],
+    side: usize,
+    out_side: usize,
+    first: usize,
+    stride: usize,
+    channels: usize,
+}
+
+impl StemPixels<'_> {
+    /// The output channels `lanes` (one block of [`STEM_LANES`]) of every
+    /// pixel of `out`, for `C` input channels (`TAPS` = 9 · `C`); returns
+    /// their largest value. AVX-512 where the CPU has it, else a loop for
+    /// the compiler to vectorize.
+    fn block<const C: usize, const TAPS: usize>(
+        &self,
+        filters: &[[f32; STEM_LANES]; STEM_MAX_TAPS],
+        bias: &[f32; STEM_LANES],
+        lanes: std::ops::Range<usize>,
+        out: &mut [f32],
+    ) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { self.block_avx512::<C, TAPS>(filters, bias, lanes, out) };
         }
-        for ((part, weights), bias) in pixel
-            .chunks_mut(STEM_LANES)
-            .zip(&stem.weights)
-            .zip(&stem.bias)
-        {
-            let mut acc = *bias;
-            for (&v, w) in taps.iter().zip(weights) {
-                for (a, &w) in acc.iter_mut().zip(w) {
-                    *a += v * w;
+        stem_block::<C, TAPS>(self, filters, bias, lanes, out)
+    }
+
+    /// The top-left input value of output pixel `index`'s 3×3 window.
+    #[inline(always)]
+    fn corner<const C: usize>(&self, index: usize) -> usize {
+        let (oy, ox) = (index / self.out_side, index % self.out_side);
+        (oy * self.stride * (self.side + 2) + ox * self.stride) * C
+    }
+
+    /// [`StemPixels::block`] with one 16-lane register per tap, kept in
+    /// registers across the pixels.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn block_avx512<const C: usize, const TAPS: usize>(
+        &self,
+        filters: &[[f32; STEM_LANES]; STEM_MAX_TAPS],
+        bias: &[f32; STEM_LANES],
+        lanes: std::ops::Range<usize>,
+        out: &mut [f32],
+    ) -> f32 {
+        use std::arch::x86_64::*;
+        let (zero, mut max) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut weights = [zero; TAPS];
+        for (w, filter) in weights.iter_mut().zip(filters) {
+            // SAFETY: a filter holds 16 values.
+            *w = unsafe { _mm512_loadu_ps(filter.as_ptr()) };
+        }
+        // SAFETY: likewise.
+        let bias = unsafe { _mm512_loadu_ps(bias.as_ptr()) };
+        let (run, row_len) = (3 * C, (self.side + 2) * C);
+        let mask: __mmask16 = (1u32 << lanes.len()).wrapping_sub(1) as u16;
+        for (index, pixel) in (self.first..).zip(out.chunks_exact_mut(self.channels)) {
+            let corner = self.corner::<C>(index);
+            // One chain of sums per kernel row, so that three are in flight.
+            let mut sums = [bias, zero, zero];
+            for (ky, sum) in sums.iter_mut().enumerate() {
+                let start = corner + ky * row_len;
+                let row = &self.frame[start..start + run];
+                for (&v, &w) in row.iter().zip(&weights[ky * run..]) {
+                    *sum = _mm512_fmadd_ps(_mm512_set1_ps(v), w, *sum);
                 }
             }
-            for (y, a) in part.iter_mut().zip(acc) {
-                *y = a.max(0.0);
+            let mut acc = _mm512_add_ps(_mm512_add_ps(sums[0], sums[1]), sums[2]);
+            acc = _mm512_max_ps(acc, zero);
+            max = _mm512_max_ps(max, acc);
+            let part = &mut pixel[lanes.clone()];
+            // SAFETY: `mask` covers `part.len()` ≤ 16 values.
+            unsafe { _mm512_mask_storeu_ps(part.as_mut_ptr(), mask, acc) };
+        }
+        _mm512_reduce_max_ps(max)
+    }
+}
+
+/// [`StemPixels::block`] as plain loops, built for AVX2 + FMA as well on
+/// x86-64 (see [`requantize`]).
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn stem_block<const C: usize, const TAPS: usize>(
+    pixels: &StemPixels<'_>,
+    filters: &[[f32; STEM_LANES]; STEM_MAX_TAPS],
+    bias: &[f32; STEM_LANES],
+    lanes: std::ops::Range<usize>,
+    out: &mut [f32],
+) -> f32 {
+    let run = 3 * C;
+    let row_len = (pixels.side + 2) * C;
+    let mut lanes_max = [0f32; STEM_LANES];
+    for (index, pixel) in (pixels.first..).zip(out.chunks_exact_mut(pixels.channels)) {
+        let corner = pixels.corner::<C>(index);
+        let mut taps = [0f32; TAPS];
+        for (ky, row) in taps.chunks_exact_mut(run).enumerate() {
+            let start = corner + ky * row_len;
+            row.copy_from_slice(&pixels.frame[start..start + run]);
+        }
+        let mut acc = *bias;
+        for (&v, filter) in taps.iter().zip(filters) {
+            for (a, &w) in acc.iter_mut().zip(filter) {
+                *a += v * w;
             }
         }
+        for (m, a) in lanes_max.iter_mut().zip(acc.iter_mut()) {
+            *a = a.max(0.0);
+            *m = m.max(*a);
+        }
+        let part = &mut pixel[lanes.clone()];
+        part.copy_from_slice(&acc[..part.len()]);
     }
-    max_of(out)
+    lanes_max.iter().fold(0f32, |m, &v| m.max(v))
 }
 
 /// A dense f32 layer: `out[j] = bias[j] + Σᵢ weights[j][i] · x[i]`.
@@ -520,10 +707,16 @@ impl Int8LusNet {
                     let weights = Int8Weights::quantize(&rows, spec.out_channels, kernel);
                     let in_side = out_side * spec.stride;
                     input_len = input_len.max((in_side + 2).pow(2) * spec.in_channels);
+                    // In place where the weights' rows are exactly the
+                    // window's three runs (channels a multiple of 16).
+                    let run = 3 * spec.in_channels;
+                    let in_place =
+                        kernel.reads_windows() && weights.k() == 3 * run && run.is_multiple_of(4);
                     convs.push(Int8Conv {
                         spec,
                         weights,
                         bias,
+                        in_place,
                     });
                 }
             }
@@ -630,17 +823,11 @@ impl Int8LusNet {
         let padded = (s + 2) * c;
         let inside = padded..(s + 1) * padded;
         match frame {
-            Frame::Pixels(pixels) => {
-                for (k, plane) in pixels.chunks_exact(s * s).enumerate() {
-                    let rows = x.frame[inside.clone()].chunks_exact_mut(padded);
-                    for (row, pixels) in rows.zip(plane.chunks_exact(s)) {
-                        let cells = row[c + k..].iter_mut().step_by(c);
-                        for (cell, &p) in cells.zip(pixels) {
-                            *cell = self.normalized[usize::from(p)];
-                        }
-                    }
-                }
-            }
+            // One frame, or a 2.5D input's three (`ModelMeta::input_channels`).
+            Frame::Pixels(pixels) => match c {
+                1 => self.normalize::<1>(pixels, &mut x.frame[inside]),
+                _ => self.normalize::<3>(pixels, &mut x.frame[inside]),
+            },
             Frame::Normalized(values) => {
                 let rows = x.frame[inside].chunks_exact_mut(padded);
                 for (row, values) in rows.zip(values.chunks_exact(s * c)) {
@@ -665,6 +852,26 @@ impl Int8LusNet {
         up1.run(&[(&x.d8, 2), (&x.s4, 1)], &mut x.input, &mut x.d4, threads);
         self.seg.forward(&x.d4.data, &mut x.seg_logits);
         visit(&x.score_logits, &x.seg_logits, &x.pooled)
+    }
+}
+
+impl Int8LusNet {
+    /// Normalizes `C` planes of `S×S` pixels into the rows of the padded
+    /// frame (`inside`: its `S` inner rows), channels interleaved, writing
+    /// each row in order.
+    #[inline(always)]
+    fn normalize<const C: usize>(&self, pixels: &[u8], inside: &mut [f32]) {
+        let s = self.side;
+        let rows = inside.chunks_exact_mut((s + 2) * C);
+        for (y, row) in rows.enumerate() {
+            let cells = row[C..(s + 1) * C].chunks_exact_mut(C);
+            for (x, cell) in cells.enumerate() {
+                for (k, value) in cell.iter_mut().enumerate() {
+                    let p = pixels[(k * s + y) * s + x];
+                    *value = self.normalized[usize::from(p)];
+                }
+            }
+        }
     }
 }
 
@@ -701,26 +908,35 @@ mod tests {
     }
 
     #[test]
-    fn a_gathered_row_is_the_im2col_row_of_the_quantized_map() {
-        let (side, channels) = (6, 16);
-        let m = map(side, channels, 1);
-        let mut input = QuantizedInput::with_capacity((side + 2) * (side + 2) * channels);
-        input.fill(side, &[(&m, 1)], 1);
-        let inverse = 1.0 / input.scale;
-        let quantized: Vec<f32> = m
-            .data
-            .iter()
-            .map(|&v| f32::from(quantize_activation(v, inverse)))
-            .collect();
-        let k = 9 * channels + 16; // with zero padding after the taps
-        for stride in [1, 2] {
-            let out_side = (side - 1) / stride + 1;
-            let want = im2col(&quantized, [1, side, side, channels], 3, stride, k);
-            let mut row = vec![7u8; k];
-            for (index, expected) in want.chunks_exact(k).enumerate() {
-                input.gather(stride, index / out_side, index % out_side, &mut row);
-                let got: Vec<f32> = row.iter().map(|&q| f32::from(q)).collect();
-                assert_eq!(got, expected, "stride {stride}, output pixel {index}");
+    fn a_gathered_panel_is_the_im2col_rows_of_the_quantized_map() {
+        // 16 channels take a run length known at compile time, 5 the other arm.
+        for (side, channels) in [(6, 16), (7, 5)] {
+            let m = map(side, channels, 1);
+            let mut input = QuantizedInput::with_capacity((side + 2) * (side + 2) * channels);
+            input.fill(side, &[(&m, 1)], 1);
+            let inverse = 1.0 / input.scale;
+            let quantized: Vec<f32> = m
+                .data
+                .iter()
+                .map(|&v| f32::from(quantize_activation(v, inverse)))
+                .collect();
+            let k = (9 * channels).div_ceil(16) * 16 + 16; // with zero padding after the taps
+            for stride in [1, 2] {
+                let out_side = (side - 1) / stride + 1;
+                let want = im2col(&quantized, [1, side, side, channels], 3, stride, k);
+                let pixels = out_side * out_side;
+                for first in [0, 1, pixels / 2] {
+                    let mut starts = vec![0; pixels - first];
+                    input.window_starts(stride, out_side, first, &mut starts);
+                    let mut panel = vec![7u8; (pixels - first) * k];
+                    input.gather(&starts, k, &mut panel);
+                    let got: Vec<f32> = panel.iter().map(|&q| f32::from(q)).collect();
+                    assert_eq!(
+                        got,
+                        want[first * k..],
+                        "{channels} channels, stride {stride}, from pixel {first}"
+                    );
+                }
             }
         }
     }
