@@ -908,6 +908,73 @@ mod tests {
     }
 
     #[test]
+    fn the_stem_is_the_direct_convolution_in_every_build() {
+        // Three input channels and 20 outputs: a full block of 16 lanes
+        // and a partial one, at stride 2 over a padded 10×10 frame.
+        let (side, channels, outputs) = (10, 3, 20);
+        let spec = ConvSpec {
+            in_channels: channels,
+            out_channels: outputs,
+            kernel: 3,
+            stride: 2,
+            relu: true,
+        };
+        let value = |i: usize| ((i * 7919) % 101) as f32 / 50.0 - 1.0;
+        // Rows padded to 32 taps, as the model file stores them.
+        let weights: Vec<Vec<f32>> = (0..outputs)
+            .map(|o| (0..32).map(|t| value(o * 32 + t) * 0.5).collect())
+            .collect();
+        let bias: Vec<f32> = (0..outputs).map(|o| value(o + 5000) * 0.3).collect();
+        let stem = Stem::new(&weights, &bias, spec).expect("a stem of 3 channels");
+        let padded = side + 2;
+        let mut frame = vec![0f32; padded * padded * channels];
+        for y in 1..=side {
+            for x in 1..=side {
+                for c in 0..channels {
+                    frame[(y * padded + x) * channels + c] = value(y * 1000 + x * 10 + c) * 2.0;
+                }
+            }
+        }
+        let out_side = side / 2;
+        let mut want = vec![0f32; out_side * out_side * outputs];
+        for (i, y) in want.iter_mut().enumerate() {
+            let (pixel, o) = (i / outputs, i % outputs);
+            let (oy, ox) = (pixel / out_side, pixel % out_side);
+            let mut sum = bias[o];
+            for (tap, &w) in weights[o][..9 * channels].iter().enumerate() {
+                let (ky, kx, c) = (tap / (3 * channels), tap / channels % 3, tap % channels);
+                sum += frame[((oy * 2 + ky) * padded + ox * 2 + kx) * channels + c] * w;
+            }
+            *y = sum.max(0.0);
+        }
+        let close = |got: &[f32], build: &str| {
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!((g - w).abs() < 1e-5, "{build}: output {i} is {g}, not {w}");
+            }
+        };
+        // The build this CPU takes (AVX-512 here, if it has it).
+        let mut map = FeatureMap::new(out_side, outputs);
+        stem.forward(&frame, side, &mut map, 1);
+        close(&map.data, "dispatched");
+        assert_eq!(map.max, map.data.iter().fold(0f32, |m, &v| m.max(v)));
+        // The plain loops, which the ARM boards run.
+        let pixels = StemPixels {
+            frame: &frame,
+            side,
+            out_side,
+            first: 0,
+            stride: 2,
+            channels: outputs,
+        };
+        let mut plain = vec![0f32; want.len()];
+        for (block, (filters, bias)) in stem.weights.iter().zip(&stem.bias).enumerate() {
+            let lanes = block * STEM_LANES..outputs.min((block + 1) * STEM_LANES);
+            stem_block::<3, 27>(&pixels, filters, bias, lanes, &mut plain);
+        }
+        close(&plain, "plain loops");
+    }
+
+    #[test]
     fn a_gathered_panel_is_the_im2col_rows_of_the_quantized_map() {
         // 16 channels take a run length known at compile time, 5 the other arm.
         for (side, channels) in [(6, 16), (7, 5)] {
