@@ -360,15 +360,21 @@ const STEM_MAX_TAPS: usize = 9 * STEM_MAX_CHANNELS;
 /// a 2.5D input's three).
 #[derive(Debug)]
 struct Stem {
-    /// Per block of [`STEM_LANES`] output channels (the last one padded
-    /// with zeros): `[taps][lanes]`, taps in the file's `(ky, kx, channel)`
-    /// order, zeros after the last.
-    weights: Vec<[[f32; STEM_LANES]; STEM_MAX_TAPS]>,
-    /// Per block, like the weights.
-    bias: Vec<[f32; STEM_LANES]>,
+    /// Per block of [`STEM_LANES`] output channels, the last one padded
+    /// with zeros.
+    blocks: Vec<StemFilters>,
     channels: usize,
     in_channels: usize,
     stride: usize,
+}
+
+/// The stem's filters for one block of [`STEM_LANES`] output channels.
+#[derive(Debug, Clone)]
+struct StemFilters {
+    /// `[taps][lanes]`, taps in the file's `(ky, kx, channel)` order, zeros
+    /// after the last.
+    weights: [[f32; STEM_LANES]; STEM_MAX_TAPS],
+    bias: [f32; STEM_LANES],
 }
 
 impl Stem {
@@ -383,18 +389,21 @@ impl Stem {
         }
         let taps = 9 * spec.in_channels;
         let blocks = weights.len().div_ceil(STEM_LANES);
-        let mut packed = vec![[[0f32; STEM_LANES]; STEM_MAX_TAPS]; blocks];
-        let mut packed_bias = vec![[0f32; STEM_LANES]; blocks];
+        let empty = StemFilters {
+            weights: [[0.0; STEM_LANES]; STEM_MAX_TAPS],
+            bias: [0.0; STEM_LANES],
+        };
+        let mut packed = vec![empty; blocks];
         for (o, (row, &b)) in weights.iter().zip(bias).enumerate() {
-            let (block, lane) = (o / STEM_LANES, o % STEM_LANES);
+            let filters = &mut packed[o / STEM_LANES];
+            let lane = o % STEM_LANES;
             for (tap, &w) in row.iter().take(taps).enumerate() {
-                packed[block][tap][lane] = w;
+                filters.weights[tap][lane] = w;
             }
-            packed_bias[block][lane] = b;
+            filters.bias[lane] = b;
         }
         Ok(Self {
-            weights: packed,
-            bias: packed_bias,
+            blocks: packed,
             channels: weights.len(),
             in_channels: spec.in_channels,
             stride: spec.stride,
@@ -441,12 +450,12 @@ fn stem_pixels(
         channels: stem.channels,
     };
     let mut max = 0f32;
-    for (block, (filters, bias)) in stem.weights.iter().zip(&stem.bias).enumerate() {
+    for (block, filters) in stem.blocks.iter().enumerate() {
         let lanes = block * STEM_LANES..stem.channels.min((block + 1) * STEM_LANES);
         let block_max = match stem.in_channels {
-            1 => pixels.block::<1, 9>(filters, bias, lanes, out),
-            2 => pixels.block::<2, 18>(filters, bias, lanes, out),
-            _ => pixels.block::<3, 27>(filters, bias, lanes, out),
+            1 => pixels.block::<1, 9>(filters, lanes, out),
+            2 => pixels.block::<2, 18>(filters, lanes, out),
+            _ => pixels.block::<3, 27>(filters, lanes, out),
         };
         max = max.max(block_max);
     }
@@ -470,17 +479,16 @@ impl StemPixels<'_> {
     /// the compiler to vectorize.
     fn block<const C: usize, const TAPS: usize>(
         &self,
-        filters: &[[f32; STEM_LANES]; STEM_MAX_TAPS],
-        bias: &[f32; STEM_LANES],
+        filters: &StemFilters,
         lanes: std::ops::Range<usize>,
         out: &mut [f32],
     ) -> f32 {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F.
-            return unsafe { self.block_avx512::<C, TAPS>(filters, bias, lanes, out) };
+            return unsafe { self.block_avx512::<C, TAPS>(filters, lanes, out) };
         }
-        stem_block::<C, TAPS>(self, filters, bias, lanes, out)
+        stem_block::<C, TAPS>(self, filters, lanes, out)
     }
 
     /// The top-left input value of output pixel `index`'s 3×3 window.
@@ -496,20 +504,19 @@ impl StemPixels<'_> {
     #[target_feature(enable = "avx512f")]
     fn block_avx512<const C: usize, const TAPS: usize>(
         &self,
-        filters: &[[f32; STEM_LANES]; STEM_MAX_TAPS],
-        bias: &[f32; STEM_LANES],
+        filters: &StemFilters,
         lanes: std::ops::Range<usize>,
         out: &mut [f32],
     ) -> f32 {
         use std::arch::x86_64::*;
         let (zero, mut max) = (_mm512_setzero_ps(), _mm512_setzero_ps());
         let mut weights = [zero; TAPS];
-        for (w, filter) in weights.iter_mut().zip(filters) {
-            // SAFETY: a filter holds 16 values.
-            *w = unsafe { _mm512_loadu_ps(filter.as_ptr()) };
+        for (w, tap) in weights.iter_mut().zip(&filters.weights) {
+            // SAFETY: a tap holds 16 values.
+            *w = unsafe { _mm512_loadu_ps(tap.as_ptr()) };
         }
         // SAFETY: likewise.
-        let bias = unsafe { _mm512_loadu_ps(bias.as_ptr()) };
+        let bias = unsafe { _mm512_loadu_ps(filters.bias.as_ptr()) };
         let (run, row_len) = (3 * C, (self.side + 2) * C);
         let mask: __mmask16 = (1u32 << lanes.len()).wrapping_sub(1) as u16;
         for (index, pixel) in (self.first..).zip(out.chunks_exact_mut(self.channels)) {
@@ -539,8 +546,7 @@ impl StemPixels<'_> {
 #[multiversion::multiversion(targets("x86_64+avx2+fma"))]
 fn stem_block<const C: usize, const TAPS: usize>(
     pixels: &StemPixels<'_>,
-    filters: &[[f32; STEM_LANES]; STEM_MAX_TAPS],
-    bias: &[f32; STEM_LANES],
+    filters: &StemFilters,
     lanes: std::ops::Range<usize>,
     out: &mut [f32],
 ) -> f32 {
@@ -554,9 +560,9 @@ fn stem_block<const C: usize, const TAPS: usize>(
             let start = corner + ky * row_len;
             row.copy_from_slice(&pixels.frame[start..start + run]);
         }
-        let mut acc = *bias;
-        for (&v, filter) in taps.iter().zip(filters) {
-            for (a, &w) in acc.iter_mut().zip(filter) {
+        let mut acc = filters.bias;
+        for (&v, tap) in taps.iter().zip(&filters.weights) {
+            for (a, &w) in acc.iter_mut().zip(tap) {
                 *a += v * w;
             }
         }
@@ -967,9 +973,9 @@ mod tests {
             channels: outputs,
         };
         let mut plain = vec![0f32; want.len()];
-        for (block, (filters, bias)) in stem.weights.iter().zip(&stem.bias).enumerate() {
+        for (block, filters) in stem.blocks.iter().enumerate() {
             let lanes = block * STEM_LANES..outputs.min((block + 1) * STEM_LANES);
-            stem_block::<3, 27>(&pixels, filters, bias, lanes, &mut plain);
+            stem_block::<3, 27>(&pixels, filters, lanes, &mut plain);
         }
         close(&plain, "plain loops");
     }
