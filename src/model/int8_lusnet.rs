@@ -181,8 +181,8 @@ impl QuantizedInput {
     /// zeros after.
     fn gather(&self, starts: &[usize], k: usize, panel: &mut [u8]) {
         // The copies' length as a constant for the widths of shipped
-        // models (16 to 192 channels): a few vector moves each, rather
-        // than a call to `memcpy`.
+        // models (16 to 192 channels), so that the compiler can make the
+        // shorter ones a few vector moves rather than calls to `memcpy`.
         match 3 * self.channels {
             48 => self.gather_runs(48, starts, k, panel),
             96 => self.gather_runs(96, starts, k, panel),
@@ -859,9 +859,7 @@ impl Int8LusNet {
         self.seg.forward(&x.d4.data, &mut x.seg_logits);
         visit(&x.score_logits, &x.seg_logits, &x.pooled)
     }
-}
 
-impl Int8LusNet {
     /// Normalizes `C` planes of `S×S` pixels into the rows of the padded
     /// frame (`inside`: its `S` inner rows), channels interleaved, writing
     /// each row in order.
