@@ -23,6 +23,8 @@
 //! frames agree). There the bounds are the lowest rates still consistent
 //! with the 0.99 claim on that many items (`common::plausible_rate`: 3
 //! disagreeing frames of 40, 1 clip of 5).
+//!
+//! Threads that share one int8 model get the same numbers as one thread.
 
 mod common;
 
@@ -107,4 +109,60 @@ fn the_small_data_bound_allows_what_chance_allows_and_no_more() {
     // Many items pin the rate down: 2000 frames allow about 1.7 %.
     let large = common::plausible_rate(0.99, 2000);
     assert!(large > 0.98 && large < 0.99, "{large}");
+}
+
+#[test]
+fn threads_sharing_one_int8_model_each_get_their_own_frame_scored() {
+    // Frames run at once on one model, from two threads (as when clips
+    // are scored side by side): each gets what it gets alone. The frames
+    // once shared one set of buffers under a lock held for the whole
+    // frame, and a pool thread waiting inside one frame could start the
+    // other and wait for that lock forever; so the work runs on its own
+    // thread, and a hang fails the test instead of stopping the suite.
+    // A hundred frames a thread; ten under emulation, where a frame takes
+    // a hundred times as long and the locking is the same code.
+    let emulated = std::env::var_os("PLEURA_TEST_RUNNER").is_some_and(|r| !r.is_empty());
+    let frames_each = if emulated { 10 } else { 100 };
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        common::init_threads();
+        let model = LusNet::load(&common::shipped_model(), Precision::Int8).unwrap();
+        let len = model.meta().input_len();
+        let frames: Vec<Vec<u8>> = (0..2u8)
+            .map(|n| {
+                (0..len)
+                    .map(|i| ((i * (7 + usize::from(n))) % 251) as u8)
+                    .collect()
+            })
+            .collect();
+        let alone: Vec<_> = frames
+            .iter()
+            .map(|frame| model.predict(&[frame.as_slice()]).unwrap())
+            .collect();
+        let together = std::thread::scope(|scope| {
+            let runs: Vec<_> = frames
+                .iter()
+                .map(|frame| {
+                    let model = &model;
+                    scope.spawn(move || {
+                        (0..frames_each)
+                            .map(|_| model.predict(&[frame.as_slice()]).unwrap())
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            runs.into_iter()
+                .map(|run| run.join().unwrap())
+                .collect::<Vec<_>>()
+        });
+        let same = alone
+            .iter()
+            .zip(&together)
+            .all(|(alone, runs)| runs.iter().all(|run| run == alone));
+        let _ = done.send(same);
+    });
+    let same = finished
+        .recv_timeout(std::time::Duration::from_secs(600))
+        .expect("both threads finished their frames within 10 minutes");
+    assert!(same, "a frame scored beside another differs from it alone");
 }

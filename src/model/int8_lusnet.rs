@@ -618,6 +618,41 @@ fn dense_forward(dense: &Dense, inputs: &[f32], outputs: &mut [f32]) {
     }
 }
 
+/// What a frame's buffers are sized for.
+#[derive(Debug, Clone, Copy)]
+struct ScratchSize {
+    side: usize,
+    channels: usize,
+    widths: [usize; 4],
+    classes: usize,
+    /// The largest padded quantized input of any layer.
+    input_len: usize,
+}
+
+impl ScratchSize {
+    /// A frame's buffers, zeroed.
+    fn buffers(&self) -> Scratch {
+        let (s, [w0, w1, w2, w3]) = (self.side, self.widths);
+        Scratch {
+            frame: vec![0.0; (s + 2) * (s + 2) * self.channels],
+            input: QuantizedInput::with_capacity(self.input_len),
+            t2: FeatureMap::new(s / 2, w0),
+            t4: FeatureMap::new(s / 4, w1),
+            t8: FeatureMap::new(s / 8, w2),
+            t16: FeatureMap::new(s / 16, w3),
+            s2: FeatureMap::new(s / 2, w0),
+            s4: FeatureMap::new(s / 4, w1),
+            s8: FeatureMap::new(s / 8, w2),
+            s16: FeatureMap::new(s / 16, w3),
+            d8: FeatureMap::new(s / 8, w2),
+            d4: FeatureMap::new(s / 4, w1),
+            pooled: vec![0.0; 2 * w3],
+            score_logits: [0.0; SCORE_CLASSES],
+            seg_logits: vec![0.0; (s / 4) * (s / 4) * self.classes],
+        }
+    }
+}
+
 /// Every buffer a frame needs.
 #[derive(Debug)]
 struct Scratch {
@@ -669,7 +704,12 @@ pub(super) struct Int8LusNet {
     convs: [Int8Conv; 9],
     seg: Dense,
     score: Dense,
-    scratch: Mutex<Scratch>,
+    scratch_size: ScratchSize,
+    /// Buffers of frames not running now: one, unless frames have run at
+    /// the same time (threads sharing the model, or a frame started by a
+    /// pool thread that waits inside another), each of which takes its own
+    /// set. A lock held for a whole frame would deadlock there.
+    spare: Mutex<Vec<Scratch>>,
 }
 
 impl Int8LusNet {
@@ -738,23 +778,12 @@ impl Int8LusNet {
         let layers = || ModelError::Invariant("model has the wrong number of layers".into());
         let convs: [Int8Conv; 9] = convs.try_into().map_err(|_| layers())?;
         let (stem, seg) = (stem.ok_or_else(layers)?, seg.ok_or_else(layers)?);
-        let [w0, w1, w2, w3] = meta.widths;
-        let scratch = Scratch {
-            frame: vec![0.0; (s + 2) * (s + 2) * meta.input_channels()],
-            input: QuantizedInput::with_capacity(input_len),
-            t2: FeatureMap::new(s / 2, w0),
-            t4: FeatureMap::new(s / 4, w1),
-            t8: FeatureMap::new(s / 8, w2),
-            t16: FeatureMap::new(s / 16, w3),
-            s2: FeatureMap::new(s / 2, w0),
-            s4: FeatureMap::new(s / 4, w1),
-            s8: FeatureMap::new(s / 8, w2),
-            s16: FeatureMap::new(s / 16, w3),
-            d8: FeatureMap::new(s / 8, w2),
-            d4: FeatureMap::new(s / 4, w1),
-            pooled: vec![0.0; 2 * w3],
-            score_logits: [0.0; SCORE_CLASSES],
-            seg_logits: vec![0.0; (s / 4) * (s / 4) * classes],
+        let scratch_size = ScratchSize {
+            side: s,
+            channels: meta.input_channels(),
+            widths: meta.widths,
+            classes,
+            input_len,
         };
         Ok(Self {
             side: s,
@@ -767,7 +796,8 @@ impl Int8LusNet {
             convs,
             seg,
             score,
-            scratch: Mutex::new(scratch),
+            scratch_size,
+            spare: Mutex::new(vec![scratch_size.buffers()]),
         })
     }
 
@@ -821,10 +851,7 @@ impl Int8LusNet {
         frame: Frame<'_>,
         visit: impl FnOnce(&[f32; SCORE_CLASSES], &[f32], &[f32]) -> T,
     ) -> T {
-        // A panic elsewhere cannot leave these buffers half-valid for the
-        // next frame: each frame overwrites all of them before reading.
-        let mut guard = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-        let x = &mut *guard;
+        let mut x = self.take_scratch();
         let (s, c, threads) = (self.side, self.channels, self.threads);
         let padded = (s + 2) * c;
         let inside = padded..(s + 1) * padded;
@@ -857,7 +884,22 @@ impl Int8LusNet {
         up2.run(&[(&x.s16, 2), (&x.s8, 1)], &mut x.input, &mut x.d8, threads);
         up1.run(&[(&x.d8, 2), (&x.s4, 1)], &mut x.input, &mut x.d4, threads);
         self.seg.forward(&x.d4.data, &mut x.seg_logits);
-        visit(&x.score_logits, &x.seg_logits, &x.pooled)
+        let visited = visit(&x.score_logits, &x.seg_logits, &x.pooled);
+        self.spare().push(x);
+        visited
+    }
+
+    /// A spare set of buffers, or a new one if every set is in use.
+    fn take_scratch(&self) -> Scratch {
+        let spare = self.spare().pop();
+        spare.unwrap_or_else(|| self.scratch_size.buffers())
+    }
+
+    /// The spare buffers. A frame that panicked took its set with it, and
+    /// every frame overwrites its buffers before reading them, so the
+    /// spares are sound after a panic too.
+    fn spare(&self) -> std::sync::MutexGuard<'_, Vec<Scratch>> {
+        self.spare.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Normalizes `C` planes of `S×S` pixels into the rows of the padded
