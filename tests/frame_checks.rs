@@ -97,8 +97,7 @@ fn on_every_development_clip_only_blank_lead_in_frames_are_rejected_and_the_lock
     let clips = common::development_clips();
     let (mut frames, mut rejected) = (0, 0);
     let mut with_rejections = Vec::new();
-    for clip in &clips {
-        let checked = check_clip(clip);
+    for (clip, checked) in clips.iter().zip(common::map_clips(&clips, check_clip)) {
         // Issue 21: scoring before the lock does not change the lock.
         assert_eq!(
             checked.locks.0,

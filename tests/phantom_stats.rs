@@ -81,19 +81,26 @@ fn model_view(frames: &[GrayFrame]) -> Vec<Vec<u8>> {
 /// beside the checkout.
 fn blues_clip_stats() -> Option<[Vec<[f64; STATS]>; 4]> {
     let dir = common::dev_data("blues-dev")?;
-    let mut per_score: [Vec<[f64; STATS]>; 4] = Default::default();
     let mut labels = csv::Reader::from_path(dir.join("severity.csv")).unwrap();
+    let (mut scores, mut clips) = (Vec::new(), Vec::new());
     for row in labels.records() {
         let row = row.unwrap();
         let Ok(score) = row[1].trim().parse::<f64>() else {
             continue;
         };
-        let clip = dir.join("videos").join(format!("{}.mp4", &row[0]));
-        let Ok(frames) = decode_clip(&clip, Some(4)) else {
-            continue;
-        };
+        scores.push(score as usize);
+        clips.push(dir.join("videos").join(format!("{}.mp4", &row[0])));
+    }
+    let clip_stats = common::map_clips(&clips, |clip| {
+        let frames = decode_clip(clip, Some(4)).ok()?;
         let view: Vec<[f64; STATS]> = model_view(&frames).iter().map(|f| stats(f)).collect();
-        per_score[score as usize].push(mean(&view));
+        Some(mean(&view))
+    });
+    let mut per_score: [Vec<[f64; STATS]>; 4] = Default::default();
+    for (score, clip_stats) in scores.into_iter().zip(clip_stats) {
+        if let Some(clip_stats) = clip_stats {
+            per_score[score].push(clip_stats);
+        }
     }
     Some(per_score)
 }

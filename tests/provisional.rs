@@ -75,31 +75,24 @@ type Scores = BTreeMap<PathBuf, (serde_json::Value, u64)>;
 /// Scores every clip in `clips`, unpaced, in each sector mode, two clips
 /// at a time.
 fn score_every_clip(clips: &[PathBuf], dir: &Path) -> (Scores, Scores) {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results = std::sync::Mutex::new((Scores::new(), Scores::new()));
-    std::thread::scope(|scope| {
-        for worker in 0..2 {
-            let (next, results) = (&next, &results);
-            scope.spawn(move || {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(clip) = clips.get(i) else { break };
-                    let source = format!("file:{}", clip.display());
-                    let mut both = Vec::new();
-                    for flags in [&["--no-pace"][..], &["--no-pace", "--wait-for-sector"]] {
-                        let out = dir.join(format!("{worker}.json"));
-                        let played = report(&source, flags, &out);
-                        let clip = &played["clips"][0];
-                        both.push((clip["sector"].clone(), clip["score"].as_u64().unwrap_or(99)));
-                    }
-                    let mut results = results.lock().unwrap();
-                    results.1.insert(clip.clone(), both.pop().unwrap());
-                    results.0.insert(clip.clone(), both.pop().unwrap());
-                }
-            });
-        }
+    let runs = std::sync::atomic::AtomicUsize::new(0);
+    let played = common::map_clips(clips, |clip| {
+        let source = format!("file:{}", clip.display());
+        let run = runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let out = dir.join(format!("{run}.json"));
+        let both = [&["--no-pace"][..], &["--no-pace", "--wait-for-sector"]].map(|flags| {
+            let played = report(&source, flags, &out);
+            let clip = &played["clips"][0];
+            (clip["sector"].clone(), clip["score"].as_u64().unwrap_or(99))
+        });
+        std::fs::remove_file(&out).unwrap();
+        both
     });
-    results.into_inner().unwrap()
+    clips
+        .iter()
+        .zip(played)
+        .map(|(clip, [provisional, waited])| ((clip.clone(), provisional), (clip.clone(), waited)))
+        .unzip()
 }
 
 #[test]

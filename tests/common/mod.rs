@@ -14,9 +14,10 @@ pub fn shipped_model() -> PathBuf {
 }
 
 /// The development data beside the checkout (`../shared/data`), or in the
-/// folder `PLEURA_DEV_DATA` names, when it is there. CI also runs the suite
-/// with `PLEURA_DEV_DATA` set to an empty folder, as a new user without the
-/// data runs it.
+/// folder `PLEURA_DEV_DATA` names, when it is there. CI also runs every
+/// test file that names this function, [`development_clips`] or
+/// [`agreement_clips`] with `PLEURA_DEV_DATA` set to an empty folder, as a
+/// new user without the data runs it: reach the data through them.
 pub fn dev_data(name: &str) -> Option<PathBuf> {
     let root = std::env::var_os("PLEURA_DEV_DATA")
         .map_or_else(|| repo("..").join("shared").join("data"), PathBuf::from);
@@ -135,6 +136,22 @@ pub struct Agreement {
 }
 
 impl Agreement {
+    /// The counts of `self` and `other` together.
+    pub fn merge(mut self, other: Self) -> Self {
+        self.clips += other.clips;
+        self.clips_agreeing += other.clips_agreeing;
+        self.frames += other.frames;
+        self.frames_agreeing += other.frames_agreeing;
+        self.cells += other.cells;
+        for (sum, n) in self.both.iter_mut().zip(&other.both) {
+            *sum += n;
+        }
+        for (sum, n) in self.either.iter_mut().zip(&other.either) {
+            *sum += n;
+        }
+        self
+    }
+
     /// Fraction of clips with the same clip score.
     pub fn clip_rate(&self) -> f64 {
         self.clips_agreeing as f64 / self.clips as f64
@@ -169,12 +186,13 @@ pub fn compare_paths(
     frames_per_clip: usize,
 ) -> Agreement {
     let classes = a.meta().seg_classes.len();
-    let mut agreement = Agreement {
+    let empty = || Agreement {
         both: vec![0; classes],
         either: vec![0; classes],
         ..Agreement::default()
     };
-    for clip in clips {
+    let per_clip = map_clips(clips, |clip| {
+        let mut agreement = empty();
         let meta = a.meta();
         let prepared = pleura::eval::prepare_clip(
             clip,
@@ -204,8 +222,39 @@ pub fn compare_paths(
         );
         agreement.clips += 1;
         agreement.clips_agreeing += usize::from(ca.score == cb.score);
-    }
-    agreement
+        agreement
+    });
+    per_clip.into_iter().fold(empty(), Agreement::merge)
+}
+
+/// `work` done on every clip, two clips at a time (decoding a clip takes
+/// one core; the test machines have two), the results in the clips' order.
+/// A panic in `work` fails the calling test with its message.
+pub fn map_clips<T: Send>(
+    clips: &[PathBuf],
+    work: impl Fn(&std::path::Path) -> T + Sync,
+) -> Vec<T> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let results = std::sync::Mutex::new((0..clips.len()).map(|_| None).collect::<Vec<_>>());
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(clip) = clips.get(i) else { break };
+                    let result = work(clip);
+                    results.lock().unwrap()[i] = Some(result);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap()
+        .into_iter()
+        .map(|result| result.expect("every clip was done"))
+        .collect()
 }
 
 /// A board profile for the tests: one x86-64 core and one thread, with
