@@ -370,8 +370,9 @@ fn a_grabber_that_loses_its_signal_is_waited_for_and_the_run_goes_on() {
     let model = model();
     let classes = model.meta().seg_classes.clone();
     // Six reports of at least 200 ms: a gap of 1.2 s, and long against
-    // scoring a frame (under emulation a frame takes about half a second, and
-    // the frames still queued when the signal goes are scored during it).
+    // scoring a frame (under emulation a frame takes about a hundred times
+    // as long, and the frames still queued when the signal goes are scored
+    // during it).
     let wait = (3 * scoring_time(&model)).max(Duration::from_millis(200));
     let stages = Stages {
         source: Box::new(LostAndBack {
