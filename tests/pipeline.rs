@@ -324,7 +324,18 @@ fn a_source_that_dies_mid_stream_is_reported_and_outputs_are_flushed() {
         report.frames.scored as usize,
         "every scored frame is logged"
     );
-    assert_eq!(report.clips[0].frames as u64, report.frames.scored);
+    // Every scored frame reaches the clip: counted in its score, or scored
+    // on a provisional sector that the lock then disagreed with (which
+    // frames are scored, and so how many are provisional, depends on the
+    // machine's speed: a live source's frames are dropped while the
+    // scorer is busy).
+    let clip = &report.clips[0];
+    let (counted, provisional) = (clip.frames as u64, clip.provisional_frames as u64);
+    assert!(
+        counted <= report.frames.scored && report.frames.scored <= counted + provisional,
+        "{} scored, {counted} counted, {provisional} provisional",
+        report.frames.scored
+    );
 }
 
 /// A source whose device is lost for a while: frames, then no-signal
