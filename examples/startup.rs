@@ -56,6 +56,7 @@ fn main() {
 
     let results = serde_json::json!({
         "cpu": cpu_model(),
+        "cpu_threads_per_core": threads_per_core(),
         "startup": {
             "cold_start_ms": median(&cold),
             "cold_start_runs_ms": cold,
@@ -155,6 +156,24 @@ fn cpu_model() -> String {
                 .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_string())
         })
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// Logical CPUs on the first CPU's core (2 where two hyperthreads share
+/// one core's vector units), from the kernel's topology; 0 if unknown.
+fn threads_per_core() -> usize {
+    let siblings = "/sys/devices/system/cpu/cpu0/topology/thread_siblings_list";
+    std::fs::read_to_string(siblings).map_or(0, |list| {
+        list.trim()
+            .split(',')
+            .map(|part| match part.split_once('-') {
+                Some((first, last)) => match (first.parse::<usize>(), last.parse::<usize>()) {
+                    (Ok(first), Ok(last)) => last.saturating_sub(first) + 1,
+                    _ => 0,
+                },
+                None => usize::from(part.parse::<usize>().is_ok()),
+            })
+            .sum()
+    })
 }
 
 fn ms(duration: Duration) -> f64 {

@@ -172,12 +172,13 @@ def report(args):
         target["met"] = target["ratio"] >= target["limit"] if better else target["ratio"] <= target["limit"]
     rows = [stats[(p, t)] for t in threads for p in ORDER if (p, t) in stats]
     mem = memory(args.memory, args.memory_summary)
-    args.out.write_text(json.dumps({"cpu": startup["cpu"], "paths": rows, "model": model, "targets": targets,
+    args.out.write_text(json.dumps({"cpu": startup["cpu"], "cpu_threads_per_core": startup["cpu_threads_per_core"],
+                                    "paths": rows, "model": model, "targets": targets,
                                     "startup": startup["startup"], "latency": startup["latency"],
                                     "pipeline_fps": pipeline_fps, "pipeline_runs": pipeline, "memory": mem},
                                    indent=1))
 
-    lines = [f"CPU: {startup['cpu']}", "", "| path | threads | median ms | p99 ms | × candle f32 |",
+    lines = [f"CPU: {startup['cpu']}, {startup['cpu_threads_per_core']} thread(s) per core", "", "| path | threads | median ms | p99 ms | × candle f32 |",
              "|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {NAMES.get(r['path'], r['path'])} | {r['threads']} | {r['median_ms']:.2f} | "
